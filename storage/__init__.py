@@ -1,0 +1,1 @@
+"""The bot's durable state in SQLite."""

@@ -1,0 +1,112 @@
+"""Every knob of a stylisation, in one frozen dataclass (defaults chosen for the Gatys-normalised VGG-19)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Literal
+
+Pooling = Literal["max", "avg"]
+Initial = Literal["content", "noise"]
+
+CONTENT_LAYERS: tuple[str, ...] = ("relu4_2", "relu5_2")
+STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+@dataclass(frozen=True)
+class StyleParams:
+    """The options of anishathalye/neural-style, same names and meaning, plus the engine's own few."""
+
+    # Optimisation steps; the bot's admins change this at run time.
+    iterations: int = 500
+    # Long side of the output in pixels; a larger content image is scaled down, a smaller one kept as is.
+    max_size: int = 512
+    # Weight of the content loss. The normalised network's activations are ~1 per channel, so its losses
+    # are ~1e4 times smaller than the .mat network's; these three weights are tuned for it by eye.
+    content_weight: float = 5.0
+    # Share of the content loss taken at relu4_2; relu5_2 gets 1 - blend (1.0 = relu4_2 only, as the seed).
+    content_weight_blend: float = 1.0
+    # Weight of the style loss (the bot's "style strength" multiplies it).
+    style_weight: float = 1e6
+    # Style layer l gets weight exp**l before normalisation; > 1 favours coarse features, < 1 fine ones.
+    style_layer_weight_exp: float = 1.0
+    # Relative weight of each style image; None = equal. Normalised to sum to 1.
+    style_blend_weights: tuple[float, ...] | None = None
+    # Each style image is resized to scale × the content's width before its Grams are taken; None = 1.0 each.
+    style_scales: tuple[float, ...] | None = None
+    # Weight of the total-variation (smoothness) loss.
+    tv_weight: float = 0.1
+    # Adam's settings, as tf.compat.v1.train.AdamOptimizer takes them; pixels are in 0..255.
+    learning_rate: float = 10.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-8
+    # Pooling between VGG blocks: "max" as in VGG, or "avg" as Gatys et al. suggest for smoother results.
+    pooling: Pooling = "max"
+    # Keep the content's colours: only the luminance of the result is kept (YCbCr transfer).
+    preserve_colors: bool = False
+    # Where the optimisation starts: the content image or noise.
+    initial: Initial = "content"
+    # Fraction of noise blended into the content start image (0 = pure content, 1 = pure noise).
+    initial_noiseblend: float = 0.0
+    # Seed of the start noise; the same seed, inputs and device give the same output. None = random.
+    seed: int | None = None
+    # Emit a preview image every this many iterations (0 = only the final image).
+    preview_every: int = 0
+
+    def __post_init__(self) -> None:
+        problems = _problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def with_overrides(self, **changes: Any) -> StyleParams:
+        """A copy with some fields changed (validated like the original)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values only, for JSON and for crossing process boundaries."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> StyleParams:
+        """The inverse of `to_dict`; unknown keys are refused so typos are not silently ignored."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown parameters: {', '.join(unknown)}")
+        converted = dict(values)
+        for key in ("style_blend_weights", "style_scales"):
+            if converted.get(key) is not None:
+                converted[key] = tuple(float(x) for x in converted[key])
+        return cls(**converted)
+
+
+def _problems(p: StyleParams) -> list[str]:
+    problems = []
+    if p.iterations < 1:
+        problems.append("iterations must be at least 1")
+    if p.max_size < 16:
+        problems.append("max_size must be at least 16 pixels")
+    if not 0.0 <= p.content_weight_blend <= 1.0:
+        problems.append("content_weight_blend must be within [0, 1]")
+    if not 0.0 <= p.initial_noiseblend <= 1.0:
+        problems.append("initial_noiseblend must be within [0, 1]")
+    for name in ("content_weight", "style_weight", "tv_weight", "style_layer_weight_exp", "epsilon"):
+        if getattr(p, name) < 0:
+            problems.append(f"{name} must not be negative")
+    if p.learning_rate <= 0:
+        problems.append("learning_rate must be positive")
+    if not (0.0 <= p.beta1 < 1.0 and 0.0 <= p.beta2 < 1.0):
+        problems.append("beta1 and beta2 must be within [0, 1)")
+    if p.pooling not in ("max", "avg"):
+        problems.append("pooling must be 'max' or 'avg'")
+    if p.initial not in ("content", "noise"):
+        problems.append("initial must be 'content' or 'noise'")
+    if p.style_blend_weights is not None and (
+        any(w < 0 for w in p.style_blend_weights) or sum(p.style_blend_weights) <= 0
+    ):
+        problems.append("style_blend_weights must be non-negative with a positive sum")
+    if p.style_scales is not None and any(s <= 0 for s in p.style_scales):
+        problems.append("style_scales must be positive")
+    if p.preview_every < 0:
+        problems.append("preview_every must not be negative")
+    return problems

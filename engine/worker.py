@@ -1,0 +1,86 @@
+"""What one worker process does: set TensorFlow up once, hold the network, and run jobs to an `Outcome`."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from engine.images import ImageError, load_image, save_image, to_uint8
+from engine.pool import JobSpec, Outcome, ProgressEvent
+from engine.stylize import Cancelled, iterate
+from engine.weights import VGGWeights
+
+logger = logging.getLogger(__name__)
+
+
+def configure_tensorflow(threads: int) -> None:
+    """Thread counts for the CPU and memory growth for GPUs; must run before TensorFlow's first op."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+    for gpu in tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.set_memory_growth(gpu, True)
+
+
+class Runner:
+    """Loads the weights once and runs any number of jobs with them."""
+
+    def __init__(self, weights_path: Path, threads: int) -> None:
+        configure_tensorflow(threads)
+        from engine.vgg import VGG19
+
+        self.network = VGG19(VGGWeights.load(weights_path))
+
+    def run(
+        self,
+        spec: JobSpec,
+        report: Callable[[ProgressEvent], None],
+        should_cancel: Callable[[], bool],
+    ) -> Outcome:
+        """Run one job; every failure becomes an `Outcome`, never an exception."""
+        import tensorflow as tf
+
+        started = time.perf_counter()
+        try:
+            content = load_image(spec.content)
+            styles = [load_image(path) for path in spec.styles]
+            for step in iterate(self.network, content, styles, spec.params, should_cancel):
+                if step.iteration < step.total:
+                    preview = _jpeg(step.image) if step.image is not None else None
+                    report(ProgressEvent(spec.job_id, step.iteration, step.total, step.losses, preview))
+            assert step.image is not None
+            save_image(step.image, spec.output)
+        except Cancelled:
+            return Outcome(spec.job_id, "cancelled", seconds=time.perf_counter() - started)
+        except ImageError as exc:
+            return Outcome(spec.job_id, "failed", error=str(exc), detail=str(exc))
+        except (MemoryError, tf.errors.ResourceExhaustedError) as exc:
+            return Outcome(
+                spec.job_id,
+                "failed",
+                error="The picture is too large for the engine's memory.",
+                detail=f"{type(exc).__name__}: {exc}",
+            )
+        except Exception as exc:
+            logger.exception("job %s failed", spec.job_id)
+            return Outcome(
+                spec.job_id,
+                "failed",
+                error="Something went wrong while painting this picture.",
+                detail="".join(traceback.format_exception_only(exc)).strip(),
+            )
+        return Outcome(spec.job_id, "done", spec.output, step.losses, time.perf_counter() - started)
+
+
+def _jpeg(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(to_uint8(image), "RGB").save(buffer, format="JPEG", quality=80)
+    return buffer.getvalue()

@@ -78,10 +78,9 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     height, width = size
     if image.shape[:2] == (height, width):
         return image
+    lanczos = Image.Resampling.LANCZOS
     channels = [
-        np.asarray(
-            Image.fromarray(np.ascontiguousarray(image[..., c])).resize((width, height), Image.Resampling.LANCZOS)
-        )
+        np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c])).resize((width, height), lanczos))
         for c in range(image.shape[2])
     ]
     return np.clip(np.stack(channels, axis=-1), 0.0, 255.0).astype(np.float32)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +21,10 @@ LAYERS: tuple[str, ...] = (
 )  # fmt: skip
 CONV_LAYERS: tuple[str, ...] = tuple(name for name in LAYERS if name.startswith("conv"))
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the meta record carries a sha256 of the arrays and source
+
+# The environment variable that names a weights file to use instead of the cached one.
+WEIGHTS_ENV = "VGG_WEIGHTS"
 
 
 class WeightsError(ValueError):
@@ -52,7 +57,7 @@ class VGGWeights:
         for name in CONV_LAYERS:
             arrays[f"{name}/kernel"] = self.kernels[name]
             arrays[f"{name}/bias"] = self.biases[name]
-        meta = {"format": FORMAT_VERSION, "source": self.source}
+        meta = {"format": FORMAT_VERSION, "source": self.source, "sha256": _digest(arrays, self.source)}
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -68,16 +73,56 @@ class VGGWeights:
                 meta = json.loads(bytes(data["meta"]).decode())
                 if meta.get("format") != FORMAT_VERSION:
                     raise WeightsError(f"{path}: unsupported weights format {meta.get('format')!r}")
-                kernels = {name: data[f"{name}/kernel"] for name in CONV_LAYERS}
-                biases = {name: data[f"{name}/bias"] for name in CONV_LAYERS}
-                mean_pixel = data["mean_pixel"]
+                arrays = {name: data[name] for name in _array_names()}
+                source = str(meta.get("source", ""))
+                if meta.get("sha256") != _digest(arrays, source):
+                    raise WeightsError(f"{path}: checksum mismatch, the file was altered or corrupted")
         except FileNotFoundError:
             raise
         except WeightsError:
             raise
         except Exception as exc:  # zipfile, KeyError, JSON and dtype errors all mean the same thing here
             raise WeightsError(f"{path}: not a valid weights file ({exc})") from exc
-        return cls(kernels=kernels, biases=biases, mean_pixel=mean_pixel, source=str(meta.get("source", "")))
+        return cls(
+            kernels={name: arrays[f"{name}/kernel"] for name in CONV_LAYERS},
+            biases={name: arrays[f"{name}/bias"] for name in CONV_LAYERS},
+            mean_pixel=arrays["mean_pixel"],
+            source=source,
+        )
+
+
+def _array_names() -> list[str]:
+    """The arrays of a weights `.npz` besides `meta`, in the order the checksum covers them."""
+    return ["mean_pixel", *(f"{name}/{part}" for name in CONV_LAYERS for part in ("kernel", "bias"))]
+
+
+def _digest(arrays: Mapping[str, np.ndarray], source: str) -> str:
+    """sha256 of the source and every array's name, dtype, shape and bytes; zip CRCs alone miss rewrites."""
+    h = hashlib.sha256(source.encode())
+    for name in _array_names():
+        array = np.ascontiguousarray(arrays[name])
+        h.update(f"\0{name}\0{array.dtype.str}\0{array.shape}\0".encode())
+        h.update(array.tobytes())
+    return h.hexdigest()
+
+
+def default_cache_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where `neural-style weights fetch` caches the weights: `$XDG_CACHE_HOME/neural-style-bot/vgg19.npz`."""
+    env = os.environ if environ is None else environ
+    cache = env.get("XDG_CACHE_HOME", "")
+    # The XDG spec says a relative XDG_CACHE_HOME is invalid and must be ignored.
+    base = Path(cache) if os.path.isabs(cache) else Path.home() / ".cache"
+    return base / "neural-style-bot" / "vgg19.npz"
+
+
+def resolve_weights_path(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """The weights file to use: `path` if given, else `$VGG_WEIGHTS` if set, else the default cache path."""
+    if path is not None:
+        return path
+    env = os.environ if environ is None else environ
+    if env.get(WEIGHTS_ENV):
+        return Path(env[WEIGHTS_ENV]).expanduser()
+    return default_cache_path(env)
 
 
 def validate(weights: VGGWeights) -> None:
@@ -93,7 +138,9 @@ def validate(weights: VGGWeights) -> None:
         if kernel.dtype != np.float32 or bias.dtype != np.float32:
             raise WeightsError(f"layer {name} must be float32")
         if kernel.ndim != 4 or kernel.shape[2] != in_channels or kernel.shape[0] != kernel.shape[1]:
-            raise WeightsError(f"layer {name} has kernel shape {kernel.shape}, expected (k, k, {in_channels}, out)")
+            raise WeightsError(
+                f"layer {name} has kernel shape {kernel.shape}, expected (k, k, {in_channels}, out)"
+            )
         if bias.shape != (kernel.shape[3],):
             raise WeightsError(f"layer {name} has bias shape {bias.shape}, expected ({kernel.shape[3]},)")
         if not (np.all(np.isfinite(kernel)) and np.all(np.isfinite(bias))):

@@ -1,1 +1,58 @@
-"""The bot's durable state in SQLite."""
+"""The bot's durable state in SQLite (aiosqlite), and its files under one data directory.
+
+    async with Store.open(data_dir, defaults=Settings(iterations=300), clock=time.time) as store:
+        store.recovery  RecoveryReport: jobs requeued or failed at open, results still to deliver
+        store.jobs      submit, claim_next, update_progress, set_status_message, finish, mark_delivered,
+                        fail, cancel, requeue, get, active_for_chat, running, undelivered, queue_position
+        store.sessions  get, set_content, set_style_upload, set_style_preset, set_options, reset, expire
+        store.presets   add, remove, get, all            (names checked by validate_preset_name)
+        store.settings  get, set, history, defaults, limits
+        store.users     touch, get
+        store.files     DataDir: save_upload, save_preset, result_path, save_result, remove_results
+        await store.stats(); await store.purge_files()
+
+Only plain values cross this boundary: ints, strings, `Path`, and the frozen dataclasses below.
+"""
+
+from storage.files import EXTENSIONS, DataDir
+from storage.models import (
+    MAX_ATTEMPTS,
+    Job,
+    JobStatus,
+    Limits,
+    Options,
+    Param,
+    Preset,
+    QueuePosition,
+    RecoveryReport,
+    Session,
+    SettingChange,
+    Settings,
+    Stats,
+    User,
+)
+from storage.presets import validate_preset_name
+from storage.schema import SCHEMA_VERSION
+from storage.store import Store
+
+__all__ = [
+    "EXTENSIONS",
+    "MAX_ATTEMPTS",
+    "SCHEMA_VERSION",
+    "DataDir",
+    "Job",
+    "JobStatus",
+    "Limits",
+    "Options",
+    "Param",
+    "Preset",
+    "QueuePosition",
+    "RecoveryReport",
+    "Session",
+    "SettingChange",
+    "Settings",
+    "Stats",
+    "Store",
+    "User",
+    "validate_preset_name",
+]

@@ -1,0 +1,95 @@
+"""The data directory: the database, uploads, results and preset images.
+
+File names come from a content hash or a job id, never from anything a user typed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+EXTENSIONS = frozenset({".jpg", ".png", ".webp"})
+"""The only file extensions callers may choose from."""
+
+
+class DataDir:
+    """Paths under one data directory, and atomic writes into it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.db_path = root / "bot.sqlite3"
+        self.uploads = root / "uploads"
+        self.results = root / "results"
+        self.presets = root / "presets"
+
+    def create(self) -> None:
+        """Make the directories if they are missing."""
+        for folder in (self.uploads, self.results, self.presets):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def save_upload(self, data: bytes, ext: str) -> Path:
+        """Store a user's image under its content hash and return its path."""
+        return self._save_by_hash(self.uploads, data, ext)
+
+    def save_preset(self, data: bytes, ext: str) -> Path:
+        """Store a preset's image under its content hash and return its path."""
+        return self._save_by_hash(self.presets, data, ext)
+
+    def result_path(self, job_id: int, ext: str = ".png") -> Path:
+        """Where the result of job `job_id` belongs."""
+        return self.results / f"job-{int(job_id)}{_checked(ext)}"
+
+    def save_result(self, job_id: int, data: bytes, ext: str = ".png") -> Path:
+        """Write the result of job `job_id` atomically and return its path."""
+        path = self.result_path(job_id, ext)
+        write_atomic(path, data)
+        return path
+
+    def remove_results(self, job_id: int) -> int:
+        """Delete every result file of job `job_id`; return how many there were."""
+        return remove(self.result_path(job_id, ext) for ext in EXTENSIONS)
+
+    def managed_files(self) -> Iterator[Path]:
+        """Every upload, preset image and result on disk, leftover temporary files included."""
+        for folder in (self.uploads, self.presets, self.results):
+            yield from (path for path in folder.iterdir() if path.suffix in EXTENSIONS)
+
+    def _save_by_hash(self, folder: Path, data: bytes, ext: str) -> Path:
+        path = folder / f"{hashlib.sha256(data).hexdigest()}{_checked(ext)}"
+        write_atomic(path, data)
+        return path
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary file next to `path`, flush it to disk, then rename it over `path`."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def remove(paths: Iterable[Path]) -> int:
+    """Delete the files that exist among `paths`; return how many were deleted."""
+    count = 0
+    for path in paths:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        count += 1
+    return count
+
+
+def _checked(ext: str) -> str:
+    if ext not in EXTENSIONS:
+        raise ValueError(f"extension must be one of {sorted(EXTENSIONS)}, got {ext!r}")
+    return ext

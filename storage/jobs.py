@@ -1,0 +1,282 @@
+"""The durable job queue and its history."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sqlite3
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+
+from storage.db import Database, Transaction
+from storage.models import MAX_ATTEMPTS, Job, JobStatus, Param, QueuePosition, RecoveryReport
+
+logger = logging.getLogger(__name__)
+
+RECENT_JOBS = 20
+"""How many finished jobs the time estimate averages over."""
+
+_ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class Jobs:
+    """Submit, claim, progress, finish, deliver, fail, cancel and requeue jobs."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def submit(
+        self,
+        chat_id: int,
+        user_id: int,
+        content_path: Path,
+        style_paths: Sequence[Path],
+        params: Mapping[str, Param],
+    ) -> Job:
+        """Queue a job; `params` must hold a positive int `iterations`."""
+        iterations = params.get("iterations")
+        if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
+            raise ValueError(f"params need a positive int 'iterations', got {iterations!r}")
+        if not style_paths:
+            raise ValueError("a job needs at least one style image")
+        for key, value in params.items():
+            if not isinstance(value, int | float | str) or (
+                isinstance(value, float) and not math.isfinite(value)
+            ):
+                raise ValueError(f"parameter {key!r} must be a finite number, a bool or a string")
+        now = self._db.clock()
+        async with self._db.transaction() as tx:
+            job_id = await tx.insert(
+                "INSERT INTO jobs (chat_id, user_id, content_path, style_paths, params, iterations,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    chat_id,
+                    user_id,
+                    str(content_path),
+                    json.dumps([str(path) for path in style_paths]),
+                    json.dumps(dict(params), sort_keys=True),
+                    iterations,
+                    now,
+                ),
+            )
+            await tx.execute(
+                "INSERT INTO users (user_id, first_seen, last_seen) VALUES (?, ?, ?)"
+                " ON CONFLICT (user_id) DO UPDATE SET last_seen = excluded.last_seen",
+                (user_id, now, now),
+            )
+            row = await tx.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        assert row is not None
+        logger.info("Job %d queued for chat %d", job_id, chat_id)
+        return _job(row)
+
+    async def claim_next(self) -> Job | None:
+        """Atomically move the next queued job to `running` and return it, or None if none waits.
+
+        FIFO, except that users with fewer running jobs go first, so nobody runs two jobs while
+        someone else waits.
+        """
+        row = await self._db.fetchone(
+            "UPDATE jobs SET status = 'running', started_at = ?, progress = 0, progress_total = iterations"
+            " WHERE id = (SELECT q.id FROM jobs q WHERE q.status = 'queued' ORDER BY"
+            " (SELECT COUNT(*) FROM jobs r WHERE r.user_id = q.user_id AND r.status = 'running'), q.id"
+            " LIMIT 1) AND status = 'queued' RETURNING *",
+            (self._db.clock(),),
+        )
+        if row is None:
+            return None
+        logger.info("Job %d claimed", row["id"])
+        return _job(row)
+
+    async def update_progress(self, job_id: int, iteration: int, total: int) -> bool:
+        """Record progress; False when the job is no longer running (cancelled: stop the worker)."""
+        rows = await self._db.fetchall(
+            "UPDATE jobs SET progress = ?, progress_total = ? WHERE id = ? AND status = 'running'"
+            " RETURNING id",
+            (iteration, total, job_id),
+        )
+        return bool(rows)
+
+    async def set_status_message(self, job_id: int, message_id: int) -> None:
+        """Remember the id of the chat message that shows the job's progress."""
+        await self._db.fetchall("UPDATE jobs SET status_message_id = ? WHERE id = ?", (message_id, job_id))
+
+    async def finish(self, job_id: int, result_path: Path) -> bool:
+        """`running → done` with the result's path; False if the job was not running."""
+        changed = await self._transition(
+            job_id,
+            (JobStatus.RUNNING,),
+            JobStatus.DONE,
+            "result_path = ?, finished_at = ?, progress = progress_total, error = NULL",
+            (str(result_path), self._db.clock()),
+        )
+        if changed:
+            logger.info("Job %d done", job_id)
+        return changed
+
+    async def mark_delivered(self, job_id: int) -> bool:
+        """`done → delivered`; False if the job was not done."""
+        return await self._transition(
+            job_id, (JobStatus.DONE,), JobStatus.DELIVERED, "delivered_at = ?", (self._db.clock(),)
+        )
+
+    async def fail(self, job_id: int, error: str) -> bool:
+        """`queued | running | done → failed` with the error text; False if already final."""
+        changed = await self._transition(
+            job_id,
+            (*_ACTIVE, JobStatus.DONE),
+            JobStatus.FAILED,
+            "error = ?, finished_at = ?",
+            (error, self._db.clock()),
+        )
+        if changed:
+            logger.info("Job %d failed: %s", job_id, error)
+        return changed
+
+    async def cancel(self, job_id: int) -> bool:
+        """`queued | running → cancelled`; False if the job was neither.
+
+        A running job's worker learns it from `update_progress` returning False.
+        """
+        changed = await self._transition(
+            job_id, _ACTIVE, JobStatus.CANCELLED, "finished_at = ?", (self._db.clock(),)
+        )
+        if changed:
+            logger.info("Job %d cancelled", job_id)
+        return changed
+
+    async def requeue(self, job_id: int, error: str) -> Job | None:
+        """After a worker died: back to `queued` (attempts + 1), or `failed` after too many attempts.
+
+        Returns the job as it is now, or None if it was not running.
+        """
+        async with self._db.transaction() as tx:
+            requeued, failed = await _requeue(
+                tx, self._db.clock(), "id = ? AND status = 'running'", (job_id,), error
+            )
+            row = await tx.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        if requeued or failed:
+            logger.warning("Job %d lost its worker (%s); %s", job_id, error, "failed" if failed else "queued")
+        return _job(row) if row is not None and (requeued or failed) else None
+
+    async def get(self, job_id: int) -> Job | None:
+        """The job with this id, if any."""
+        row = await self._db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return _job(row) if row is not None else None
+
+    async def active_for_chat(self, chat_id: int) -> list[Job]:
+        """The chat's queued, running and done-but-undelivered jobs, oldest first."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM jobs WHERE chat_id = ? AND status IN ('queued', 'running', 'done') ORDER BY id",
+            (chat_id,),
+        )
+        return [_job(row) for row in rows]
+
+    async def running(self) -> list[Job]:
+        """Every running job, oldest first."""
+        rows = await self._db.fetchall("SELECT * FROM jobs WHERE status = 'running' ORDER BY id")
+        return [_job(row) for row in rows]
+
+    async def undelivered(self) -> list[Job]:
+        """Done jobs whose result has not been sent yet, oldest first."""
+        rows = await self._db.fetchall("SELECT * FROM jobs WHERE status = 'done' ORDER BY id")
+        return [_job(row) for row in rows]
+
+    async def queue_position(self, job_id: int, workers: int = 1) -> QueuePosition | None:
+        """Where a queued job stands, with an estimate from recent jobs' seconds per iteration."""
+        async with self._db.transaction(write=False) as tx:
+            job = await tx.fetchone(
+                "SELECT id, iterations FROM jobs WHERE id = ? AND status = 'queued'", (job_id,)
+            )
+            if job is None:
+                return None
+            ahead = await tx.fetchone(
+                "SELECT COUNT(*), TOTAL(iterations) FROM jobs WHERE status = 'queued' AND id < ?", (job_id,)
+            )
+            running = await tx.fetchone(
+                "SELECT COUNT(*), TOTAL(MAX(progress_total - progress, 0)) FROM jobs WHERE status = 'running'"
+            )
+            recent = await tx.fetchone(
+                "SELECT TOTAL(finished_at - started_at), TOTAL(iterations) FROM (SELECT * FROM jobs"
+                " WHERE status IN ('done', 'delivered') AND started_at IS NOT NULL"
+                " AND finished_at IS NOT NULL"
+                " ORDER BY finished_at DESC LIMIT ?)",
+                (RECENT_JOBS,),
+            )
+        assert ahead is not None
+        assert running is not None
+        assert recent is not None
+        estimate = None
+        if recent[1] > 0:
+            work = ahead[1] + running[1] + job["iterations"]
+            estimate = work * recent[0] / recent[1] / max(workers, 1)
+        return QueuePosition(position=ahead[0] + 1, running=running[0], estimate=estimate)
+
+    async def recover(self) -> RecoveryReport:
+        """Requeue jobs a crash left running and list done jobs still to deliver."""
+        async with self._db.transaction() as tx:
+            requeued, failed = await _requeue(
+                tx, self._db.clock(), "status = 'running'", (), "interrupted by a restart"
+            )
+            rows = await tx.fetchall("SELECT * FROM jobs WHERE status = 'done' ORDER BY id")
+        for job_id in requeued:
+            logger.warning("Job %d was running at shutdown; queued again", job_id)
+        for job_id in failed:
+            logger.warning("Job %d was running at shutdown and is out of attempts; failed", job_id)
+        return RecoveryReport(requeued=requeued, failed=failed, undelivered=tuple(_job(row) for row in rows))
+
+    async def _transition(
+        self,
+        job_id: int,
+        sources: Sequence[JobStatus],
+        target: JobStatus,
+        assignments: str,
+        params: tuple[object, ...],
+    ) -> bool:
+        marks = ", ".join("?" for _ in sources)
+        rows = await self._db.fetchall(
+            f"UPDATE jobs SET status = ?, {assignments} WHERE id = ? AND status IN ({marks}) RETURNING id",
+            (target, *params, job_id, *sources),
+        )
+        return bool(rows)
+
+
+async def _requeue(
+    tx: Transaction, now: float, where: str, params: tuple[object, ...], error: str
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Requeue the running jobs matching `where`, or fail those out of attempts; return both id lists."""
+    rows = await tx.fetchall(
+        "UPDATE jobs SET attempts = attempts + 1, error = ?, progress = 0,"
+        " status = CASE WHEN attempts + 1 >= ? THEN 'failed' ELSE 'queued' END,"
+        " finished_at = CASE WHEN attempts + 1 >= ? THEN ? ELSE NULL END,"
+        f" started_at = NULL WHERE {where} RETURNING id, status",
+        (error, MAX_ATTEMPTS, MAX_ATTEMPTS, now, *params),
+    )
+    requeued = tuple(sorted(row["id"] for row in rows if row["status"] == JobStatus.QUEUED))
+    failed = tuple(sorted(row["id"] for row in rows if row["status"] == JobStatus.FAILED))
+    return requeued, failed
+
+
+def _job(row: sqlite3.Row) -> Job:
+    result = row["result_path"]
+    return Job(
+        id=row["id"],
+        chat_id=row["chat_id"],
+        user_id=row["user_id"],
+        status=JobStatus(row["status"]),
+        content_path=Path(row["content_path"]),
+        style_paths=tuple(Path(path) for path in json.loads(row["style_paths"])),
+        params=MappingProxyType(json.loads(row["params"])),
+        iterations=row["iterations"],
+        progress=row["progress"],
+        progress_total=row["progress_total"],
+        status_message_id=row["status_message_id"],
+        attempts=row["attempts"],
+        error=row["error"],
+        result_path=Path(result) if result is not None else None,
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        delivered_at=row["delivered_at"],
+    )

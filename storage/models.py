@@ -1,0 +1,163 @@
+"""The plain values that cross the storage boundary."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+Param = int | float | bool | str
+"""One job parameter; the bot decides the names, storage keeps them as JSON."""
+
+MAX_ATTEMPTS = 3
+"""A job whose worker died this many times is failed instead of queued again."""
+
+
+class JobStatus(StrEnum):
+    """Where a job is: `queued → running → done → delivered`, or `failed` / `cancelled`."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One style transfer request and its history."""
+
+    id: int
+    chat_id: int
+    user_id: int
+    status: JobStatus
+    content_path: Path
+    style_paths: tuple[Path, ...]
+    params: Mapping[str, Param]  # frozen at submit time, read-only
+    iterations: int
+    progress: int  # iterations done so far
+    progress_total: int
+    status_message_id: int | None  # the chat message that shows progress
+    attempts: int  # runs lost to a dead worker or a restart
+    error: str | None
+    result_path: Path | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    delivered_at: float | None
+
+
+@dataclass(frozen=True)
+class Options:
+    """A chat's own choices, kept across jobs."""
+
+    output_size: int | None = None  # longest side in pixels; None: the max_image_size setting
+    preserve_colors: bool = False
+    style_strength: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.output_size is not None and not 1 <= self.output_size <= 100_000:
+            raise ValueError(f"output size must be a positive number of pixels, got {self.output_size}")
+        if not (math.isfinite(self.style_strength) and 0 < self.style_strength <= 100):
+            raise ValueError(f"style strength must be in (0, 100], got {self.style_strength}")
+
+
+@dataclass(frozen=True)
+class Session:
+    """What a chat has sent so far towards its next job."""
+
+    chat_id: int
+    user_id: int | None
+    content_path: Path | None = None
+    content_size: tuple[int, int] | None = None  # (width, height) in pixels
+    style_path: Path | None = None  # the uploaded style, or the chosen preset's image
+    style_preset: str | None = None  # the preset's name when the style is a preset
+    options: Options = field(default_factory=Options)
+    updated_at: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Whether both a content and a style image are there."""
+        return self.content_path is not None and self.style_path is not None
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named style image that admins added."""
+
+    name: str
+    image_path: Path
+    added_by: int
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Run-time settings the admins may change."""
+
+    iterations: int = 500  # optimisation steps per job
+    max_image_size: int = 1024  # longest side of the output in pixels
+    retention_days: int = 7  # how long finished jobs keep their result files
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Inclusive (low, high) bounds for each setting."""
+
+    iterations: tuple[int, int] = (1, 5000)
+    max_image_size: tuple[int, int] = (64, 4096)
+    retention_days: tuple[int, int] = (1, 365)
+
+
+@dataclass(frozen=True)
+class SettingChange:
+    """One change of one setting, and who made it."""
+
+    name: str
+    old_value: int | None
+    new_value: int
+    changed_by: int
+    changed_at: float
+
+
+@dataclass(frozen=True)
+class User:
+    """Someone who used the bot, with the counts quotas need."""
+
+    user_id: int
+    first_seen: float
+    last_seen: float
+    language: str | None
+    active_jobs: int  # queued or running
+    jobs_today: int  # submitted since midnight UTC
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Numbers for the admins."""
+
+    jobs_by_status: Mapping[JobStatus, int]
+    mean_duration: float | None  # seconds from start to finish of finished jobs
+    users_today: int
+    jobs_today: int
+
+
+@dataclass(frozen=True)
+class QueuePosition:
+    """Where a queued job stands and roughly when it will be done."""
+
+    position: int  # 1 is next
+    running: int
+    estimate: float | None  # seconds until the job is done; None before any job finished
+
+
+@dataclass(frozen=True)
+class RecoveryReport:
+    """What opening the store found left over from the last run."""
+
+    requeued: tuple[int, ...] = ()  # job ids that were running and wait again
+    failed: tuple[int, ...] = ()  # job ids that were running and ran out of attempts
+    undelivered: tuple[Job, ...] = ()  # done jobs whose result still has to be sent

@@ -1,0 +1,110 @@
+"""The schema, as forward migrations counted by `PRAGMA user_version`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from storage.db import Database
+
+logger = logging.getLogger(__name__)
+
+# Version 1: jobs, chat sessions, presets and plain key-value settings.
+V1 = (
+    """CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        chat_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN
+            ('queued', 'running', 'done', 'delivered', 'failed', 'cancelled')),
+        content_path TEXT NOT NULL,
+        style_paths TEXT NOT NULL,
+        params TEXT NOT NULL,
+        iterations INTEGER NOT NULL CHECK (iterations > 0),
+        progress INTEGER NOT NULL DEFAULT 0,
+        progress_total INTEGER NOT NULL DEFAULT 0,
+        status_message_id INTEGER,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        result_path TEXT,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        delivered_at REAL
+    )""",
+    "CREATE INDEX jobs_status ON jobs (status, id)",
+    "CREATE INDEX jobs_chat ON jobs (chat_id, status)",
+    "CREATE INDEX jobs_user ON jobs (user_id, created_at)",
+    """CREATE TABLE presets (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        name_key TEXT NOT NULL UNIQUE,
+        image_path TEXT NOT NULL,
+        added_by INTEGER NOT NULL,
+        created_at REAL NOT NULL
+    )""",
+    """CREATE TABLE sessions (
+        chat_id INTEGER PRIMARY KEY,
+        user_id INTEGER,
+        content_path TEXT,
+        content_width INTEGER,
+        content_height INTEGER,
+        style_path TEXT,
+        style_preset_id INTEGER REFERENCES presets (id) ON DELETE SET NULL,
+        output_size INTEGER,
+        preserve_colors INTEGER NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL
+    )""",
+    "CREATE TABLE settings (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+)
+
+# Version 2: users, who changed which setting, and the style strength option.
+V2 = (
+    """CREATE TABLE users (
+        user_id INTEGER PRIMARY KEY,
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        language TEXT
+    )""",
+    """INSERT INTO users (user_id, first_seen, last_seen)
+        SELECT user_id, MIN(created_at), MAX(created_at) FROM jobs GROUP BY user_id""",
+    """CREATE TABLE settings_history (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        old_value INTEGER,
+        new_value INTEGER NOT NULL,
+        changed_by INTEGER NOT NULL,
+        changed_at REAL NOT NULL
+    )""",
+    "ALTER TABLE sessions ADD COLUMN style_strength REAL NOT NULL DEFAULT 1.0",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (V1, V2)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+async def migrate(db: Database, path: Path) -> int:
+    """Bring the database at `path` up to `SCHEMA_VERSION`; return the version it had."""
+    # Each step runs in its own transaction and re-reads the version inside it, so a
+    # crash leaves a whole version behind and two processes opening at once agree.
+    found: int | None = None
+    for target in range(1, SCHEMA_VERSION + 1):
+        async with db.transaction() as tx:
+            row = await tx.fetchone("PRAGMA user_version")
+            assert row is not None
+            version = int(row[0])
+            if found is None:
+                found = version
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{path} has schema version {version} but this code only knows up to "
+                    f"{SCHEMA_VERSION}; run a newer version of the bot or restore a backup"
+                )
+            if version >= target:
+                continue
+            for statement in MIGRATIONS[target - 1]:
+                await tx.execute(statement)
+            await tx.execute(f"PRAGMA user_version = {target}")
+            logger.info("Migrated %s to schema version %d", path, target)
+    assert found is not None
+    return found

@@ -1,0 +1,100 @@
+"""The data directory: hashed names, atomic writes, and purging old or unused files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from storage import DataDir, JobStatus, Store
+from tests.storage.support import FakeClock
+
+DAY = 86_400.0
+
+
+def test_uploads_are_named_by_content_hash(tmp_path: Path) -> None:
+    files = DataDir(tmp_path)
+    files.create()
+
+    path = files.save_upload(b"jpeg bytes", ".jpg")
+
+    assert path == tmp_path / "uploads" / f"{hashlib.sha256(b'jpeg bytes').hexdigest()}.jpg"
+    assert path.read_bytes() == b"jpeg bytes"
+    assert files.save_upload(b"jpeg bytes", ".jpg") == path
+    assert files.save_preset(b"png", ".png").parent == tmp_path / "presets"
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.name.startswith(".tmp")) == []
+
+
+@pytest.mark.parametrize("ext", ["", "jpg", ".JPG", ".exe", "/../x.jpg", ".jpg/"])
+def test_only_known_extensions(tmp_path: Path, ext: str) -> None:
+    files = DataDir(tmp_path)
+    files.create()
+
+    with pytest.raises(ValueError, match="extension"):
+        files.save_upload(b"x", ext)
+    with pytest.raises(ValueError, match="extension"):
+        files.result_path(1, ext)
+    assert list(files.uploads.iterdir()) == []
+
+
+def test_results_by_job_id(tmp_path: Path) -> None:
+    files = DataDir(tmp_path)
+    files.create()
+
+    path = files.save_result(12, b"png bytes")
+
+    assert path == tmp_path / "results" / "job-12.png"
+    assert path.read_bytes() == b"png bytes"
+    assert files.save_result(12, b"newer") == path
+    assert path.read_bytes() == b"newer"
+    assert files.remove_results(12) == 1
+    assert files.remove_results(12) == 0
+
+
+async def test_purge_keeps_what_is_used_and_recent(tmp_path: Path) -> None:
+    clock = FakeClock(time.time())
+    async with Store.open(tmp_path, clock=clock) as store:
+        files = store.files
+        content = files.save_upload(b"content", ".jpg")
+        style = files.save_upload(b"style", ".jpg")
+        queued_input = files.save_upload(b"queued", ".jpg")
+        in_session = files.save_upload(b"session", ".png")
+        preset_image = files.save_preset(b"preset", ".jpg")
+        orphan_preset = files.save_preset(b"orphan", ".jpg")
+        await store.presets.add("monet", preset_image, added_by=1)
+        await store.sessions.set_content(5, 5, in_session, (4, 4))
+
+        old = await store.jobs.submit(1, 1, content, [style], {"iterations": 10})
+        await store.jobs.claim_next()
+        await store.jobs.finish(old.id, files.save_result(old.id, b"old result"))
+        await store.jobs.mark_delivered(old.id)
+        clock.advance(8 * DAY)  # beyond the default 7 days of retention
+        recent = await store.jobs.submit(2, 2, queued_input, [preset_image], {"iterations": 10})
+        await store.jobs.claim_next()
+        recent_result = files.save_result(recent.id, b"recent result")
+        await store.jobs.finish(recent.id, recent_result)
+        await store.jobs.mark_delivered(recent.id)
+        cancelled = await store.jobs.submit(4, 4, queued_input, [style], {"iterations": 10})
+        await store.jobs.claim_next()
+        await store.jobs.cancel(cancelled.id)
+        late_result = files.save_result(cancelled.id, b"written after the cancel")  # finish() refused it
+        await store.jobs.submit(3, 3, queued_input, [style], {"iterations": 10})
+        fresh = files.save_upload(b"just arrived", ".jpg")
+        os.utime(fresh, (clock.now, clock.now))  # saved "now" on the store's clock
+
+        assert await store.purge_files(grace=60) == 4
+
+        assert not files.result_path(old.id).exists()
+        old_job = await store.jobs.get(old.id)
+        assert old_job is not None
+        assert (old_job.status, old_job.result_path) == (JobStatus.DELIVERED, None)
+        assert not content.exists()  # only the purged job used it
+        assert not orphan_preset.exists()
+        assert not late_result.exists()
+        # `style` is an input of the queued job, `fresh` is newer than the grace period.
+        assert all(path.exists() for path in (style, queued_input, in_session, preset_image, recent_result))
+        assert fresh.exists()
+        assert await store.purge_files(grace=60) == 0

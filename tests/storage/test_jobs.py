@@ -1,0 +1,251 @@
+"""Every job transition, claim order, progress, cancellation and queue estimates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from storage import MAX_ATTEMPTS, JobStatus, Store
+from tests.storage.support import START, FakeClock, submit
+
+
+async def test_submit_freezes_params_and_queues(store: Store) -> None:
+    job = await submit(store, user_id=7, iterations=250)
+
+    assert job.status == JobStatus.QUEUED
+    assert (job.chat_id, job.user_id, job.iterations) == (7, 7, 250)
+    assert dict(job.params) == {"iterations": 250, "preserve_colors": False, "style_weight": 1.5, "size": 512}
+    assert job.content_path == Path("/data/uploads/content.jpg")
+    assert job.style_paths == (Path("/data/uploads/style.jpg"),)
+    assert (job.attempts, job.progress, job.error, job.result_path) == (0, 0, None, None)
+    assert job.created_at == START
+    assert await store.jobs.get(job.id) == job
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"iterations": 0},
+        {"iterations": True},
+        {"iterations": "100"},
+        {"iterations": 5, "x": float("nan")},
+    ],
+)
+async def test_submit_rejects_bad_params(store: Store, params: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match=r"iterations|finite"):
+        await store.jobs.submit(1, 1, Path("c.jpg"), [Path("s.jpg")], params)  # type: ignore[arg-type]
+
+
+async def test_happy_path_queued_running_done_delivered(store: Store, clock: FakeClock) -> None:
+    job = await submit(store, iterations=10)
+
+    clock.advance(5)
+    claimed = await store.jobs.claim_next()
+    assert claimed is not None
+    assert (claimed.id, claimed.status, claimed.started_at) == (job.id, JobStatus.RUNNING, START + 5)
+    assert (claimed.progress, claimed.progress_total) == (0, 10)
+
+    await store.jobs.set_status_message(job.id, 4242)
+    assert await store.jobs.update_progress(job.id, 4, 10) is True
+    running = await store.jobs.get(job.id)
+    assert running is not None
+    assert (running.progress, running.progress_total, running.status_message_id) == (4, 10, 4242)
+
+    clock.advance(20)
+    assert await store.jobs.finish(job.id, Path("/data/results/job-1.png")) is True
+    done = await store.jobs.get(job.id)
+    assert done is not None
+    assert (done.status, done.result_path, done.finished_at, done.progress) == (
+        JobStatus.DONE,
+        Path("/data/results/job-1.png"),
+        START + 25,
+        10,
+    )
+    assert await store.jobs.undelivered() == [done]
+
+    clock.advance(1)
+    assert await store.jobs.mark_delivered(job.id) is True
+    delivered = await store.jobs.get(job.id)
+    assert delivered is not None
+    assert (delivered.status, delivered.delivered_at) == (JobStatus.DELIVERED, START + 26)
+    assert await store.jobs.undelivered() == []
+    assert await store.jobs.claim_next() is None
+
+
+@pytest.mark.parametrize("stage", ["queued", "running", "done"])
+async def test_fail_from_each_unfinished_status(store: Store, stage: str) -> None:
+    job = await _job_at(store, stage)
+
+    assert await store.jobs.fail(job, "out of memory") is True
+    failed = await store.jobs.get(job)
+    assert failed is not None
+    assert (failed.status, failed.error) == (JobStatus.FAILED, "out of memory")
+    assert await store.jobs.fail(job, "again") is False
+
+
+@pytest.mark.parametrize("stage", ["queued", "running"])
+async def test_cancel_queued_or_running(store: Store, stage: str) -> None:
+    job = await _job_at(store, stage)
+
+    assert await store.jobs.cancel(job) is True
+    cancelled = await store.jobs.get(job)
+    assert cancelled is not None
+    assert cancelled.status == JobStatus.CANCELLED
+    # The worker of a cancelled running job learns it here, and its result is refused.
+    assert await store.jobs.update_progress(job, 5, 100) is False
+    assert await store.jobs.finish(job, Path("r.png")) is False
+    assert await store.jobs.cancel(job) is False
+    assert await store.jobs.claim_next() is None
+
+
+@pytest.mark.parametrize(
+    ("stage", "action"),
+    [
+        ("queued", "finish"),
+        ("queued", "deliver"),
+        ("queued", "requeue"),
+        ("running", "deliver"),
+        ("done", "finish"),
+        ("done", "cancel"),
+        ("done", "requeue"),
+        ("delivered", "fail"),
+        ("delivered", "cancel"),
+        ("delivered", "deliver"),
+        ("failed", "cancel"),
+        ("cancelled", "fail"),
+    ],
+)
+async def test_invalid_transitions_change_nothing(store: Store, stage: str, action: str) -> None:
+    job = await _job_at(store, stage)
+    before = await store.jobs.get(job)
+
+    if action == "finish":
+        assert await store.jobs.finish(job, Path("r.png")) is False
+    elif action == "deliver":
+        assert await store.jobs.mark_delivered(job) is False
+    elif action == "requeue":
+        assert await store.jobs.requeue(job, "worker died") is None
+    elif action == "cancel":
+        assert await store.jobs.cancel(job) is False
+    else:
+        assert await store.jobs.fail(job, "error") is False
+    assert await store.jobs.get(job) == before
+
+
+async def test_missing_job(store: Store) -> None:
+    assert await store.jobs.get(999) is None
+    assert await store.jobs.cancel(999) is False
+    assert await store.jobs.queue_position(999) is None
+
+
+async def test_requeue_after_worker_death_until_failed(store: Store) -> None:
+    job = await submit(store)
+
+    for attempt in range(1, MAX_ATTEMPTS):
+        await store.jobs.claim_next()
+        await store.jobs.update_progress(job.id, 50, 100)
+        requeued = await store.jobs.requeue(job.id, "worker exited with -9")
+        assert requeued is not None
+        assert (requeued.status, requeued.attempts, requeued.progress, requeued.started_at) == (
+            JobStatus.QUEUED,
+            attempt,
+            0,
+            None,
+        )
+
+    await store.jobs.claim_next()
+    failed = await store.jobs.requeue(job.id, "worker exited with -9")
+    assert failed is not None
+    assert (failed.status, failed.attempts, failed.error) == (
+        JobStatus.FAILED,
+        MAX_ATTEMPTS,
+        "worker exited with -9",
+    )
+    assert await store.jobs.claim_next() is None
+
+
+async def test_claim_is_fifo_but_one_running_job_per_user_while_others_wait(store: Store) -> None:
+    a1, a2, a3 = [await submit(store, user_id=1) for _ in range(3)]
+    b1 = await submit(store, user_id=2)
+    c1 = await submit(store, user_id=3)
+
+    order = []
+    while (job := await store.jobs.claim_next()) is not None:
+        order.append(job.id)
+
+    # a1 first; then b1 and c1 although a2 is older, because user 1 is already running a job;
+    # then user 1's others, as nobody else waits.
+    assert order == [a1.id, b1.id, c1.id, a2.id, a3.id]
+
+
+async def test_active_and_running_lists(store: Store) -> None:
+    first = await submit(store, user_id=1, chat_id=10)
+    second = await submit(store, user_id=1, chat_id=10)
+    other_chat = await submit(store, user_id=2, chat_id=20)
+    await store.jobs.claim_next()
+    await store.jobs.finish(first.id, Path("r.png"))
+    await store.jobs.claim_next()
+
+    assert [job.id for job in await store.jobs.active_for_chat(10)] == [first.id, second.id]
+    assert [job.id for job in await store.jobs.running()] == [second.id]
+    await store.jobs.mark_delivered(first.id)
+    assert [job.id for job in await store.jobs.active_for_chat(10)] == [second.id]
+    assert [job.id for job in await store.jobs.active_for_chat(20)] == [other_chat.id]
+
+
+async def test_queue_position_and_estimate(store: Store, clock: FakeClock) -> None:
+    for _ in range(2):  # two finished jobs: 100 iterations in 10 s → 0.1 s per iteration
+        job = await submit(store, iterations=100)
+        await store.jobs.claim_next()
+        clock.advance(10)
+        await store.jobs.finish(job.id, Path("r.png"))
+
+    running = await submit(store, user_id=9, iterations=300)
+    await store.jobs.claim_next()
+    await store.jobs.update_progress(running.id, 100, 300)
+    first = await submit(store, iterations=100)
+    second = await submit(store, iterations=200)
+
+    position = await store.jobs.queue_position(second.id)
+    assert position is not None
+    assert (position.position, position.running) == (2, 1)
+    # 200 left of the running job + 100 ahead + its own 200, at 0.1 s each.
+    assert position.estimate == pytest.approx(50.0)
+    two_workers = await store.jobs.queue_position(second.id, workers=2)
+    assert two_workers is not None
+    assert two_workers.estimate == pytest.approx(25.0)
+    head = await store.jobs.queue_position(first.id)
+    assert head is not None
+    assert head.position == 1
+    assert await store.jobs.queue_position(running.id) is None
+
+
+async def test_queue_position_without_history_has_no_estimate(store: Store) -> None:
+    job = await submit(store)
+
+    position = await store.jobs.queue_position(job.id)
+
+    assert position is not None
+    assert (position.position, position.running, position.estimate) == (1, 0, None)
+
+
+async def _job_at(store: Store, stage: str) -> int:
+    """A job brought to `stage` by the normal transitions; returns its id."""
+    job = await submit(store)
+    if stage == "queued":
+        return job.id
+    await store.jobs.claim_next()
+    if stage == "running":
+        return job.id
+    if stage == "failed":
+        await store.jobs.fail(job.id, "boom")
+        return job.id
+    if stage == "cancelled":
+        await store.jobs.cancel(job.id)
+        return job.id
+    await store.jobs.finish(job.id, Path("r.png"))
+    if stage == "delivered":
+        await store.jobs.mark_delivered(job.id)
+    return job.id

@@ -1,0 +1,126 @@
+"""Schema versions: a fresh database, upgrading a version-1 database, refusing a newer one."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from storage import SCHEMA_VERSION, JobStatus, Options, Settings, Store
+
+# The version-1 schema as released; databases in the field look like this.
+V1_SCHEMA = """
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, chat_id INTEGER NOT NULL, user_id INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN
+        ('queued', 'running', 'done', 'delivered', 'failed', 'cancelled')),
+    content_path TEXT NOT NULL, style_paths TEXT NOT NULL, params TEXT NOT NULL,
+    iterations INTEGER NOT NULL CHECK (iterations > 0), progress INTEGER NOT NULL DEFAULT 0,
+    progress_total INTEGER NOT NULL DEFAULT 0, status_message_id INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0, error TEXT, result_path TEXT, created_at REAL NOT NULL,
+    started_at REAL, finished_at REAL, delivered_at REAL
+);
+CREATE INDEX jobs_status ON jobs (status, id);
+CREATE INDEX jobs_chat ON jobs (chat_id, status);
+CREATE INDEX jobs_user ON jobs (user_id, created_at);
+CREATE TABLE presets (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, name_key TEXT NOT NULL UNIQUE,
+    image_path TEXT NOT NULL, added_by INTEGER NOT NULL, created_at REAL NOT NULL
+);
+CREATE TABLE sessions (
+    chat_id INTEGER PRIMARY KEY, user_id INTEGER, content_path TEXT, content_width INTEGER,
+    content_height INTEGER, style_path TEXT,
+    style_preset_id INTEGER REFERENCES presets (id) ON DELETE SET NULL,
+    output_size INTEGER, preserve_colors INTEGER NOT NULL DEFAULT 0, updated_at REAL NOT NULL
+);
+CREATE TABLE settings (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+PRAGMA user_version = 1;
+"""
+
+
+def _v1_database(data_dir: Path) -> Path:
+    path = data_dir / "bot.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(V1_SCHEMA)
+        job = "INSERT INTO jobs (chat_id, user_id, status, content_path, style_paths, params, iterations,"
+        job += " created_at) VALUES (?, ?, ?, 'c.jpg', ?, ?, ?, ?)"
+        conn.execute(
+            job, (10, 1, "delivered", json.dumps(["s.jpg"]), json.dumps({"iterations": 100}), 100, 500.0)
+        )
+        conn.execute(
+            job, (10, 1, "queued", json.dumps(["s.jpg"]), json.dumps({"iterations": 200}), 200, 900.0)
+        )
+        conn.execute(job, (20, 2, "done", json.dumps(["t.jpg"]), json.dumps({"iterations": 300}), 300, 700.0))
+        conn.execute("INSERT INTO presets VALUES (1, 'Monet', 'monet', 'p/monet.jpg', 9, 100.0)")
+        conn.execute(
+            "INSERT INTO sessions (chat_id, user_id, content_path, content_width, content_height,"
+            " style_preset_id, preserve_colors, updated_at) VALUES (10, 1, 'c.jpg', 64, 48, 1, 1, 800.0)"
+        )
+        conn.execute("INSERT INTO settings VALUES ('iterations', 750)")
+    conn.close()
+    return path
+
+
+def _version(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    conn.close()
+    return version
+
+
+async def test_fresh_database_is_current(tmp_path: Path) -> None:
+    async with Store.open(tmp_path):
+        pass
+
+    assert _version(tmp_path / "bot.sqlite3") == SCHEMA_VERSION
+    with sqlite3.connect(tmp_path / "bot.sqlite3") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+async def test_version_1_database_upgrades_in_place(tmp_path: Path) -> None:
+    path = _v1_database(tmp_path)
+
+    async with Store.open(tmp_path, recover=False) as store:
+        first = await store.jobs.get(1)
+        assert first is not None
+        assert (first.status, first.iterations, dict(first.params)) == (
+            JobStatus.DELIVERED,
+            100,
+            {"iterations": 100},
+        )
+        assert [job.id for job in await store.jobs.undelivered()] == [3]
+        claimed = await store.jobs.claim_next()
+        assert claimed is not None
+        assert claimed.id == 2
+        assert [preset.name for preset in await store.presets.all()] == ["Monet"]
+        session = await store.sessions.get(10)
+        assert (session.content_size, session.style_preset, session.style_path) == (
+            (64, 48),
+            "Monet",
+            Path("p/monet.jpg"),
+        )
+        assert session.options == Options(preserve_colors=True, style_strength=1.0)
+        assert await store.settings.get() == Settings(iterations=750)
+        # Version 2 added users, filled from the jobs they submitted.
+        user = await store.users.get(1)
+        assert user is not None
+        assert (user.first_seen, user.last_seen, user.active_jobs) == (500.0, 900.0, 1)
+        change = await store.settings.set("iterations", 800, changed_by=9)
+        assert change.old_value == 750
+
+    assert _version(path) == SCHEMA_VERSION
+
+
+async def test_newer_database_is_refused(tmp_path: Path) -> None:
+    async with Store.open(tmp_path):
+        pass
+    with sqlite3.connect(tmp_path / "bot.sqlite3") as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+
+    with pytest.raises(RuntimeError, match=f"schema version {SCHEMA_VERSION + 1}.*newer version of the bot"):
+        await Store.open(tmp_path)
+    assert _version(tmp_path / "bot.sqlite3") == SCHEMA_VERSION + 1

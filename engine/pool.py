@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -68,6 +68,7 @@ class Outcome:
     seconds: float = 0.0
     error: str | None = None
     detail: str | None = None
+    crashed: bool = False  # the worker process died: the job itself may well succeed if run again
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
@@ -185,8 +186,9 @@ class EnginePool:
             if spec.job_id in self._jobs:
                 raise ValueError(f"job {spec.job_id} is already in the pool")
             if self._broken is not None:
-                job.future.set_result(
-                    Outcome(spec.job_id, "failed", error="The engine could not start.", detail=self._broken)
+                _resolve(
+                    job.future,
+                    Outcome(spec.job_id, "failed", error="The engine could not start.", detail=self._broken),
                 )
                 return JobHandle(self, job)
             self._jobs[spec.job_id] = job
@@ -215,7 +217,7 @@ class EnginePool:
             if job in self._pending:
                 self._pending.remove(job)
                 del self._jobs[job_id]
-                job.future.set_result(Outcome(job_id, "cancelled"))
+                _resolve(job.future, Outcome(job_id, "cancelled"))
                 return True
             for worker in self._workers:
                 if worker.job is job:
@@ -236,8 +238,8 @@ class EnginePool:
             while self._pending:
                 job = self._pending.popleft()
                 del self._jobs[job.spec.job_id]
-                job.future.set_result(
-                    Outcome(job.spec.job_id, "cancelled", error="The engine is shutting down.")
+                _resolve(
+                    job.future, Outcome(job.spec.job_id, "cancelled", error="The engine is shutting down.")
                 )
             for worker in self._workers:
                 if worker.job is not None:
@@ -331,7 +333,7 @@ class EnginePool:
         worker.job = None
         with self._lock:
             self._jobs.pop(job.spec.job_id, None)
-        job.future.set_result(outcome)
+        _resolve(job.future, outcome)
 
     def _replace(self, worker: _Worker) -> None:
         code = worker.process.exitcode
@@ -345,6 +347,7 @@ class EnginePool:
                     "failed",
                     error="The engine stopped while working on this picture (it may have run out of memory).",
                     detail=f"worker {worker.index} (pid {worker.process.pid}) {reason}",
+                    crashed=True,
                 ),
             )
         elif not worker.ready:
@@ -366,8 +369,9 @@ class EnginePool:
             for job in pending:
                 del self._jobs[job.spec.job_id]
         for job in pending:
-            job.future.set_result(
-                Outcome(job.spec.job_id, "failed", error="The engine could not start.", detail=reason)
+            _resolve(
+                job.future,
+                Outcome(job.spec.job_id, "failed", error="The engine could not start.", detail=reason),
             )
 
     def _dispatch(self) -> None:
@@ -383,6 +387,13 @@ class EnginePool:
                 worker.conn.send(("run", job.seq, job.spec))
             except OSError:
                 self._replace(worker)
+
+
+def _resolve(future: Future[Outcome], outcome: Outcome) -> None:
+    """Set a job's outcome unless the caller already gave up on the future (cancelled it)."""
+    if not future.done():
+        with contextlib.suppress(InvalidStateError):
+            future.set_result(outcome)
 
 
 def _worker_main(

@@ -96,6 +96,7 @@ def test_killed_worker_fails_only_its_job(
     assert outcome.error is not None
     assert "stopped" in outcome.error
     assert "killed" in (outcome.detail or "")
+    assert outcome.crashed
     assert other.result(60).status == "done"
     # The pool replaced the dead worker and still runs jobs.
     assert victim_pid not in pool.worker_pids()

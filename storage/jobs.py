@@ -160,6 +160,15 @@ class Jobs:
             logger.warning("Job %d lost its worker (%s); %s", job_id, error, "failed" if failed else "queued")
         return _job(row) if row is not None and (requeued or failed) else None
 
+    async def release(self, job_id: int) -> bool:
+        """`running → queued` without counting an attempt, for a clean shutdown; False if not running."""
+        changed = await self._transition(
+            job_id, (JobStatus.RUNNING,), JobStatus.QUEUED, "progress = 0, started_at = NULL", ()
+        )
+        if changed:
+            logger.info("Job %d released for the next start", job_id)
+        return changed
+
     async def get(self, job_id: int) -> Job | None:
         """The job with this id, if any."""
         row = await self._db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))

@@ -249,3 +249,24 @@ async def _job_at(store: Store, stage: str) -> int:
     if stage == "delivered":
         await store.jobs.mark_delivered(job.id)
     return job.id
+
+
+async def test_release_requeues_without_counting_an_attempt(store: Store) -> None:
+    job = await submit(store)
+    assert not await store.jobs.release(job.id)  # only a running job can be released
+
+    await store.jobs.claim_next()
+    await store.jobs.update_progress(job.id, 40, 100)
+    assert await store.jobs.release(job.id)
+
+    released = await store.jobs.get(job.id)
+    assert released is not None
+    assert (released.status, released.attempts, released.progress, released.started_at) == (
+        JobStatus.QUEUED,
+        0,
+        0,
+        None,
+    )
+    claimed = await store.jobs.claim_next()
+    assert claimed is not None
+    assert claimed.id == job.id

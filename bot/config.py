@@ -1,0 +1,95 @@
+"""The bot's configuration, read from the environment (the only module that reads it)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A variable is missing or malformed; the message is one line naming it."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the bot needs to start; see README.md for each variable."""
+
+    token: str
+    api_url: str = "https://api.telegram.org/bot"
+    file_url: str = "https://api.telegram.org/file/bot"
+    admin_ids: frozenset[int] = frozenset()
+    data_dir: Path = Path("data")
+    weights: Path | None = None  # None: the engine's cache, fetched on first start
+    engine_workers: int | None = None  # None: one per GPU, else 1
+    default_iterations: int = 300
+    max_image_size: int = 512
+    log_level: str = "INFO"
+    progress_interval: float = 3.0  # seconds between two edits of a status message
+    max_queued_per_user: int = 3
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        """Build from environment variables; raise `ConfigError` naming the first bad one."""
+        env = os.environ if environ is None else environ
+        token = env.get("TELEGRAM_BOT_TOKEN", "").strip()
+        if not token:
+            raise ConfigError("TELEGRAM_BOT_TOKEN is not set: get a token from @BotFather and export it")
+        level = env.get("LOG_LEVEL", "INFO").strip().upper()
+        if not isinstance(logging.getLevelName(level), int):
+            raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {level!r}")
+        weights = env.get("VGG_WEIGHTS", "").strip()
+        workers = _int(env, "ENGINE_WORKERS", 0, low=0) or None  # 0 or unset: decide from the GPUs
+        return cls(
+            token=token,
+            api_url=env.get("TELEGRAM_API_URL", cls.api_url).strip() or cls.api_url,
+            file_url=env.get("TELEGRAM_FILE_URL", cls.file_url).strip() or cls.file_url,
+            admin_ids=_ids(env.get("BOT_ADMIN_IDS", "")),
+            data_dir=Path(env.get("BOT_DATA_DIR", "").strip() or cls.data_dir),
+            weights=Path(weights) if weights else None,
+            engine_workers=workers,
+            default_iterations=_int(env, "DEFAULT_ITERATIONS", cls.default_iterations, low=1, high=5000),
+            max_image_size=_int(env, "MAX_IMAGE_SIZE", cls.max_image_size, low=64, high=4096),
+            log_level=level,
+            progress_interval=_float(env, "BOT_PROGRESS_INTERVAL", cls.progress_interval, low=0.0),
+            max_queued_per_user=_int(env, "BOT_MAX_QUEUED_PER_USER", cls.max_queued_per_user, low=1),
+        )
+
+    def is_admin(self, user_id: int | None) -> bool:
+        """Whether this Telegram user id is in BOT_ADMIN_IDS."""
+        return user_id is not None and user_id in self.admin_ids
+
+
+def _ids(text: str) -> frozenset[int]:
+    try:
+        return frozenset(int(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError:
+        raise ConfigError(f"BOT_ADMIN_IDS must be comma-separated Telegram user ids, not {text!r}") from None
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int | None = None) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {text!r}") from None
+    if value < low or (high is not None and value > high):
+        raise ConfigError(f"{name} must be between {low} and {high or 'any'}, not {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {text!r}") from None
+    if not value >= low:
+        raise ConfigError(f"{name} must be at least {low}, not {value}")
+    return value

@@ -1,0 +1,291 @@
+"""Moves jobs from the store through the engine pool to the chat: claim, run, show progress, deliver.
+
+The jobs table is the source of truth. The dispatcher keeps only job ids in memory, so a restart
+resumes from the store: queued jobs run, results left undelivered are sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+
+from bot import texts
+from bot.config import Config
+from engine.params import StyleParams
+from engine.pool import EnginePool, JobSpec, Outcome, ProgressEvent
+from storage import Job, JobStatus, Store
+
+logger = logging.getLogger(__name__)
+
+# Telegram's limits for a photo; anything beyond goes out as a document.
+PHOTO_MAX_BYTES = 10 * 1024 * 1024
+PHOTO_MAX_DIMENSIONS = 10_000
+DELIVERY_ATTEMPTS = 5
+# How often the loop looks at the store even when nobody woke it (a job submitted by another process).
+POLL_SECONDS = 2.0
+HOUSEKEEPING_SECONDS = 600.0
+SESSION_MAX_IDLE = 24 * 3600.0
+
+
+def cancel_keyboard(job_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton("Cancel", callback_data=f"cancel:{job_id}")]])
+
+
+@dataclass
+class _Running:
+    job: Job
+    task: asyncio.Task[None] | None = None
+    latest: ProgressEvent | None = None
+    last_text: str | None = None
+    last_edit: float = 0.0
+    cancelled: bool = False
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Dispatcher:
+    """Runs as many jobs at once as the pool has workers; everything else waits in the store."""
+
+    def __init__(self, bot: Bot, store: Store, pool: EnginePool, config: Config) -> None:
+        self.bot = bot
+        self.store = store
+        self.pool = pool
+        self.config = config
+        self._running: dict[int, _Running] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._deliveries: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        """Start the loop on the running event loop."""
+        self._task = asyncio.create_task(self._loop(), name="dispatcher")
+
+    def wake(self) -> None:
+        """Look at the queue now (a job was submitted or a worker freed)."""
+        self._wake.set()
+
+    async def cancel(self, job_id: int) -> bool:
+        """Cancel a queued or running job; False if it had already ended."""
+        if not await self.store.jobs.cancel(job_id):
+            return False
+        running = self._running.get(job_id)
+        if running is not None:
+            running.cancelled = True
+            self.pool.cancel(str(job_id))
+        return True
+
+    async def stop(self) -> None:
+        """Stop claiming, stop running jobs and put them back in the queue for the next start."""
+        self._stopping = True
+        self._wake.set()
+        for job_id in list(self._running):
+            await self.store.jobs.release(job_id)
+            self.pool.cancel(str(job_id))
+        tasks = [r.task for r in self._running.values() if r.task is not None]
+        if self._task is not None:
+            tasks.append(self._task)
+        tasks += list(self._deliveries)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        for job in self.store.recovery.undelivered:
+            self._spawn_delivery(job)
+        housekeeping = 0.0
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                while len(self._running) < self.pool.size:
+                    claimed = await self.store.jobs.claim_next()
+                    if claimed is None:
+                        break
+                    running = _Running(claimed)
+                    self._running[claimed.id] = running
+                    running.task = asyncio.create_task(self._run(running), name=f"job-{claimed.id}")
+                if time.monotonic() - housekeeping > HOUSEKEEPING_SECONDS:
+                    housekeeping = time.monotonic()
+                    await self.store.sessions.expire(SESSION_MAX_IDLE)
+                    await self.store.purge_files()
+            except Exception:
+                logger.exception("dispatcher loop failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+
+    async def _run(self, running: _Running) -> None:
+        job = running.job
+        try:
+            outcome = await self._execute(running)
+            await self._conclude(job, outcome)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("job %d: dispatcher failed", job.id)
+            await self.store.jobs.fail(job.id, "internal error")
+            await self._tell(job, texts.failed(None))
+        finally:
+            self._running.pop(job.id, None)
+            self.wake()
+
+    async def _execute(self, running: _Running) -> Outcome:
+        job = running.job
+        logger.info("job %d: running (%d iterations)", job.id, job.iterations)
+        try:
+            params = StyleParams().with_overrides(**dict(job.params))
+        except (TypeError, ValueError) as exc:
+            return Outcome(str(job.id), "failed", error="its settings are invalid", detail=str(exc))
+        spec = JobSpec(
+            str(job.id), job.content_path, job.style_paths, self.store.files.result_path(job.id), params
+        )
+
+        def on_progress(event: ProgressEvent) -> None:
+            running.latest = event
+            running.changed.set()
+
+        handle = self.pool.submit_async(spec, on_progress)
+        reporter = asyncio.create_task(self._report_progress(running))
+        try:
+            return await handle.wait()
+        finally:
+            reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporter
+
+    async def _report_progress(self, running: _Running) -> None:
+        """Edit the status message at most once per interval, never with the same text twice."""
+        interval = self.config.progress_interval
+        while True:
+            await running.changed.wait()
+            running.changed.clear()
+            wait = running.last_edit + interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            event = running.latest
+            if event is None:
+                continue
+            await self.store.jobs.update_progress(running.job.id, event.iteration, event.total)
+            text = texts.progress(event.iteration, event.total)
+            if text == running.last_text:
+                continue
+            running.last_edit = time.monotonic()
+            running.last_text = text
+            await self._edit_status(running.job, text, cancel_keyboard(running.job.id))
+
+    async def _conclude(self, job: Job, outcome: Outcome) -> None:
+        if outcome.status == "done" and outcome.output is not None:
+            if await self.store.jobs.finish(job.id, outcome.output):
+                logger.info("job %d: done in %.1f s", job.id, outcome.seconds)
+                done = await self.store.jobs.get(job.id)
+                assert done is not None
+                await self._deliver(done)
+            return
+        if outcome.status == "cancelled":
+            if self._stopping:
+                return
+            await self.store.jobs.cancel(job.id)
+            await self._edit_status(job, texts.CANCELLED, None)
+            return
+        logger.warning("job %d: failed: %s (%s)", job.id, outcome.error, outcome.detail)
+        if outcome.crashed:
+            again = await self.store.jobs.requeue(job.id, outcome.detail or "worker died")
+            if again is not None and again.status == JobStatus.QUEUED:
+                await self._edit_status(job, texts.RETRYING, cancel_keyboard(job.id))
+                return
+        else:
+            await self.store.jobs.fail(job.id, outcome.detail or outcome.error or "failed")
+        await self._edit_status(job, texts.failed(outcome.error), None)
+
+    def _spawn_delivery(self, job: Job) -> None:
+        task = asyncio.create_task(self._deliver(job), name=f"deliver-{job.id}")
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+
+    async def _deliver(self, job: Job) -> None:
+        """Send the result, retrying network trouble with backoff; mark it delivered exactly once."""
+        path = job.result_path
+        if path is None or not path.is_file():
+            await self.store.jobs.fail(job.id, "result file missing")
+            await self._tell(job, texts.failed("the result was lost"))
+            return
+        seconds = (job.finished_at - job.started_at) if job.finished_at and job.started_at else None
+        as_photo = _fits_photo(path)
+        for attempt in range(DELIVERY_ATTEMPTS):
+            try:
+                await self._send(job.chat_id, path, texts.done(seconds), as_photo)
+            except BadRequest as exc:
+                if not as_photo:
+                    logger.error("job %d: result refused by Telegram: %s", job.id, exc)
+                    await self.store.jobs.fail(job.id, f"delivery refused: {exc}")
+                    return
+                logger.info("job %d: photo refused (%s); sending as a document", job.id, exc)
+                as_photo = False
+                continue
+            except Forbidden:
+                logger.info("job %d: the user blocked the bot; closing the job", job.id)
+                await self.store.jobs.fail(job.id, "the user blocked the bot")
+                return
+            except RetryAfter as exc:
+                await asyncio.sleep(_seconds(exc.retry_after))
+                continue
+            except NetworkError as exc:
+                logger.warning("job %d: delivery attempt %d failed: %s", job.id, attempt + 1, exc)
+                await asyncio.sleep(min(30.0, 2.0**attempt))
+                continue
+            await self.store.jobs.mark_delivered(job.id)
+            logger.info("job %d: delivered", job.id)
+            await self._edit_status(job, "Done ✓", None)
+            return
+        logger.error(
+            "job %d: not delivered after %d attempts; will retry at next start", job.id, DELIVERY_ATTEMPTS
+        )
+
+    async def _send(self, chat_id: int, path: Path, caption: str, as_photo: bool) -> None:
+        data = await asyncio.to_thread(path.read_bytes)
+        if as_photo:
+            await self.bot.send_photo(chat_id, photo=data, caption=caption)
+        else:
+            await self.bot.send_document(chat_id, document=data, filename=path.name, caption=caption)
+
+    async def _edit_status(self, job: Job, text: str, markup: InlineKeyboardMarkup | None) -> None:
+        """Edit the job's status message; progress edits are best effort and never retried."""
+        current = await self.store.jobs.get(job.id)
+        message_id = current.status_message_id if current is not None else None
+        if message_id is None:
+            return
+        try:
+            await self.bot.edit_message_text(
+                text, chat_id=job.chat_id, message_id=message_id, reply_markup=markup
+            )
+        except BadRequest as exc:
+            if "not modified" not in str(exc).lower():
+                logger.info("job %d: status edit refused: %s", job.id, exc)
+        except TelegramError as exc:
+            logger.info("job %d: status edit dropped: %s", job.id, exc)
+
+    async def _tell(self, job: Job, text: str) -> None:
+        try:
+            await self.bot.send_message(job.chat_id, text)
+        except TelegramError as exc:
+            logger.info("job %d: could not tell the user: %s", job.id, exc)
+
+
+def _fits_photo(path: Path) -> bool:
+    from PIL import Image
+
+    if path.stat().st_size > PHOTO_MAX_BYTES:
+        return False
+    with Image.open(path) as img:
+        width, height = img.size
+    return width + height <= PHOTO_MAX_DIMENSIONS and max(width, height) <= 20 * min(width, height)
+
+
+def _seconds(value: object) -> float:
+    total = getattr(value, "total_seconds", None)
+    return float(total()) if callable(total) else float(value)  # type: ignore[arg-type]

@@ -1,0 +1,149 @@
+"""Every text the bot sends: short, plain, and saying what to do next."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+HELP = (
+    "I repaint your photo in the style of another picture.\n\n"
+    "1. Send the photo you want painted.\n"
+    "2. Send a painting whose style you like — or pick one of mine with /styles.\n\n"
+    "Shortcuts: send both as one album, or a photo with the caption /style NAME.\n"
+    "/options — size, colours and style strength\n"
+    "/status — your picture's progress · /cancel — stop it"
+)
+
+ADMIN_HELP = (
+    "\n\nAdmin: /iterations [N] · /addstyle NAME (as a photo caption, or replying to one) · "
+    "/delstyle NAME · /stats"
+)
+
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("start", "What this bot does"),
+    ("help", "How to use it"),
+    ("styles", "Pick a ready-made style"),
+    ("style", "Use a style by name: /style NAME"),
+    ("options", "Size, colours, style strength"),
+    ("status", "Progress of your picture"),
+    ("cancel", "Stop your picture or start over"),
+)
+
+CONTENT_RECEIVED = "Got your photo. Now send a style picture, or pick one with /styles."
+CONTENT_RECEIVED_WITH_STYLE = "Got your photo."
+STYLE_FIRST = "Style “{name}” chosen. Now send the photo you want painted."
+HINT = "Send me a photo to paint, then a style picture (or /styles). /help explains more."
+UNKNOWN_COMMAND = "I don't know that command. /help lists what I can do."
+NOT_AN_IMAGE = "That file isn't a picture I can use. Please send a JPEG, PNG or WebP image."
+TOO_BIG_TO_DOWNLOAD = (
+    "That file is larger than 20 MB, which is more than I can download. Please send a smaller one."
+)
+NOT_ADMIN = "Sorry, only the bot's admins can do that."
+NO_PRESETS = "There are no ready-made styles yet. Send your own style picture instead."
+PRESETS_HEADER = "Pick a style (or send your own picture):"
+STYLE_USAGE = "Usage: /style NAME — see /styles for the names."
+ADDSTYLE_USAGE = (
+    "Usage: send a photo with the caption /addstyle NAME, or reply to a photo with /addstyle NAME."
+)
+DELSTYLE_USAGE = "Usage: /delstyle NAME"
+NOTHING_TO_CANCEL = "There's nothing to cancel. Send a photo to start."
+SESSION_CLEARED = "Okay, forgot the photos you sent. Send a new photo to start again."
+NO_JOB = "You have no picture in progress. Send a photo to start."
+QUEUE_FULL = "You already have {count} pictures waiting. Please wait for one to finish (or /cancel)."
+CANCELLED = "Cancelled."
+DOWNLOAD_FAILED = "I couldn't fetch that file from Telegram. Please send it again."
+SOMETHING_WRONG = "Sorry, something went wrong on my side. Please try again."
+RETRYING = "The painter stopped unexpectedly; your picture is queued again."
+
+
+def unknown_preset(name: str) -> str:
+    return f"There's no style called “{name}”. See /styles for the names."
+
+
+def bad_image(reason: str) -> str:
+    return f"I can't use that picture: {reason}. Please send another JPEG, PNG or WebP image."
+
+
+def queued(position: int, estimate: float | None) -> str:
+    where = "next in line" if position <= 1 else f"number {position} in the queue"
+    eta = f" Ready in about {duration(estimate)}." if estimate is not None else ""
+    return f"Queued — you're {where}.{eta}"
+
+
+def progress(iteration: int, total: int, width: int = 12) -> str:
+    fraction = 0.0 if total <= 0 else min(1.0, iteration / total)
+    filled = round(fraction * width)
+    bar = "█" * filled + "░" * (width - filled)
+    return f"Painting… {bar} {fraction:.0%}"
+
+
+def done(seconds: float | None) -> str:
+    return "Here it is!" if seconds is None else f"Here it is! (painted in {duration(seconds)})"
+
+
+def failed(reason: str | None) -> str:
+    return f"Sorry, I couldn't paint this one: {reason or 'an unexpected error'}. Please try again."
+
+
+def status(state: str, position: int | None, estimate: float | None, iteration: int, total: int) -> str:
+    if state == "queued" and position is not None:
+        return queued(position, estimate)
+    if state == "running":
+        return progress(iteration, total)
+    if state == "done":
+        return "Finished — sending it to you now."
+    return f"Your last picture is {state}."
+
+
+def options(size: int, max_size: int, preserve_colors: bool, strength: str) -> str:
+    return (
+        f"Output size: {size} px (longest side, at most {max_size})\n"
+        f"Keep my photo's colours: {'on' if preserve_colors else 'off'}\n"
+        f"Style strength: {strength}\n\n"
+        "Tap to change, or use /options size 512, /options colors on, /options strength strong."
+    )
+
+
+OPTIONS_USAGE = "Usage: /options size N · /options colors on|off · /options strength weak|normal|strong"
+
+
+def iterations_now(value: int, low: int, high: int) -> str:
+    return f"New pictures use {value} iterations. Change with /iterations N ({low}–{high})."
+
+
+def iterations_set(value: int) -> str:
+    return f"Done: new pictures use {value} iterations."
+
+
+def iterations_bad(low: int, high: int) -> str:
+    return f"Usage: /iterations N, with N a whole number from {low} to {high}."
+
+
+def preset_added(name: str) -> str:
+    return f"Style “{name}” added. Everyone can use it with /style {name}."
+
+
+def preset_exists(name: str) -> str:
+    return f"A style called “{name}” already exists. Remove it first with /delstyle {name}."
+
+
+def preset_bad_name(reason: str) -> str:
+    return f"That name won't do: {reason}. Use letters, digits, _ or -, up to 32 characters."
+
+
+def preset_removed(name: str) -> str:
+    return f"Style “{name}” removed."
+
+
+def stats(by_status: Sequence[tuple[str, int]], mean: float | None, users_today: int, jobs_today: int) -> str:
+    counts = ", ".join(f"{name} {count}" for name, count in by_status) or "none yet"
+    mean_text = duration(mean) if mean is not None else "n/a"
+    return (
+        f"Jobs: {counts}\nMean time per job: {mean_text}\nToday: {jobs_today} jobs from {users_today} users"
+    )
+
+
+def duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"

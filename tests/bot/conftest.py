@@ -1,0 +1,109 @@
+"""The real bot (Application, store, engine pool on tiny weights) against the fake Bot API server."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from telegram.ext import Application
+
+from bot.app import build_application
+from bot.config import Config
+from engine.weights import synthetic
+from tests.bot.fake_telegram import BotMessage, FakeTelegram
+
+ADMIN = 1000
+USER = 2000
+
+
+def jpeg(width: int, height: int, seed: int = 0) -> bytes:
+    """A small smooth JPEG with some structure, like a tiny photo."""
+    rng = np.random.default_rng(seed)
+    coarse = Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)).resize((width, height))
+    buffer = io.BytesIO()
+    coarse.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def tiny_weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("weights") / "tiny.npz"
+    synthetic(channels=4, seed=0).save(path)
+    return path
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram() as server:
+        yield server
+
+
+@pytest.fixture
+def config(fake: FakeTelegram, tmp_path: Path, tiny_weights_file: Path) -> Config:
+    return Config(
+        token=fake.token,
+        api_url=fake.base_url,
+        file_url=fake.base_file_url,
+        admin_ids=frozenset({ADMIN}),
+        data_dir=tmp_path / "data",
+        weights=tiny_weights_file,
+        engine_workers=1,
+        default_iterations=20,
+        max_image_size=64,
+        progress_interval=0.3,
+    )
+
+
+class BotRunner:
+    """Starts and stops the real Application the way `run_polling` does, inside the test's loop."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.app: Application | None = None  # type: ignore[type-arg]
+
+    async def start(self, **changes: object) -> Application:  # type: ignore[type-arg]
+        app = build_application(replace(self.config, **changes))  # type: ignore[arg-type]
+        await app.initialize()
+        assert app.post_init is not None
+        await app.post_init(app)
+        await app.start()
+        assert app.updater is not None
+        await app.updater.start_polling(poll_interval=0.0, timeout=1)
+        self.app = app
+        return app
+
+    async def stop(self) -> None:
+        app, self.app = self.app, None
+        if app is None:
+            return
+        assert app.updater is not None
+        await app.updater.stop()
+        await app.stop()
+        assert app.post_shutdown is not None
+        await app.post_shutdown(app)
+        await app.shutdown()
+
+
+@pytest.fixture
+async def runner(config: Config) -> AsyncIterator[BotRunner]:
+    bot = BotRunner(config)
+    yield bot
+    await bot.stop()
+
+
+@pytest.fixture
+async def bot(runner: BotRunner) -> Application:  # type: ignore[type-arg]
+    return await runner.start()
+
+
+def photos(fake: FakeTelegram, chat_id: int) -> list[BotMessage]:
+    return [m for m in fake.messages(chat_id) if m.kind in ("photo", "document")]
+
+
+def text_containing(fragment: str) -> Callable[[BotMessage], bool]:
+    return lambda m: fragment in (m.text or "")

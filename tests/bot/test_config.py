@@ -1,0 +1,83 @@
+"""Configuration from the environment: defaults, parsing, and one clear line for each mistake."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import Config, ConfigError
+
+
+def test_defaults_with_only_a_token() -> None:
+    config = Config.from_env({"TELEGRAM_BOT_TOKEN": "123:abc"})
+    assert config == Config(token="123:abc")
+    assert config.api_url == "https://api.telegram.org/bot"
+    assert config.data_dir == Path("data")
+
+
+def test_every_variable_is_read() -> None:
+    config = Config.from_env(
+        {
+            "TELEGRAM_BOT_TOKEN": "123:abc",
+            "TELEGRAM_API_URL": "http://127.0.0.1:8081/bot",
+            "TELEGRAM_FILE_URL": "http://127.0.0.1:8081/file/bot",
+            "BOT_ADMIN_IDS": "1, 22,333",
+            "BOT_DATA_DIR": "/srv/bot",
+            "VGG_WEIGHTS": "/srv/vgg.npz",
+            "ENGINE_WORKERS": "2",
+            "DEFAULT_ITERATIONS": "150",
+            "MAX_IMAGE_SIZE": "768",
+            "LOG_LEVEL": "debug",
+            "BOT_PROGRESS_INTERVAL": "5",
+            "BOT_MAX_QUEUED_PER_USER": "4",
+        }
+    )
+    assert config == Config(
+        token="123:abc",
+        api_url="http://127.0.0.1:8081/bot",
+        file_url="http://127.0.0.1:8081/file/bot",
+        admin_ids=frozenset({1, 22, 333}),
+        data_dir=Path("/srv/bot"),
+        weights=Path("/srv/vgg.npz"),
+        engine_workers=2,
+        default_iterations=150,
+        max_image_size=768,
+        log_level="DEBUG",
+        progress_interval=5.0,
+        max_queued_per_user=4,
+    )
+    assert config.is_admin(22)
+    assert not config.is_admin(2)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "TELEGRAM_BOT_TOKEN is not set"),
+        ({"BOT_ADMIN_IDS": "alice"}, "BOT_ADMIN_IDS must be comma-separated"),
+        ({"DEFAULT_ITERATIONS": "lots"}, "DEFAULT_ITERATIONS must be a whole number"),
+        ({"DEFAULT_ITERATIONS": "0"}, "DEFAULT_ITERATIONS must be between 1 and 5000"),
+        ({"MAX_IMAGE_SIZE": "99999"}, "MAX_IMAGE_SIZE must be between 64 and 4096"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL must be"),
+        ({"BOT_PROGRESS_INTERVAL": "-1"}, "BOT_PROGRESS_INTERVAL must be at least 0"),
+    ],
+)
+def test_mistakes_are_named(env: dict[str, str], message: str) -> None:
+    full = {"TELEGRAM_BOT_TOKEN": "123:abc", **env} if "TELEGRAM_BOT_TOKEN" not in message else env
+    with pytest.raises(ConfigError, match=message):
+        Config.from_env(full)
+
+
+def test_missing_token_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TELEGRAM_BOT_TOKEN"}
+    done = subprocess.run(
+        [sys.executable, "-m", "bot"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "neural-style-bot: TELEGRAM_BOT_TOKEN is not set: get a token from @BotFather and export it"
+    ]

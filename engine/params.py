@@ -80,6 +80,16 @@ class StyleParams:
         return cls(**converted)
 
 
+@dataclass(frozen=True)
+class Losses:
+    """The weighted parts of the objective and their sum, as a run reports them."""
+
+    content: float
+    style: float
+    tv: float
+    total: float
+
+
 def _problems(p: StyleParams) -> list[str]:
     problems = []
     if p.iterations < 1:

@@ -26,8 +26,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Literal
 
-from engine.params import StyleParams
-from engine.stylize import Losses
+from engine.params import Losses, StyleParams
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +187,7 @@ class EnginePool:
             if self._broken is not None:
                 _resolve(
                     job.future,
-                    Outcome(spec.job_id, "failed", error="The engine could not start.", detail=self._broken),
+                    Outcome(spec.job_id, "failed", error="the engine could not start", detail=self._broken),
                 )
                 return JobHandle(self, job)
             self._jobs[spec.job_id] = job
@@ -239,7 +238,7 @@ class EnginePool:
                 job = self._pending.popleft()
                 del self._jobs[job.spec.job_id]
                 _resolve(
-                    job.future, Outcome(job.spec.job_id, "cancelled", error="The engine is shutting down.")
+                    job.future, Outcome(job.spec.job_id, "cancelled", error="the engine is shutting down")
                 )
             for worker in self._workers:
                 if worker.job is not None:
@@ -345,7 +344,7 @@ class EnginePool:
                 Outcome(
                     worker.job.spec.job_id,
                     "failed",
-                    error="The engine stopped while working on this picture (it may have run out of memory).",
+                    error="the engine stopped while working on it (it may have run out of memory)",
                     detail=f"worker {worker.index} (pid {worker.process.pid}) {reason}",
                     crashed=True,
                 ),
@@ -371,7 +370,7 @@ class EnginePool:
         for job in pending:
             _resolve(
                 job.future,
-                Outcome(job.spec.job_id, "failed", error="The engine could not start.", detail=reason),
+                Outcome(job.spec.job_id, "failed", error="the engine could not start", detail=reason),
             )
 
     def _dispatch(self) -> None:

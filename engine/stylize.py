@@ -14,22 +14,12 @@ import numpy as np
 import tensorflow as tf
 
 from engine.images import fit_long_side, preserve_colors, resize
-from engine.params import STYLE_LAYERS, StyleParams
+from engine.params import STYLE_LAYERS, Losses, StyleParams
 from engine.vgg import VGG19, gram
 
 
 class Cancelled(Exception):
     """The caller asked to stop; raised out of the optimisation between two iterations."""
-
-
-@dataclass(frozen=True)
-class Losses:
-    """The weighted parts of the objective and their sum."""
-
-    content: float
-    style: float
-    tv: float
-    total: float
 
 
 @dataclass(frozen=True)

@@ -39,3 +39,15 @@ def test_checker_sees_both_import_forms(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("import telegram.ext\nfrom storage.store import Store\nfrom . import local\n")
     assert imported_roots(sample) == {"telegram", "storage"}
+
+
+def test_bot_process_does_not_load_tensorflow() -> None:
+    # The engine's workers load TensorFlow; the bot process only talks to them and stays light.
+    import subprocess
+    import sys
+
+    code = "import sys, bot.app, bot.__main__; print('tensorflow' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "False"

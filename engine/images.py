@@ -12,19 +12,24 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # A decoded image above this many pixels is refused before decoding (a small file can claim 30000×30000).
 MAX_PIXELS = 50_000_000
+# Below this the network has nothing to see (VGG-19 pools four times before relu5_1), and past this
+# aspect ratio the short side shrinks to a few pixels once the long side is scaled to the output size.
+MIN_SIDE = 16
+MAX_ASPECT = 10.0
 
 
 class ImageError(ValueError):
     """The input is not an image the engine can use; the message is fit to show a user."""
 
 
-def load_image(source: Path | bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def load_image(source: Path | bytes, max_pixels: int = MAX_PIXELS, name: str | None = None) -> np.ndarray:
     """Decode a file or bytes into (H, W, 3) float32 RGB, upright as the viewer sees it.
 
     Alpha is composited on white, CMYK/grayscale/16-bit/palette images are converted, and an animated
-    image gives its first frame.
+    image gives its first frame. Errors call the input `name` (default: its path).
     """
-    name = "image" if isinstance(source, bytes) else os.fspath(source)
+    if name is None:
+        name = "image" if isinstance(source, bytes) else os.fspath(source)
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
         with warnings.catch_warnings():
@@ -44,9 +49,18 @@ def load_image(source: Path | bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray
         if isinstance(exc, ImageError):
             raise
         raise ImageError(f"{name} is damaged or incomplete") from exc
-    if min(rgb.size) < 1:
-        raise ImageError(f"{name} is empty")
+    check_dimensions(rgb.width, rgb.height, name)
     return np.asarray(rgb, dtype=np.float32)
+
+
+def check_dimensions(width: int, height: int, name: str = "image") -> None:
+    """Refuse images too small or too long and thin to stylise, with a message fit for a user."""
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(
+            f"{name} is too small ({width}×{height} pixels; at least {MIN_SIDE}×{MIN_SIDE} needed)"
+        )
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise ImageError(f"{name} is too long and thin ({width}×{height} pixels; at most {MAX_ASPECT:g}:1)")
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import time
@@ -50,8 +51,9 @@ class Runner:
 
         started = time.perf_counter()
         try:
-            content = load_image(spec.content)
-            styles = [load_image(path) for path in spec.styles]
+            # Named as the user knows them: these messages reach the chat, server paths must not.
+            content = load_image(spec.content, name="the photo")
+            styles = [load_image(path, name="the style picture") for path in spec.styles]
             for step in iterate(self.network, content, styles, spec.params, should_cancel):
                 if step.iteration < step.total:
                     preview = _jpeg(step.image) if step.image is not None else None
@@ -66,16 +68,16 @@ class Runner:
             return Outcome(
                 spec.job_id,
                 "failed",
-                error="The picture is too large for the engine's memory.",
+                error="the picture is too large for the engine's memory",
                 detail=f"{type(exc).__name__}: {exc}",
             )
         except Exception as exc:
+            detail = "".join(traceback.format_exception_only(exc)).strip()
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                return Outcome(spec.job_id, "failed", error="the server ran out of disk space", detail=detail)
             logger.exception("job %s failed", spec.job_id)
             return Outcome(
-                spec.job_id,
-                "failed",
-                error="Something went wrong while painting this picture.",
-                detail="".join(traceback.format_exception_only(exc)).strip(),
+                spec.job_id, "failed", error="something went wrong while painting it", detail=detail
             )
         return Outcome(spec.job_id, "done", spec.output, step.losses, time.perf_counter() - started)
 

@@ -43,7 +43,7 @@ def test_preserve_colors_takes_luminance_from_styled_and_chroma_from_content() -
 
 
 def test_alpha_is_composited_on_white() -> None:
-    img = Image.new("RGBA", (3, 2), (255, 0, 0, 0))
+    img = Image.new("RGBA", (30, 20), (255, 0, 0, 0))
     assert load_image(encode(img, "PNG"))[0, 0].tolist() == [255.0, 255.0, 255.0]
 
 
@@ -55,14 +55,16 @@ def test_exif_rotation_is_applied() -> None:
 
 
 def test_sixteen_bit_grayscale_is_scaled_not_clipped() -> None:
-    img = Image.fromarray(np.full((2, 2), 32768, dtype=np.uint16))
+    img = Image.fromarray(np.full((20, 20), 32768, dtype=np.uint16))
     value = load_image(encode(img, "PNG"))[0, 0]
     assert value.tolist() == [128.0, 128.0, 128.0]
 
 
 def test_cmyk_converts_to_rgb() -> None:
-    img = Image.new("CMYK", (2, 2), (0, 255, 255, 0))
-    assert load_image(encode(img, "JPEG")).shape == (2, 2, 3)
+    img = Image.new("CMYK", (20, 20), (0, 255, 255, 0))  # pure red in print colours
+    pixels = load_image(encode(img, "JPEG"))
+    assert pixels.shape == (20, 20, 3)
+    np.testing.assert_allclose(pixels[10, 10], [255, 0, 0], atol=3)
 
 
 @pytest.mark.parametrize(
@@ -76,6 +78,14 @@ def test_cmyk_converts_to_rgb() -> None:
 def test_bad_bytes_are_refused_clearly(data: bytes, message: str) -> None:
     with pytest.raises(ImageError, match=message):
         load_image(data)
+
+
+@pytest.mark.parametrize(
+    ("size", "message"), [((1, 1), "too small"), ((15, 300), "too small"), ((400, 20), "too long and thin")]
+)
+def test_degenerate_sizes_are_refused(size: tuple[int, int], message: str) -> None:
+    with pytest.raises(ImageError, match=message):
+        load_image(encode(Image.new("RGB", size), "PNG"))
 
 
 def test_huge_claimed_size_is_refused_before_decoding() -> None:

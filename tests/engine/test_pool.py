@@ -113,7 +113,7 @@ def test_bad_image_fails_with_a_clear_message(
         JobSpec("bad", bogus, (images[1],), tmp_path / "x.png", StyleParams(iterations=2))
     ).result(60)
     assert outcome.status == "failed"
-    assert outcome.error == f"{bogus} is not an image that can be read"
+    assert outcome.error == "the photo is not an image that can be read"
 
 
 async def test_async_caller_gets_progress_on_its_loop(
@@ -144,5 +144,5 @@ def test_bad_weights_fail_jobs_clearly(tmp_path: Path, images: tuple[Path, Path]
     with EnginePool(broken, workers=1, threads_per_worker=1) as pool:
         outcome = pool.submit(spec("x", images, tmp_path, 2)).result(120)
     assert outcome.status == "failed"
-    assert outcome.error == "The engine could not start."
+    assert outcome.error == "the engine could not start"
     assert "not a valid weights file" in (outcome.detail or "")

@@ -8,6 +8,24 @@ import sys
 from bot.config import Config, ConfigError
 
 
+class RedactToken(logging.Filter):
+    """Replace the bot token wherever it would appear in a log line, tracebacks included."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if self.token in message or (record.exc_text and self.token in record.exc_text):
+            record.msg, record.args = message.replace(self.token, "<token>"), None
+            if record.exc_text:
+                record.exc_text = record.exc_text.replace(self.token, "<token>")
+        return True
+
+
 def main() -> int:
     """Read the configuration, set up logging and run until interrupted."""
     try:
@@ -15,10 +33,11 @@ def main() -> int:
     except ConfigError as exc:
         print(f"neural-style-bot: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=config.log_level, stream=sys.stderr
-    )
-    # httpx logs every request URL at INFO, and Bot API URLs contain the token.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # Bot API URLs contain the token, and libraries log URLs (httpx at INFO, errors with their request).
+    handler.addFilter(RedactToken(config.token))
+    logging.basicConfig(level=config.log_level, handlers=[handler])
     logging.getLogger("httpx").setLevel(logging.WARNING)
     from bot.app import run
 

@@ -170,7 +170,10 @@ class Dispatcher:
             event = running.latest
             if event is None:
                 continue
-            await self.store.jobs.update_progress(running.job.id, event.iteration, event.total)
+            if not await self.store.jobs.update_progress(running.job.id, event.iteration, event.total):
+                # Cancelled in the store behind our back (another process, an admin tool): stop the worker.
+                self.pool.cancel(str(running.job.id))
+                return
             text = texts.progress(event.iteration, event.total)
             if text == running.last_text:
                 continue
@@ -200,7 +203,8 @@ class Dispatcher:
                 return
         else:
             await self.store.jobs.fail(job.id, outcome.detail or outcome.error or "failed")
-        await self._edit_status(job, texts.failed(outcome.error), None)
+        if not await self._edit_status(job, texts.failed(outcome.error), None):
+            await self._tell(job, texts.failed(outcome.error))
 
     def _spawn_delivery(self, job: Job) -> None:
         task = asyncio.create_task(self._deliver(job), name=f"deliver-{job.id}")
@@ -253,21 +257,25 @@ class Dispatcher:
         else:
             await self.bot.send_document(chat_id, document=data, filename=path.name, caption=caption)
 
-    async def _edit_status(self, job: Job, text: str, markup: InlineKeyboardMarkup | None) -> None:
-        """Edit the job's status message; progress edits are best effort and never retried."""
+    async def _edit_status(self, job: Job, text: str, markup: InlineKeyboardMarkup | None) -> bool:
+        """Edit the job's status message, best effort; False if the chat does not show `text` now."""
         current = await self.store.jobs.get(job.id)
         message_id = current.status_message_id if current is not None else None
         if message_id is None:
-            return
+            return False
         try:
             await self.bot.edit_message_text(
                 text, chat_id=job.chat_id, message_id=message_id, reply_markup=markup
             )
         except BadRequest as exc:
-            if "not modified" not in str(exc).lower():
-                logger.info("job %d: status edit refused: %s", job.id, exc)
+            if "not modified" in str(exc).lower():
+                return True
+            logger.info("job %d: status edit refused: %s", job.id, exc)
+            return False
         except TelegramError as exc:
             logger.info("job %d: status edit dropped: %s", job.id, exc)
+            return False
+        return True
 
     async def _tell(self, job: Job, text: str) -> None:
         try:

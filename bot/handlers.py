@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from PIL import Image
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import CallbackContext, ContextTypes, ExtBot
@@ -135,32 +137,24 @@ async def _download_image(message: Message, context: Context) -> tuple[bytes, st
         await message.reply_text(texts.DOWNLOAD_FAILED)
         return None
     try:
-        fmt, width, height = await asyncio.to_thread(_inspect, data)
+        fmt, width, height, frames = await asyncio.to_thread(_inspect, data)
     except ImageError as exc:
-        await message.reply_text(texts.bad_image(_reason(exc)))
+        await message.reply_text(texts.bad_image(str(exc)))
         return None
     ext = FORMAT_EXTENSIONS.get(fmt)
     if ext is None:
         await message.reply_text(texts.NOT_AN_IMAGE)
         return None
+    if frames > 1:
+        await message.reply_text(texts.FIRST_FRAME)
     return data, ext, (width, height)
 
 
-def _inspect(data: bytes) -> tuple[str, int, int]:
-    """Decode fully (so damaged files are caught now, not in the worker) and return format and size."""
-    import io
-
-    from PIL import Image
-
-    pixels = load_image(data)
+def _inspect(data: bytes) -> tuple[str, int, int, int]:
+    """Decode fully (so damaged files are caught now, not in the worker): format, size, frame count."""
+    pixels = load_image(data, name="it")
     with Image.open(io.BytesIO(data)) as img:
-        fmt = img.format or ""
-    return fmt, pixels.shape[1], pixels.shape[0]
-
-
-def _reason(exc: ImageError) -> str:
-    text = str(exc)
-    return text.removeprefix("image ").removeprefix("is ") or "it could not be read"
+        return img.format or "", pixels.shape[1], pixels.shape[0], getattr(img, "n_frames", 1)
 
 
 async def _choose_preset(message: Message, user_id: int, name: str, parts: _Parts) -> bool:

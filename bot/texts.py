@@ -52,6 +52,7 @@ QUEUE_FULL = "You already have {count} pictures waiting. Please wait for one to 
 CANCELLED = "Cancelled."
 DOWNLOAD_FAILED = "I couldn't fetch that file from Telegram. Please send it again."
 SOMETHING_WRONG = "Sorry, something went wrong on my side. Please try again."
+FIRST_FRAME = "That's an animation; I'll use its first frame."
 RETRYING = "The painter stopped unexpectedly; your picture is queued again."
 
 

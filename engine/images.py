@@ -36,14 +36,16 @@ def load_image(source: Path | bytes, max_pixels: int = MAX_PIXELS, name: str | N
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(stream) as img:
                 if img.width * img.height > max_pixels:
-                    raise ImageError(f"{name} is too large ({img.width}×{img.height} pixels)")
+                    raise Image.DecompressionBombError(f"{img.width}×{img.height} pixels")
                 img.seek(0)
                 rgb = _to_rgb(ImageOps.exif_transpose(img))
     except FileNotFoundError:
         raise ImageError(f"{name} does not exist") from None
     except IsADirectoryError:
         raise ImageError(f"{name} is a folder, not an image") from None
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{name} is too large (over {max_pixels // 1_000_000} megapixels)") from exc
+    except UnidentifiedImageError as exc:
         raise ImageError(f"{name} is not an image that can be read") from exc
     except (OSError, SyntaxError, ValueError) as exc:  # Pillow's errors for truncated or corrupt data
         if isinstance(exc, ImageError):

@@ -1,0 +1,174 @@
+"""Bad input gets a short, friendly reply, changes nothing, and the chat stays usable."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import pytest
+from PIL import Image
+from telegram.ext import Application
+
+from bot import texts
+from bot.config import Config
+from storage import Store
+from tests.bot.conftest import USER, BotRunner, jpeg, photos, text_containing
+from tests.bot.fake_telegram import FakeTelegram
+
+JOB_TIMEOUT = 90.0
+
+
+def encoded(img: Image.Image, fmt: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def png_header_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims a huge size (a decompression bomb's calling card)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    body = struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    return b"\x89PNG\r\n\x1a\n" + body + b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def animated_webp() -> bytes:
+    frames = [Image.new("RGB", (40, 40), color) for color in ((255, 0, 0), (0, 0, 255))]
+    return encoded(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+
+def replies(fake: FakeTelegram) -> list[str]:
+    return [m.text or "" for m in fake.messages(USER) if m.kind == "text"]
+
+
+async def count_replies(fake: FakeTelegram, n: int) -> list[str]:
+    return await fake.wait_for(lambda: replies(fake) if len(replies(fake)) >= n else None, timeout=20)
+
+
+@pytest.mark.parametrize(
+    ("name", "mime", "data", "expected"),
+    [
+        ("report.pdf", "application/pdf", b"%PDF-1.4\n%%EOF", texts.NOT_AN_IMAGE),
+        ("notes.txt", "text/plain", b"hello", texts.NOT_AN_IMAGE),
+        (
+            "archive.jpg",
+            "image/jpeg",
+            b"PK\x03\x04" + b"\x00" * 200,
+            "I can't use that picture: it is not an image",
+        ),
+        ("empty.png", "image/png", b"", "I can't use that picture"),
+        ("cut.jpg", "image/jpeg", jpeg(64, 64)[:300], "I can't use that picture: it is damaged"),
+        ("cut.png", "image/png", encoded(Image.new("RGB", (64, 64)), "PNG")[:60], "it is damaged"),
+        ("dot.png", "image/png", encoded(Image.new("RGB", (1, 1)), "PNG"), "it is too small (1×1 pixels"),
+        ("strip.png", "image/png", encoded(Image.new("RGB", (900, 20)), "PNG"), "it is too long and thin"),
+        ("bomb.png", "image/png", png_header_claiming(30000, 30000), "it is too large (over 50 megapixels)"),
+        ("anim.gif", "image/gif", encoded(Image.new("RGB", (40, 40)), "GIF"), texts.NOT_AN_IMAGE),
+    ],
+)
+async def test_bad_documents_are_refused_and_change_nothing(
+    fake: FakeTelegram,
+    bot: Application,  # type: ignore[type-arg]
+    name: str,
+    mime: str,
+    data: bytes,
+    expected: str,
+) -> None:
+    await fake.user_sends_document(USER, USER, data, name, mime)
+    (reply,) = await count_replies(fake, 1)
+    assert reply.startswith(expected) or expected in reply
+    store: Store = bot.bot_data.store
+    session = await store.sessions.get(USER)
+    assert (session.content_path, session.style_path) == (None, None)
+    # The chat is still usable: a good photo is taken as the content.
+    await fake.user_sends_photo(USER, USER, jpeg(32, 32))
+    await fake.wait_for_message(USER, text_containing(texts.CONTENT_RECEIVED))
+
+
+async def test_bomb_is_refused_before_decoding(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+    await fake.user_sends_photo(USER, USER, png_header_claiming(30000, 30000), width=30000, height=30000)
+    (reply,) = await count_replies(fake, 1)
+    assert "too large" in reply
+
+
+async def test_files_over_20_mb_are_not_downloaded(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+    await fake.user_sends_photo(USER, USER, jpeg(32, 32), file_size=25 * 1024 * 1024)
+    await fake.user_sends_document(
+        USER, USER, jpeg(32, 32), "big.jpg", "image/jpeg", file_size=21 * 1024 * 1024
+    )
+    assert await count_replies(fake, 2) == [texts.TOO_BIG_TO_DOWNLOAD] * 2
+    assert fake.calls("getFile") == []
+
+
+async def test_odd_images_are_converted(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+    await fake.user_sends_document(USER, USER, animated_webp(), "anim.webp", "image/webp")
+    await fake.wait_for_message(USER, text_containing(texts.FIRST_FRAME))
+    await fake.wait_for_message(USER, text_containing(texts.CONTENT_RECEIVED))
+    cmyk = encoded(Image.new("CMYK", (40, 30), (0, 200, 200, 0)), "JPEG")
+    await fake.user_sends_document(USER, USER, cmyk, "print.jpg", "image/jpeg")
+    await fake.wait_for(lambda: photos(fake, USER), timeout=JOB_TIMEOUT)
+
+    other = USER + 1
+    rgba = encoded(Image.new("RGBA", (40, 20), (0, 0, 0, 0)), "PNG")
+    await fake.user_sends_document(other, other, rgba, "alpha.png", "image/png")
+    gray16 = encoded(Image.new("I;16", (30, 30), 40000), "PNG")
+    await fake.user_sends_document(other, other, gray16, "deep.png", "image/png")
+    await fake.wait_for(lambda: photos(fake, other), timeout=JOB_TIMEOUT)
+    with Image.open(io.BytesIO(photos(fake, other)[0].data or b"")) as result:
+        assert result.size == (40, 20)
+
+
+async def test_exif_rotated_photo_comes_back_upright(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, shown portrait
+    sideways = encoded(Image.new("RGB", (48, 24), (90, 120, 30)), "JPEG", exif=exif)
+    await fake.user_sends_document(USER, USER, sideways, "phone.jpg", "image/jpeg")
+    await fake.user_sends_photo(USER, USER, jpeg(32, 32, seed=3))
+    await fake.wait_for(lambda: photos(fake, USER), timeout=JOB_TIMEOUT)
+    with Image.open(io.BytesIO(photos(fake, USER)[0].data or b"")) as result:
+        assert result.size == (24, 48)
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("/style ../../etc", "There's no style called “../../etc”"),
+        ("/style " + "x" * 300, "There's no style called “" + "x" * 40 + "”"),
+        ("/style \u202eevil\u0000", "There's no style called"),
+        ("/style", texts.STYLE_USAGE),
+        ("/options size", texts.OPTIONS_USAGE),
+        ("/options colors maybe", texts.OPTIONS_USAGE),
+    ],
+)
+async def test_garbage_arguments_get_usage(
+    fake: FakeTelegram,
+    bot: Application,  # type: ignore[type-arg]
+    command: str,
+    expected: str,
+) -> None:
+    await fake.user_sends_text(USER, USER, command)
+    (reply,) = await count_replies(fake, 1)
+    assert reply.startswith(expected)
+
+
+async def test_stray_messages_get_a_hint(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+    await fake.user_sends_voice(USER, USER)
+    await fake.user_sends_location(USER, USER)
+    await fake.user_sends_sticker(USER, USER)
+    await fake.user_sends_text(USER, USER, "paint me like one of your French girls")
+    assert await count_replies(fake, 4) == [texts.HINT] * 4
+
+
+async def test_a_flooding_user_is_capped(fake: FakeTelegram, config: Config, runner: BotRunner) -> None:
+    app = await runner.start(default_iterations=5000, max_queued_per_user=2)
+    for i in range(3):
+        await fake.user_sends_photo(USER, USER, jpeg(32, 32, seed=i))
+        await fake.user_sends_photo(USER, USER, jpeg(32, 32, seed=10 + i))
+    await fake.wait_for_message(USER, text_containing("You already have 2 pictures waiting"))
+    store: Store = app.bot_data.store
+    assert [j.id for j in await store.jobs.active_for_chat(USER)] == [1, 2]
+    # Another user is not affected by the first one's cap.
+    other = USER + 1
+    await fake.user_sends_photo(other, other, jpeg(32, 32))
+    await fake.user_sends_photo(other, other, jpeg(32, 32, seed=5))
+    await fake.wait_for_message(other, text_containing("Queued"))

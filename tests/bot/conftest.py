@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
@@ -17,6 +19,7 @@ from bot.config import Config
 from engine.weights import synthetic
 from tests.bot.fake_telegram import BotMessage, FakeTelegram
 
+T = TypeVar("T")
 ADMIN = 1000
 USER = 2000
 
@@ -99,6 +102,21 @@ async def runner(config: Config) -> AsyncIterator[BotRunner]:
 @pytest.fixture
 async def bot(runner: BotRunner) -> Application:  # type: ignore[type-arg]
     return await runner.start()
+
+
+async def eventually(
+    fetch: Callable[[], Awaitable[T]],
+    condition: Callable[[T], bool],
+    timeout: float = 20.0,  # noqa: ASYNC109 - a deadline over many polls
+) -> T:
+    """Await `fetch()` until its value meets `condition` (for state the bot changes asynchronously)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await fetch()
+        if condition(value):
+            return value
+        assert asyncio.get_running_loop().time() < deadline, f"condition not met in {timeout} s: {value!r}"
+        await asyncio.sleep(0.05)
 
 
 def photos(fake: FakeTelegram, chat_id: int) -> list[BotMessage]:

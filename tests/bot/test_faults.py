@@ -1,0 +1,105 @@
+"""Faults of the Bot API and of the engine: nothing is lost and the user is told the truth."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from telegram.ext import Application
+
+from bot import texts
+from storage import JobStatus, Store
+from tests.bot.conftest import USER, BotRunner, eventually, jpeg, photos, text_containing
+from tests.bot.fake_telegram import FakeTelegram
+
+JOB_TIMEOUT = 90.0
+
+
+async def submit(fake: FakeTelegram, chat_id: int = USER) -> None:
+    await fake.user_sends_photo(chat_id, chat_id, jpeg(32, 32, seed=1))
+    await fake.user_sends_photo(chat_id, chat_id, jpeg(32, 32, seed=2))
+
+
+async def job_status(app: Application, job_id: int = 1) -> JobStatus | None:  # type: ignore[type-arg]
+    store: Store = app.bot_data.store
+    job = await store.jobs.get(job_id)
+    return None if job is None else job.status
+
+
+async def test_result_arrives_through_429_5xx_and_dropped_connections(
+    fake: FakeTelegram, bot: Application
+) -> None:  # type: ignore[type-arg]
+    fake.fail_next("sendPhoto", 429, retry_after=1)
+    fake.fail_next("sendPhoto", 502)
+    fake.fail_next("sendPhoto", "drop")
+    await submit(fake)
+    await fake.wait_for(lambda: photos(fake, USER), timeout=JOB_TIMEOUT)
+    await fake.wait_for(lambda: [c for c in fake.calls("sendPhoto") if c.status == 200])
+    assert [c.status for c in fake.calls("sendPhoto")] == [429, 502, 0, 200]
+    assert len(photos(fake, USER)) == 1
+    await fake.wait_for(lambda: fake.messages(USER)[-2].text == "Done ✓")
+    assert await job_status(bot) == JobStatus.DELIVERED
+
+
+async def test_progress_edits_are_dropped_not_queued(fake: FakeTelegram, runner: BotRunner) -> None:
+    app = await runner.start(default_iterations=1500, progress_interval=0.2)
+    fake.fail_next("editMessageText", 500, count=1000)
+    await submit(fake)
+    await fake.wait_for(lambda: photos(fake, USER), timeout=JOB_TIMEOUT)
+    failed_edits = [c for c in fake.calls("editMessageText") if c.status == 500]
+    assert failed_edits
+    # Each failed edit was tried once: no retry storm behind the throttle.
+    assert len(failed_edits) < 1500 * 0.2
+    assert await job_status(app) == JobStatus.DELIVERED
+
+
+async def test_download_failure_asks_to_resend(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+    fake.fail_next("getFile", 500)
+    await fake.user_sends_photo(USER, USER, jpeg(32, 32))
+    await fake.wait_for_message(USER, text_containing(texts.DOWNLOAD_FAILED))
+    fake.fail_next("download", "drop")
+    await fake.user_sends_photo(USER, USER, jpeg(32, 32))
+    await fake.wait_for(lambda: [m for m in fake.messages(USER) if m.text == texts.DOWNLOAD_FAILED][1:])
+    await fake.user_sends_photo(USER, USER, jpeg(32, 32))
+    await fake.wait_for_message(USER, text_containing(texts.CONTENT_RECEIVED))
+
+
+async def test_blocked_user_closes_the_job(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+    await submit(fake)
+    await fake.wait_for_message(USER, text_containing("Queued"))
+    fake.block(USER)
+    await fake.wait_for(lambda: [c for c in fake.calls("sendPhoto") if c.status == 403], timeout=JOB_TIMEOUT)
+    store: Store = bot.bot_data.store
+    job = await eventually(
+        lambda: store.jobs.get(1), lambda j: j is not None and j.status == JobStatus.FAILED
+    )
+    assert job.error == "the user blocked the bot"
+    assert len(fake.calls("sendPhoto")) == 1
+
+
+async def test_killed_worker_job_is_retried_and_others_continue(
+    fake: FakeTelegram, runner: BotRunner
+) -> None:
+    app = await runner.start(default_iterations=3000, engine_workers=2)
+    await submit(fake, USER)
+    other = USER + 1
+    await submit(fake, other)
+    # Both jobs are running, one per worker.
+    await fake.wait_for(
+        lambda: all(any("Painting" in (m.text or "") for m in fake.messages(c)) for c in (USER, other)),
+        timeout=60,
+    )
+    pool = app.bot_data.pool
+    victim = next(w for w in pool._workers if w.job is not None and w.job.spec.job_id == "1")
+    os.kill(victim.process.pid, signal.SIGKILL)
+    await fake.wait_for(
+        lambda: any(v.text == texts.RETRYING for m in fake.messages(USER) for v in m.history), timeout=30
+    )
+    await fake.wait_for(lambda: photos(fake, USER) and photos(fake, other), timeout=JOB_TIMEOUT * 2)
+    store: Store = app.bot_data.store
+    first, second = await store.jobs.get(1), await store.jobs.get(2)
+    assert first is not None
+    assert second is not None
+    assert (first.status, first.attempts) == (JobStatus.DELIVERED, 1)
+    assert (second.status, second.attempts) == (JobStatus.DELIVERED, 0)
+    assert len(photos(fake, USER)) == len(photos(fake, other)) == 1

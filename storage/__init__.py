@@ -8,6 +8,7 @@
         store.presets   add, remove, get, all            (names checked by validate_preset_name)
         store.settings  get, set, history, defaults, limits
         store.users     touch, get
+        store.inbox     add, done, take_unfinished  (updates whose handling a crash cut short)
         store.files     DataDir: save_upload, save_preset, result_path, save_result, remove_results
         await store.stats(); await store.purge_files()
 
@@ -17,6 +18,7 @@ Only plain values cross this boundary: ints, strings, `Path`, and the frozen dat
 from storage.files import EXTENSIONS, DataDir
 from storage.models import (
     MAX_ATTEMPTS,
+    InboxItem,
     Job,
     JobStatus,
     Limits,
@@ -40,6 +42,7 @@ __all__ = [
     "MAX_ATTEMPTS",
     "SCHEMA_VERSION",
     "DataDir",
+    "InboxItem",
     "Job",
     "JobStatus",
     "Limits",

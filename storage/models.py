@@ -155,6 +155,16 @@ class QueuePosition:
 
 
 @dataclass(frozen=True)
+class InboxItem:
+    """An incoming update whose handling a previous run started but did not finish."""
+
+    update_id: int
+    chat_id: int
+    payload: str  # the update as JSON, exactly as received
+    attempts: int  # runs that have started handling it, this one included
+
+
+@dataclass(frozen=True)
 class RecoveryReport:
     """What opening the store found left over from the last run."""
 

@@ -79,7 +79,18 @@ V2 = (
     "ALTER TABLE sessions ADD COLUMN style_strength REAL NOT NULL DEFAULT 1.0",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (V1, V2)
+# Version 3: incoming messages whose handling has started but not finished (a crash mid-download).
+V3 = (
+    """CREATE TABLE inbox (
+        update_id INTEGER PRIMARY KEY,
+        chat_id INTEGER NOT NULL,
+        payload TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        received_at REAL NOT NULL
+    )""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (V1, V2, V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from storage.db import DAY, Clock, Database
 from storage.files import DataDir, remove
+from storage.inbox import Inbox
 from storage.jobs import Jobs
 from storage.models import JobStatus, Limits, RecoveryReport, Settings, Stats
 from storage.presets import Presets
@@ -40,6 +41,7 @@ class Store:
         self.presets = Presets(db)
         self.settings = settings
         self.users = Users(db)
+        self.inbox = Inbox(db)
         self.recovery = recovery  # what the last run left behind, found at open
 
     @staticmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from pathlib import Path
 
@@ -75,6 +76,9 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
         defaults=Settings(iterations=config.default_iterations, max_image_size=config.max_image_size),
     )
     await _sync_preset_folder(store, store.files.presets)
+    for item in await store.inbox.take_unfinished():
+        logger.info("update %d: handling it again after a restart", item.update_id)
+        await app.update_queue.put(Update.de_json(json.loads(item.payload), app.bot))
     pool = EnginePool(weights, workers=config.engine_workers).start()
     dispatcher = Dispatcher(app.bot, store, pool, config)
     data.store, data.pool, data.dispatcher = store, pool, dispatcher

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,17 @@ async def start(update: Update, context: Context) -> None:
 
 async def image(update: Update, context: Context) -> None:
     """A photo or an image document: content first, style second; captions can name a preset."""
+    assert update.effective_message is not None
+    inbox = _parts(context).store.inbox
+    # Recorded before the download starts, so a crash before the answer gets it handled after restart.
+    await inbox.add(update.update_id, update.effective_message.chat_id, json.dumps(update.to_dict()))
+    try:
+        await _image(update, context)
+    finally:
+        await inbox.done(update.update_id)
+
+
+async def _image(update: Update, context: Context) -> None:
     message = update.effective_message
     user = update.effective_user
     assert message is not None

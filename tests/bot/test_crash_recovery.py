@@ -1,0 +1,144 @@
+"""The bot process SIGKILLed at awkward moments: on restart every job completes, each result arrives once.
+
+The bot runs as a real subprocess (`python -m bot`) against the fake Bot API server in a thread; its log
+is also checked for the token.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.bot.conftest import USER, jpeg, photos
+from tests.bot.fake_telegram import FakeTelegram
+
+JOB_TIMEOUT = 120.0
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTelegram]:  # type: ignore[override]
+    with FakeTelegram().run_in_thread() as server:
+        yield server
+
+
+class BotProcess:
+    """`python -m bot` with the test's configuration; its stderr collects in a log file."""
+
+    def __init__(self, fake: FakeTelegram, data_dir: Path, weights: Path, log: Path) -> None:
+        self.env = {
+            **os.environ,
+            **fake.env(),
+            "BOT_DATA_DIR": str(data_dir),
+            "VGG_WEIGHTS": str(weights),
+            "ENGINE_WORKERS": "1",
+            "DEFAULT_ITERATIONS": "1500",
+            "MAX_IMAGE_SIZE": "64",
+            "BOT_PROGRESS_INTERVAL": "0.3",
+            "LOG_LEVEL": "DEBUG",
+        }
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen([sys.executable, "-m", "bot"], env=self.env, stderr=out)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def bot(fake: FakeTelegram, tmp_path: Path, tiny_weights_file: Path) -> Iterator[BotProcess]:
+    process = BotProcess(fake, tmp_path / "data", tiny_weights_file, tmp_path / "bot.log")
+    yield process
+    process.stop()
+    log = process.log.read_text(errors="replace")
+    # The token never reaches the log, not even through library request logging or tracebacks.
+    assert fake.token not in log
+    assert fake.token.split(":")[1] not in log
+
+
+def jobs(data_dir: Path) -> list[tuple[int, str, int]]:
+    with sqlite3.connect(data_dir / "bot.sqlite3") as db:
+        return db.execute("SELECT id, status, attempts FROM jobs ORDER BY id").fetchall()
+
+
+async def submit(fake: FakeTelegram, chat_id: int) -> None:
+    await fake.user_sends_photo(chat_id, chat_id, jpeg(40, 40, seed=1))
+    await fake.user_sends_photo(chat_id, chat_id, jpeg(40, 40, seed=2))
+
+
+def painting(fake: FakeTelegram, chat_id: int) -> bool:
+    return any("Painting" in (m.text or "") for m in fake.messages(chat_id))
+
+
+async def test_killed_while_running_and_queued(fake: FakeTelegram, bot: BotProcess) -> None:
+    bot.start()
+    other = USER + 1
+    await submit(fake, USER)
+    await fake.wait_for(lambda: painting(fake, USER), timeout=60)
+    await submit(fake, other)
+    await fake.wait_for(lambda: any("Queued" in (m.text or "") for m in fake.messages(other)), timeout=20)
+    bot.kill()
+    assert jobs(Path(bot.env["BOT_DATA_DIR"])) == [(1, "running", 0), (2, "queued", 0)]
+
+    bot.start()
+    await fake.wait_for(lambda: photos(fake, USER) and photos(fake, other), timeout=JOB_TIMEOUT)
+    bot.stop()
+    assert len(photos(fake, USER)) == len(photos(fake, other)) == 1
+    assert jobs(Path(bot.env["BOT_DATA_DIR"])) == [(1, "delivered", 1), (2, "delivered", 0)]
+
+
+async def test_killed_after_the_result_was_written_before_it_was_sent(
+    fake: FakeTelegram, bot: BotProcess
+) -> None:
+    fake.fail_next("sendPhoto", "timeout", hold=60)  # the first send hangs and never takes effect
+    bot.start()
+    await submit(fake, USER)
+    await fake.wait_for(lambda: fake.calls("sendPhoto"), timeout=JOB_TIMEOUT)
+    bot.kill()
+    data_dir = Path(bot.env["BOT_DATA_DIR"])
+    assert jobs(data_dir) == [(1, "done", 0)]
+    assert (data_dir / "results").is_dir()
+    assert photos(fake, USER) == []
+
+    bot.start()
+    await fake.wait_for(lambda: photos(fake, USER), timeout=60)
+    bot.stop()
+    assert len(photos(fake, USER)) == 1
+    assert jobs(data_dir) == [(1, "delivered", 0)]
+
+
+async def test_killed_while_downloading_the_photo(fake: FakeTelegram, bot: BotProcess) -> None:
+    fake.fail_next("download", "timeout", hold=60)
+    bot.start()
+    await fake.user_sends_photo(USER, USER, jpeg(40, 40, seed=1))
+    await fake.wait_for(lambda: fake.calls("download"), timeout=60)
+    bot.kill()
+
+    bot.start()
+    # The photo whose download was cut off is fetched again and counts as the content.
+    await fake.wait_for(
+        lambda: any("Got your photo" in (m.text or "") for m in fake.messages(USER)), timeout=60
+    )
+    await fake.user_sends_photo(USER, USER, jpeg(40, 40, seed=2))
+    await fake.wait_for(lambda: photos(fake, USER), timeout=JOB_TIMEOUT)
+    bot.stop()
+    assert len(photos(fake, USER)) == 1

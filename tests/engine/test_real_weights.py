@@ -1,0 +1,64 @@
+"""A small stylisation on the real VGG-19 weights; skipped when they are not fetched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.images import fit_long_side, load_image
+from engine.params import StyleParams
+from engine.stylize import Progress, stylize
+from engine.weights import VGGWeights, WeightsError, resolve_weights_path
+
+pytestmark = pytest.mark.real_weights
+
+IMAGES = Path(__file__).resolve().parents[2].parent / "shared" / "images"
+# Output widths of some VGG-19 layers: a narrow synthetic file is not the real network.
+REAL_WIDTHS = {"conv1_1": 64, "conv2_1": 128, "conv3_1": 256, "conv4_1": 512, "conv5_4": 512}
+
+
+@pytest.fixture(scope="module")
+def real_weights() -> VGGWeights:
+    path = resolve_weights_path()
+    if not path.is_file():
+        pytest.skip(f"real VGG-19 weights are absent at {path}; run `neural-style weights fetch`")
+    try:
+        weights = VGGWeights.load(path)
+    except WeightsError as exc:
+        pytest.skip(f"weights at {path} do not load ({exc}); run `neural-style weights fetch`")
+    widths = {name: weights.kernels[name].shape[3] for name in REAL_WIDTHS}
+    if widths != REAL_WIDTHS:
+        pytest.skip(f"weights at {path} are not the real VGG-19 (widths {widths})")
+    return weights
+
+
+def shared_image(name: str) -> np.ndarray:
+    path = IMAGES / name
+    if not path.is_file():
+        pytest.skip(f"shared test image {path} is absent")
+    return load_image(path)
+
+
+def test_small_stylisation_lowers_style_loss_and_changes_the_image(real_weights: VGGWeights) -> None:
+    from engine.vgg import VGG19
+
+    content = shared_image("tubingen.jpg")
+    style = shared_image("starry_night.jpg")
+    params = StyleParams(max_size=64, iterations=40)
+    steps: list[Progress] = []
+
+    result = stylize(VGG19(real_weights), content, [style], params, progress=steps.append)
+
+    small_content = fit_long_side(content, 64)
+    assert result.image.shape == (48, 64, 3)
+    assert result.image.dtype == np.float32
+    assert result.image.min() >= 0.0
+    assert result.image.max() <= 255.0
+    first = steps[0].losses
+    # The run starts from the content image: the first style loss is the content's distance to the style.
+    assert first.content == 0.0
+    assert first.style >= 3.0 * result.losses.style, (first, result.losses)
+    difference = float(np.mean(np.abs(result.image - small_content)))
+    assert difference > 10.0, difference

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 
 from telegram.ext import Application
 
@@ -103,3 +104,36 @@ async def test_killed_worker_job_is_retried_and_others_continue(
     assert (first.status, first.attempts) == (JobStatus.DELIVERED, 1)
     assert (second.status, second.attempts) == (JobStatus.DELIVERED, 0)
     assert len(photos(fake, USER)) == len(photos(fake, other)) == 1
+
+
+async def test_a_send_that_times_out_is_retried_and_arrives_once(
+    fake: FakeTelegram, bot: Application
+) -> None:  # type: ignore[type-arg]
+    fake.fail_next("sendPhoto", "timeout", hold=7)  # longer than the client's read timeout; never applied
+    await submit(fake)
+    await fake.wait_for(lambda: photos(fake, USER), timeout=JOB_TIMEOUT)
+    assert len(fake.calls("sendPhoto")) == 2
+    assert len(photos(fake, USER)) == 1
+    assert await job_status(bot) == JobStatus.DELIVERED
+
+
+async def test_a_locked_database_fails_clearly_and_changes_nothing(
+    fake: FakeTelegram, bot: Application
+) -> None:  # type: ignore[type-arg]
+    store: Store = bot.bot_data.store
+    await fake.user_sends_photo(USER, USER, jpeg(32, 32, seed=1))
+    await fake.wait_for_message(USER, text_containing(texts.CONTENT_RECEIVED))
+    blocker = sqlite3.connect(store.files.db_path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock past the busy timeout
+    try:
+        await fake.user_sends_photo(USER, USER, jpeg(32, 32, seed=2))
+        await fake.wait_for_message(USER, text_containing(texts.SOMETHING_WRONG), timeout=30)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    session = await store.sessions.get(USER)
+    assert session.style_path is None
+    assert await store.jobs.get(1) is None
+    # Once the lock is gone the same chat carries on where it was.
+    await fake.user_sends_photo(USER, USER, jpeg(32, 32, seed=2))
+    await fake.wait_for(lambda: photos(fake, USER), timeout=JOB_TIMEOUT)

@@ -1,0 +1,56 @@
+"""A worker's job runner turns every failure into an Outcome the bot can show."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import engine.worker
+from engine.images import save_image
+from engine.params import StyleParams
+from engine.pool import JobSpec
+from engine.worker import Runner
+from tests.engine.conftest import smooth_image
+
+
+@pytest.fixture(scope="module")
+def runner(tiny_weights_file: Path) -> Runner:
+    return Runner(tiny_weights_file, threads=1)
+
+
+@pytest.fixture
+def spec(tmp_path: Path) -> JobSpec:
+    save_image(smooth_image(24, 24, 1), tmp_path / "c.png")
+    save_image(smooth_image(24, 24, 2), tmp_path / "s.png")
+    return JobSpec(
+        "7", tmp_path / "c.png", (tmp_path / "s.png",), tmp_path / "out.png", StyleParams(iterations=3)
+    )
+
+
+def test_done_job_writes_its_output(runner: Runner, spec: JobSpec) -> None:
+    outcome = runner.run(spec, lambda event: None, lambda: False)
+    assert (outcome.status, outcome.output) == ("done", spec.output)
+    assert spec.output.is_file()
+
+
+def test_full_disk_is_a_clear_failure_and_leaves_no_file(
+    runner: Runner, spec: JobSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(image: np.ndarray, path: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(engine.worker, "save_image", full_disk)
+    outcome = runner.run(spec, lambda event: None, lambda: False)
+    assert (outcome.status, outcome.error) == ("failed", "the server ran out of disk space")
+    assert not spec.output.exists()
+
+
+def test_unreadable_input_names_the_picture_not_the_path(runner: Runner, spec: JobSpec) -> None:
+    spec.styles[0].write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    outcome = runner.run(spec, lambda event: None, lambda: False)
+    assert outcome.status == "failed"
+    assert outcome.error == "the style picture is not an image that can be read"
+    assert str(spec.styles[0]) not in (outcome.error or "")

@@ -244,7 +244,7 @@ class Dispatcher:
                 continue
             await self.store.jobs.mark_delivered(job.id)
             logger.info("job %d: delivered", job.id)
-            await self._edit_status(job, "Done ✓", None)
+            await self._edit_status(job, texts.DELIVERED, None)
             return
         logger.error(
             "job %d: not delivered after %d attempts; will retry at next start", job.id, DELIVERY_ATTEMPTS

@@ -50,6 +50,7 @@ SESSION_CLEARED = "Okay, forgot the photos you sent. Send a new photo to start a
 NO_JOB = "You have no picture in progress. Send a photo to start."
 QUEUE_FULL = "You already have {count} pictures waiting. Please wait for one to finish (or /cancel)."
 CANCELLED = "Cancelled."
+DELIVERED = "Done ✓"
 DOWNLOAD_FAILED = "I couldn't fetch that file from Telegram. Please send it again."
 SOMETHING_WRONG = "Sorry, something went wrong on my side. Please try again."
 FIRST_FRAME = "That's an animation; I'll use its first frame."

@@ -13,7 +13,7 @@ from telegram.ext import Application
 from bot import texts
 from bot.config import Config
 from storage import Store
-from tests.bot.conftest import USER, BotRunner, jpeg, photos, text_containing
+from tests.bot.conftest import ADMIN, USER, BotRunner, jpeg, photos, text_containing
 from tests.bot.fake_telegram import FakeTelegram
 
 JOB_TIMEOUT = 90.0
@@ -172,3 +172,13 @@ async def test_a_flooding_user_is_capped(fake: FakeTelegram, config: Config, run
     await fake.user_sends_photo(other, other, jpeg(32, 32))
     await fake.user_sends_photo(other, other, jpeg(32, 32, seed=5))
     await fake.wait_for_message(other, text_containing("Queued"))
+
+
+@pytest.mark.parametrize("name", ["../../evil", "a/b", ".hidden", "x" * 33, "bad\u202ename"])
+async def test_preset_names_never_become_paths(fake: FakeTelegram, bot: Application, name: str) -> None:  # type: ignore[type-arg]
+    await fake.user_sends_photo(ADMIN, ADMIN, jpeg(32, 32), caption=f"/addstyle {name}")
+    reply = await fake.wait_for_message(ADMIN, text_containing("That name won't do"))
+    assert reply.text is not None
+    store: Store = bot.bot_data.store
+    assert await store.presets.all() == []
+    assert list(store.files.presets.iterdir()) == []

@@ -48,7 +48,7 @@ async def test_content_then_style_delivers_photo_with_content_aspect(
     assert result[0].text is not None
     assert result[0].text.startswith("Here it is!")
     status = next(m for m in fake.messages(USER) if m.message_id == queued.message_id)
-    assert status.text == "Done ✓"
+    assert status.text == texts.DELIVERED
 
 
 async def test_document_images_work_and_other_files_are_refused(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]

@@ -38,7 +38,7 @@ async def test_result_arrives_through_429_5xx_and_dropped_connections(
     await fake.wait_for(lambda: [c for c in fake.calls("sendPhoto") if c.status == 200])
     assert [c.status for c in fake.calls("sendPhoto")] == [429, 502, 0, 200]
     assert len(photos(fake, USER)) == 1
-    await fake.wait_for(lambda: fake.messages(USER)[-2].text == "Done ✓")
+    await fake.wait_for(lambda: fake.messages(USER)[-2].text == texts.DELIVERED)
     assert await job_status(bot) == JobStatus.DELIVERED
 
 

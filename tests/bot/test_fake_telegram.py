@@ -432,3 +432,13 @@ async def test_set_file_size_makes_an_earlier_photo_too_big(fake: FakeTelegram, 
     assert update.message.photo[-1].file_size == 21 * 1024 * 1024
     with pytest.raises(BadRequest, match="File is too big"):
         await bot.get_file(update.message.photo[-1].file_id)
+
+
+async def test_edit_message_media_replaces_the_photo(fake: FakeTelegram, bot: Bot) -> None:
+    first = await bot.send_photo(CHAT, photo=png(40, 20), caption="preview")
+    await bot.edit_message_media(
+        media=InputMediaPhoto(png(60, 30), caption="final"), chat_id=CHAT, message_id=first.message_id
+    )
+    (record,) = [m for m in fake.messages(CHAT) if m.message_id == first.message_id]
+    assert (record.kind, record.text, record.width, record.height) == ("photo", "final", 60, 30)
+    assert [v.text for v in record.history] == ["preview", "final"]

@@ -17,7 +17,6 @@ import random
 import signal
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +43,9 @@ async def status_latency(fake: FakeTelegram, chat_id: int) -> float:
     return calls[0].time - sent
 
 
-async def run(users: int, iterations: int, workers: int, probes: int, data_dir: Path, weights: Path) -> dict[str, float]:
+async def run(
+    users: int, iterations: int, workers: int, probes: int, data_dir: Path, weights: Path
+) -> dict[str, float]:
     with FakeTelegram().run_in_thread() as fake:
         env = {
             **os.environ,
@@ -56,7 +57,7 @@ async def run(users: int, iterations: int, workers: int, probes: int, data_dir: 
             "MAX_IMAGE_SIZE": "64",
             "LOG_LEVEL": "WARNING",
         }
-        bot = subprocess.Popen([sys.executable, "-m", "bot"], env=env)
+        bot = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", env=env)
         try:
             await fake.wait_for(lambda: fake.calls("setMyCommands"), timeout=60)
             chats = [FIRST_USER + i for i in range(users)]
@@ -80,15 +81,19 @@ async def run(users: int, iterations: int, workers: int, probes: int, data_dir: 
                 if delivered() < users - workers:
                     latencies.append(latency)
                 await asyncio.sleep(0.05)
-            assert len(latencies) == probes, f"the queue ran dry after {len(latencies)} probes; raise --iterations"
+            assert len(latencies) == probes, (
+                f"the queue ran dry after {len(latencies)} probes; raise --iterations"
+            )
             await fake.wait_for(
-                lambda: all(fake.calls("sendPhoto", chat_id=c) for c in chats) or None, timeout=3600, interval=0.2
+                lambda: all(fake.calls("sendPhoto", chat_id=c) for c in chats) or None,
+                timeout=3600,
+                interval=0.2,
             )
             elapsed = time.monotonic() - started
             photos = {c: len([m for m in fake.messages(c) if m.kind in ("photo", "document")]) for c in chats}
         finally:
             bot.send_signal(signal.SIGINT)
-            bot.wait(60)
+            await asyncio.wait_for(bot.wait(), 60)
     with sqlite3.connect(data_dir / "bot.sqlite3") as db:
         rows = db.execute("SELECT id, chat_id, status, started_at FROM jobs ORDER BY id").fetchall()
     lost = [c for c, n in photos.items() if n == 0]
@@ -113,16 +118,22 @@ async def run(users: int, iterations: int, workers: int, probes: int, data_dir: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--users", type=int, default=25)
     parser.add_argument("--iterations", type=int, default=300, help="iterations per job (tiny network)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--probes", type=int, default=60, help="/status requests timed while workers are busy")
+    parser.add_argument(
+        "--probes", type=int, default=60, help="/status requests timed while workers are busy"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / "tiny.npz"
         synthetic(channels=4).save(weights)
-        result = asyncio.run(run(args.users, args.iterations, args.workers, args.probes, Path(tmp) / "data", weights))
+        result = asyncio.run(
+            run(args.users, args.iterations, args.workers, args.probes, Path(tmp) / "data", weights)
+        )
     print("| " + " | ".join(result) + " |")
     print("|" + "---:|" * len(result))
     print("| " + " | ".join(str(v) for v in result.values()) + " |")

@@ -42,6 +42,10 @@ class DataDir:
         """Where the result of job `job_id` belongs."""
         return self.results / f"job-{int(job_id)}{_checked(ext)}"
 
+    def preview_path(self, job_id: int) -> Path:
+        """Where the instant preview of job `job_id` belongs."""
+        return self.results / f"job-{int(job_id)}-preview.jpg"
+
     def save_result(self, job_id: int, data: bytes, ext: str = ".png") -> Path:
         """Write the result of job `job_id` atomically and return its path."""
         path = self.result_path(job_id, ext)
@@ -50,7 +54,7 @@ class DataDir:
 
     def remove_results(self, job_id: int) -> int:
         """Delete every result file of job `job_id`; return how many there were."""
-        return remove(self.result_path(job_id, ext) for ext in EXTENSIONS)
+        return remove([*(self.result_path(job_id, ext) for ext in EXTENSIONS), self.preview_path(job_id)])
 
     def managed_files(self) -> Iterator[Path]:
         """Every upload, preset image and result on disk, leftover temporary files included."""

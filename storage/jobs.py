@@ -18,7 +18,16 @@ logger = logging.getLogger(__name__)
 RECENT_JOBS = 20
 """How many finished jobs the time estimate averages over."""
 
+REFERENCE_SIZE = 512
+"""A job's work is its iterations × (max_size / REFERENCE_SIZE)²: an iteration costs about its pixels."""
+
 _ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+_SIZE = "json_extract(params, '$.max_size')"
+# SQL for a job's area factor; a job without a positive numeric `max_size` counts as the reference size.
+_AREA = (
+    f"(CASE WHEN typeof({_SIZE}) IN ('integer', 'real') AND {_SIZE} > 0"
+    f" THEN ({_SIZE} / {float(REFERENCE_SIZE)}) * ({_SIZE} / {float(REFERENCE_SIZE)}) ELSE 1.0 END)"
+)
 
 
 class Jobs:
@@ -101,6 +110,10 @@ class Jobs:
     async def set_status_message(self, job_id: int, message_id: int) -> None:
         """Remember the id of the chat message that shows the job's progress."""
         await self._db.fetchall("UPDATE jobs SET status_message_id = ? WHERE id = ?", (message_id, job_id))
+
+    async def set_preview_message(self, job_id: int, message_id: int) -> None:
+        """Remember the id of the photo message that shows the job's instant preview."""
+        await self._db.fetchall("UPDATE jobs SET preview_message_id = ? WHERE id = ?", (message_id, job_id))
 
     async def finish(self, job_id: int, result_path: Path) -> bool:
         """`running → done` with the result's path; False if the job was not running."""
@@ -193,22 +206,28 @@ class Jobs:
         return [_job(row) for row in rows]
 
     async def queue_position(self, job_id: int, workers: int = 1) -> QueuePosition | None:
-        """Where a queued job stands, with an estimate from recent jobs' seconds per iteration."""
+        """Where a queued job stands, with an estimate from recent jobs' seconds per unit of work.
+
+        A unit is one iteration at `max_size` = REFERENCE_SIZE; iterations at other sizes count by area.
+        """
         async with self._db.transaction(write=False) as tx:
             job = await tx.fetchone(
-                "SELECT id, iterations FROM jobs WHERE id = ? AND status = 'queued'", (job_id,)
+                f"SELECT id, iterations * {_AREA} AS work FROM jobs WHERE id = ? AND status = 'queued'",
+                (job_id,),
             )
             if job is None:
                 return None
             ahead = await tx.fetchone(
-                "SELECT COUNT(*), TOTAL(iterations) FROM jobs WHERE status = 'queued' AND id < ?", (job_id,)
+                f"SELECT COUNT(*), TOTAL(iterations * {_AREA}) FROM jobs WHERE status = 'queued' AND id < ?",
+                (job_id,),
             )
             running = await tx.fetchone(
-                "SELECT COUNT(*), TOTAL(MAX(progress_total - progress, 0)) FROM jobs WHERE status = 'running'"
+                f"SELECT COUNT(*), TOTAL(MAX(progress_total - progress, 0) * {_AREA}) FROM jobs"
+                " WHERE status = 'running'"
             )
             recent = await tx.fetchone(
-                "SELECT TOTAL(finished_at - started_at), TOTAL(iterations) FROM (SELECT * FROM jobs"
-                " WHERE status IN ('done', 'delivered') AND started_at IS NOT NULL"
+                f"SELECT TOTAL(finished_at - started_at), TOTAL(iterations * {_AREA})"
+                " FROM (SELECT * FROM jobs WHERE status IN ('done', 'delivered') AND started_at IS NOT NULL"
                 " AND finished_at IS NOT NULL"
                 " ORDER BY finished_at DESC LIMIT ?)",
                 (RECENT_JOBS,),
@@ -218,7 +237,7 @@ class Jobs:
         assert recent is not None
         estimate = None
         if recent[1] > 0:
-            work = ahead[1] + running[1] + job["iterations"]
+            work = ahead[1] + running[1] + job["work"]
             estimate = work * recent[0] / recent[1] / max(workers, 1)
         return QueuePosition(position=ahead[0] + 1, running=running[0], estimate=estimate)
 
@@ -281,6 +300,7 @@ def _job(row: sqlite3.Row) -> Job:
         progress=row["progress"],
         progress_total=row["progress_total"],
         status_message_id=row["status_message_id"],
+        preview_message_id=row["preview_message_id"],
         attempts=row["attempts"],
         error=row["error"],
         result_path=Path(result) if result is not None else None,

@@ -41,6 +41,7 @@ class Job:
     progress: int  # iterations done so far
     progress_total: int
     status_message_id: int | None  # the chat message that shows progress
+    preview_message_id: int | None  # the photo message showing the instant preview, replaced by the result
     attempts: int  # runs lost to a dead worker or a restart
     error: str | None
     result_path: Path | None
@@ -57,6 +58,7 @@ class Options:
     output_size: int | None = None  # longest side in pixels; None: the max_image_size setting
     preserve_colors: bool = False
     style_strength: float = 1.0
+    fast: bool = False  # deliver the instant preview as the result, without the optimisation
 
     def __post_init__(self) -> None:
         if self.output_size is not None and not 1 <= self.output_size <= 100_000:

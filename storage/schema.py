@@ -79,7 +79,8 @@ V2 = (
     "ALTER TABLE sessions ADD COLUMN style_strength REAL NOT NULL DEFAULT 1.0",
 )
 
-# Version 3: incoming messages whose handling has started but not finished (a crash mid-download).
+# Version 3: incoming messages whose handling has started but not finished (a crash mid-download),
+# the message showing a job's instant preview, and the "fast" option (the preview is the result).
 V3 = (
     """CREATE TABLE inbox (
         update_id INTEGER PRIMARY KEY,
@@ -88,6 +89,8 @@ V3 = (
         attempts INTEGER NOT NULL DEFAULT 0,
         received_at REAL NOT NULL
     )""",
+    "ALTER TABLE jobs ADD COLUMN preview_message_id INTEGER",
+    "ALTER TABLE sessions ADD COLUMN fast INTEGER NOT NULL DEFAULT 0",
 )
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (V1, V2, V3)

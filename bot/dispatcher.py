@@ -10,16 +10,18 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaDocument, InputMediaPhoto
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot import texts
 from bot.config import Config
 from engine.params import StyleParams
-from engine.pool import EnginePool, JobSpec, Outcome, ProgressEvent
+from engine.pool import EngineBackend, EnginePool, JobSpec, Outcome, ProgressEvent
 from storage import Job, JobStatus, Store
 
 logger = logging.getLogger(__name__)
@@ -52,16 +54,19 @@ class _Running:
 class Dispatcher:
     """Runs as many jobs at once as the pool has workers; everything else waits in the store."""
 
-    def __init__(self, bot: Bot, store: Store, pool: EnginePool, config: Config) -> None:
+    def __init__(
+        self, bot: Bot, store: Store, pool: EngineBackend, config: Config, previews: EnginePool | None = None
+    ) -> None:
         self.bot = bot
         self.store = store
         self.pool = pool
         self.config = config
+        self.previews = previews  # a pool of its own for instant previews; None when they are off
         self._running: dict[int, _Running] = {}
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
-        self._deliveries: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # deliveries and previews
 
     def start(self) -> None:
         """Start the loop on the running event loop."""
@@ -70,6 +75,33 @@ class Dispatcher:
     def wake(self) -> None:
         """Look at the queue now (a job was submitted or a worker freed)."""
         self._wake.set()
+
+    def preview(self, job: Job) -> None:
+        """Send an instant AdaIN preview of a just-queued job, without waiting for the queue."""
+        if self.previews is not None:
+            self._spawn(self._preview(job), f"preview-{job.id}")
+
+    async def _preview(self, job: Job) -> None:
+        assert self.previews is not None
+        params = _style_params(job)
+        output = self.store.files.preview_path(job.id)
+        spec = JobSpec(
+            f"{job.id}-preview", job.content_path, job.style_paths, output, params, "preview", _alpha(job)
+        )
+        outcome = await self.previews.submit_async(spec).wait()
+        if outcome.status != "done" or outcome.output is None:
+            logger.info("job %d: no preview (%s)", job.id, outcome.detail or outcome.status)
+            return
+        current = await self.store.jobs.get(job.id)
+        if current is None or current.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+            return  # already painted, cancelled or failed: the preview would only confuse
+        try:
+            data = await asyncio.to_thread(outcome.output.read_bytes)
+            message = await self.bot.send_photo(job.chat_id, photo=data, caption=texts.PREVIEW)
+        except TelegramError as exc:
+            logger.info("job %d: preview not sent: %s", job.id, exc)
+            return
+        await self.store.jobs.set_preview_message(job.id, message.message_id)
 
     async def cancel(self, job_id: int) -> bool:
         """Cancel a queued or running job; False if it had already ended."""
@@ -91,14 +123,14 @@ class Dispatcher:
         tasks = [r.task for r in self._running.values() if r.task is not None]
         if self._task is not None:
             tasks.append(self._task)
-        tasks += list(self._deliveries)
+        tasks += list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _loop(self) -> None:
         for job in self.store.recovery.undelivered:
-            self._spawn_delivery(job)
+            self._spawn(self._deliver(job), f"deliver-{job.id}")
         housekeeping = 0.0
         while not self._stopping:
             self._wake.clear()
@@ -138,12 +170,13 @@ class Dispatcher:
         job = running.job
         logger.info("job %d: running (%d iterations)", job.id, job.iterations)
         try:
-            params = StyleParams().with_overrides(**dict(job.params))
+            params = _style_params(job)
         except (TypeError, ValueError) as exc:
             return Outcome(str(job.id), "failed", error="its settings are invalid", detail=str(exc))
-        spec = JobSpec(
-            str(job.id), job.content_path, job.style_paths, self.store.files.result_path(job.id), params
-        )
+        # A fast job is its preview: one feed-forward pass instead of the optimisation.
+        mode: Literal["stylize", "preview"] = "preview" if job.params.get("fast") else "stylize"
+        output = self.store.files.result_path(job.id, ".jpg" if mode == "preview" else ".png")
+        spec = JobSpec(str(job.id), job.content_path, job.style_paths, output, params, mode, _alpha(job))
 
         def on_progress(event: ProgressEvent) -> None:
             running.latest = event
@@ -206,10 +239,10 @@ class Dispatcher:
         if not await self._edit_status(job, texts.failed(outcome.error), None):
             await self._tell(job, texts.failed(outcome.error))
 
-    def _spawn_delivery(self, job: Job) -> None:
-        task = asyncio.create_task(self._deliver(job), name=f"deliver-{job.id}")
-        self._deliveries.add(task)
-        task.add_done_callback(self._deliveries.discard)
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _deliver(self, job: Job) -> None:
         """Send the result, retrying network trouble with backoff; mark it delivered exactly once."""
@@ -222,7 +255,7 @@ class Dispatcher:
         as_photo = _fits_photo(path)
         for attempt in range(DELIVERY_ATTEMPTS):
             try:
-                await self._send(job.chat_id, path, texts.done(seconds), as_photo)
+                await self._send(job, path, texts.done(seconds), as_photo)
             except BadRequest as exc:
                 if not as_photo:
                     logger.error("job %d: result refused by Telegram: %s", job.id, exc)
@@ -250,12 +283,26 @@ class Dispatcher:
             "job %d: not delivered after %d attempts; will retry at next start", job.id, DELIVERY_ATTEMPTS
         )
 
-    async def _send(self, chat_id: int, path: Path, caption: str, as_photo: bool) -> None:
+    async def _send(self, job: Job, path: Path, caption: str, as_photo: bool) -> None:
+        """Replace the job's preview with the result when there is one, else send it as a new message."""
         data = await asyncio.to_thread(path.read_bytes)
+        if job.preview_message_id is not None:
+            media = (
+                InputMediaPhoto(data, caption=caption)
+                if as_photo
+                else InputMediaDocument(data, caption=caption, filename=path.name)
+            )
+            try:
+                await self.bot.edit_message_media(
+                    media, chat_id=job.chat_id, message_id=job.preview_message_id
+                )
+                return
+            except BadRequest as exc:
+                logger.info("job %d: preview not replaced (%s); sending the result anew", job.id, exc)
         if as_photo:
-            await self.bot.send_photo(chat_id, photo=data, caption=caption)
+            await self.bot.send_photo(job.chat_id, photo=data, caption=caption)
         else:
-            await self.bot.send_document(chat_id, document=data, filename=path.name, caption=caption)
+            await self.bot.send_document(job.chat_id, document=data, filename=path.name, caption=caption)
 
     async def _edit_status(self, job: Job, text: str, markup: InlineKeyboardMarkup | None) -> bool:
         """Edit the job's status message, best effort; False if the chat does not show `text` now."""
@@ -282,6 +329,17 @@ class Dispatcher:
             await self.bot.send_message(job.chat_id, text)
         except TelegramError as exc:
             logger.info("job %d: could not tell the user: %s", job.id, exc)
+
+
+def _style_params(job: Job) -> StyleParams:
+    """The engine's parameters from a job's frozen ones (less the bot's own keys)."""
+    return StyleParams().with_overrides(**{k: v for k, v in job.params.items() if k != "fast"})
+
+
+def _alpha(job: Job) -> float:
+    """AdaIN's style strength for a job's preview: weak styles blend in part of the photo."""
+    strength = float(job.params.get("style_weight", StyleParams().style_weight)) / StyleParams().style_weight
+    return min(1.0, 0.5 + 0.5 * strength)
 
 
 def _fits_photo(path: Path) -> bool:

@@ -6,7 +6,7 @@ import asyncio
 import io
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PIL import Image
@@ -19,7 +19,7 @@ from bot.config import Config
 from bot.dispatcher import Dispatcher, cancel_keyboard
 from engine.images import ImageError, load_image
 from engine.params import StyleParams
-from engine.pool import EnginePool
+from engine.pool import EngineBackend
 from storage import JobStatus, Options, Session, Store, validate_preset_name
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class BotData:
 
     config: Config | None = None
     store: Store | None = None
-    pool: EnginePool | None = None
+    pool: EngineBackend | None = None
     dispatcher: Dispatcher | None = None
     # One lock per chat so two photos of an album are taken in order.
     chat_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
@@ -53,7 +53,7 @@ CONTEXT_TYPES = ContextTypes(bot_data=BotData)
 class _Parts:
     config: Config
     store: Store
-    pool: EnginePool
+    pool: EngineBackend
     dispatcher: Dispatcher
 
 
@@ -199,11 +199,13 @@ async def _submit(message: Message, user_id: int, parts: _Parts) -> None:
         await message.reply_text(texts.QUEUE_FULL.format(count=user.active_jobs))
         return
     settings = await parts.store.settings.get()
+    options = session.options
     params = {
         "iterations": settings.iterations,
-        "max_size": _output_size(session.options, settings.max_image_size),
-        "preserve_colors": session.options.preserve_colors,
-        "style_weight": DEFAULT_STYLE_WEIGHT * session.options.style_strength,
+        "max_size": _output_size(options, settings.max_image_size),
+        "preserve_colors": options.preserve_colors,
+        "style_weight": DEFAULT_STYLE_WEIGHT * options.style_strength,
+        "fast": options.fast and parts.dispatcher.previews is not None,
     }
     job = await parts.store.jobs.submit(
         message.chat_id, user_id, session.content_path, [session.style_path], params
@@ -217,6 +219,8 @@ async def _submit(message: Message, user_id: int, parts: _Parts) -> None:
     status = await message.reply_text(text, reply_markup=cancel_keyboard(job.id))
     await parts.store.jobs.set_status_message(job.id, status.message_id)
     parts.dispatcher.wake()
+    if not params["fast"]:
+        parts.dispatcher.preview(job)
 
 
 def _output_size(options: Options, max_size: int) -> int:
@@ -344,6 +348,9 @@ async def options(update: Update, context: Context) -> None:
         if len(args) != 2:
             await message.reply_text(texts.OPTIONS_USAGE)
             return
+        if args[0].lower() == "fast" and _parts(context).dispatcher.previews is None:
+            await message.reply_text(texts.FAST_UNAVAILABLE)
+            return
         session = await _set_option(message.chat_id, user.id, args[0].lower(), args[1].lower(), context)
         if session is None:
             await message.reply_text(texts.OPTIONS_USAGE)
@@ -358,11 +365,13 @@ async def _set_option(chat_id: int, user_id: int, key: str, value: str, context:
     store = _parts(context).store
     current = (await store.sessions.get(chat_id)).options
     if key == "size" and value.isdigit() and int(value) in SIZES:
-        changed = Options(int(value), current.preserve_colors, current.style_strength)
+        changed = replace(current, output_size=int(value))
     elif key in ("colors", "colours") and value in ("on", "off"):
-        changed = Options(current.output_size, value == "on", current.style_strength)
+        changed = replace(current, preserve_colors=value == "on")
     elif key == "strength" and value in STRENGTHS:
-        changed = Options(current.output_size, current.preserve_colors, STRENGTHS[value])
+        changed = replace(current, style_strength=STRENGTHS[value])
+    elif key == "fast" and value in ("on", "off"):
+        changed = replace(current, fast=value == "on")
     else:
         return None
     return await store.sessions.set_options(chat_id, user_id, changed)
@@ -390,7 +399,10 @@ async def _options_view(session: Session, context: Context) -> tuple[str, Inline
             for k in STRENGTHS
         ],
     ]
-    text = texts.options(size, settings.max_image_size, opts.preserve_colors, strength)
+    if _parts(context).dispatcher.previews is not None:
+        label = f"Fast mode: {'on' if opts.fast else 'off'}"
+        rows.append([InlineKeyboardButton(label, callback_data=f"opt:fast:{'off' if opts.fast else 'on'}")])
+    text = texts.options(size, settings.max_image_size, opts.preserve_colors, strength, opts.fast)
     return text, InlineKeyboardMarkup(rows)
 
 

@@ -54,6 +54,8 @@ DELIVERED = "Done ✓"
 DOWNLOAD_FAILED = "I couldn't fetch that file from Telegram. Please send it again."
 SOMETHING_WRONG = "Sorry, something went wrong on my side. Please try again."
 FIRST_FRAME = "That's an animation; I'll use its first frame."
+PREVIEW = "A quick preview — the full painting is on its way."
+FAST_UNAVAILABLE = "Fast mode isn't available on this bot right now."
 RETRYING = "The painter stopped unexpectedly; your picture is queued again."
 
 
@@ -96,16 +98,21 @@ def status(state: str, position: int | None, estimate: float | None, iteration: 
     return f"Your last picture is {state}."
 
 
-def options(size: int, max_size: int, preserve_colors: bool, strength: str) -> str:
+def options(size: int, max_size: int, preserve_colors: bool, strength: str, fast: bool) -> str:
     return (
         f"Output size: {size} px (longest side, at most {max_size})\n"
         f"Keep my photo's colours: {'on' if preserve_colors else 'off'}\n"
-        f"Style strength: {strength}\n\n"
-        "Tap to change, or use /options size 512, /options colors on, /options strength strong."
+        f"Style strength: {strength}\n"
+        f"Fast mode (the instant preview is the result): {'on' if fast else 'off'}\n\n"
+        "Tap to change, or use /options size 512, /options colors on, /options strength strong, "
+        "/options fast on."
     )
 
 
-OPTIONS_USAGE = "Usage: /options size N · /options colors on|off · /options strength weak|normal|strong"
+OPTIONS_USAGE = (
+    "Usage: /options size N · /options colors on|off · /options strength weak|normal|strong · "
+    "/options fast on|off"
+)
 
 
 def iterations_now(value: int, low: int, high: int) -> str:

@@ -14,9 +14,11 @@ import pytest
 from PIL import Image
 from telegram.ext import Application
 
+from bot import texts
 from bot.app import build_application
 from bot.config import Config
-from engine.weights import synthetic
+from engine.weights import synthetic, synthetic_decoder
+from storage import Job, JobStatus, Store
 from tests.bot.fake_telegram import BotMessage, FakeTelegram
 
 T = TypeVar("T")
@@ -40,6 +42,13 @@ def tiny_weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_decoder_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("weights") / "decoder.npz"
+    synthetic_decoder(channels=4, seed=0).save(path)
+    return path
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeTelegram]:
     async with FakeTelegram() as server:
@@ -47,7 +56,7 @@ async def fake() -> AsyncIterator[FakeTelegram]:
 
 
 @pytest.fixture
-def config(fake: FakeTelegram, tmp_path: Path, tiny_weights_file: Path) -> Config:
+def config(fake: FakeTelegram, tmp_path: Path, tiny_weights_file: Path, tiny_decoder_file: Path) -> Config:
     return Config(
         token=fake.token,
         api_url=fake.base_url,
@@ -55,6 +64,8 @@ def config(fake: FakeTelegram, tmp_path: Path, tiny_weights_file: Path) -> Confi
         admin_ids=frozenset({ADMIN}),
         data_dir=tmp_path / "data",
         weights=tiny_weights_file,
+        decoder=tiny_decoder_file,
+        previews=False,  # each bot start would spawn one more worker; the preview tests turn them on
         engine_workers=1,
         default_iterations=20,
         max_image_size=64,
@@ -119,8 +130,19 @@ async def eventually(
         await asyncio.sleep(0.05)
 
 
+async def delivered(store: Store, job_id: int = 1) -> Job:
+    """The job once it is marked delivered (that happens just after the photo is sent)."""
+    job = await eventually(
+        lambda: store.jobs.get(job_id), lambda j: j is not None and j.status != JobStatus.DONE
+    )
+    assert job is not None
+    assert job.status == JobStatus.DELIVERED, job
+    return job
+
+
 def photos(fake: FakeTelegram, chat_id: int) -> list[BotMessage]:
-    return [m for m in fake.messages(chat_id) if m.kind in ("photo", "document")]
+    """The results the bot delivered (not previews still waiting to be replaced)."""
+    return [m for m in fake.messages(chat_id) if m.kind in ("photo", "document") and m.text != texts.PREVIEW]
 
 
 def text_containing(fragment: str) -> Callable[[BotMessage], bool]:

@@ -28,6 +28,8 @@ def test_every_variable_is_read() -> None:
             "BOT_ADMIN_IDS": "1, 22,333",
             "BOT_DATA_DIR": "/srv/bot",
             "VGG_WEIGHTS": "/srv/vgg.npz",
+            "ADAIN_DECODER": "/srv/decoder.npz",
+            "BOT_PREVIEWS": "off",
             "ENGINE_WORKERS": "2",
             "DEFAULT_ITERATIONS": "150",
             "MAX_IMAGE_SIZE": "768",
@@ -43,6 +45,8 @@ def test_every_variable_is_read() -> None:
         admin_ids=frozenset({1, 22, 333}),
         data_dir=Path("/srv/bot"),
         weights=Path("/srv/vgg.npz"),
+        decoder=Path("/srv/decoder.npz"),
+        previews=False,
         engine_workers=2,
         default_iterations=150,
         max_image_size=768,
@@ -64,6 +68,7 @@ def test_every_variable_is_read() -> None:
         ({"MAX_IMAGE_SIZE": "99999"}, "MAX_IMAGE_SIZE must be between 64 and 4096"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL must be"),
         ({"BOT_PROGRESS_INTERVAL": "-1"}, "BOT_PROGRESS_INTERVAL must be at least 0"),
+        ({"BOT_PREVIEWS": "sometimes"}, "BOT_PREVIEWS must be on or off"),
     ],
 )
 def test_mistakes_are_named(env: dict[str, str], message: str) -> None:
@@ -81,3 +86,41 @@ def test_missing_token_stops_start_up_with_one_line(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         "neural-style-bot: TELEGRAM_BOT_TOKEN is not set: get a token from @BotFather and export it"
     ]
+
+
+def test_engine_backend_defaults_to_the_local_pool() -> None:
+    config = Config.from_env({"TELEGRAM_BOT_TOKEN": "123:abc"})
+    assert (config.engine_backend, config.ray_address, config.ray_cpus_per_worker) == ("local", None, 1)
+
+
+def test_ray_backend_variables_are_read() -> None:
+    config = Config.from_env(
+        {
+            "TELEGRAM_BOT_TOKEN": "123:abc",
+            "ENGINE_BACKEND": " Ray ",
+            "RAY_ADDRESS": "10.0.0.5:6379",
+            "RAY_CPUS_PER_WORKER": "4",
+            "ENGINE_WORKERS": "6",
+        }
+    )
+    assert (config.engine_backend, config.ray_address) == ("ray", "10.0.0.5:6379")
+    assert (config.ray_cpus_per_worker, config.engine_workers) == (4, 6)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ENGINE_BACKEND": "kubernetes"}, "ENGINE_BACKEND must be local or ray, not 'kubernetes'"),
+        ({"RAY_CPUS_PER_WORKER": "0"}, "RAY_CPUS_PER_WORKER must be between 1 and any, not 0"),
+        ({"RAY_CPUS_PER_WORKER": "two"}, "RAY_CPUS_PER_WORKER must be a whole number"),
+    ],
+)
+def test_ray_backend_mistakes_are_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Config.from_env({"TELEGRAM_BOT_TOKEN": "123:abc", **env})
+
+
+def test_ray_backend_without_ray_installed_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # what the import system sees when ray is not installed
+    with pytest.raises(ConfigError, match=r"ENGINE_BACKEND=ray needs Ray: python -m pip install"):
+        Config.from_env({"TELEGRAM_BOT_TOKEN": "123:abc", "ENGINE_BACKEND": "ray"})

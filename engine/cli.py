@@ -54,6 +54,13 @@ def stylize_parser() -> argparse.ArgumentParser:
     p.add_argument("--beta1", type=float, default=DEFAULTS.beta1)
     p.add_argument("--beta2", type=float, default=DEFAULTS.beta2)
     p.add_argument("--eps", dest="epsilon", type=float, default=DEFAULTS.epsilon)
+    p.add_argument("--optimizer", choices=("lbfgs", "adam"), default=DEFAULTS.optimizer)
+    p.add_argument(
+        "--multiscale",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS.multiscale,
+        help="coarse to fine: optimise at halved sizes first",
+    )
     p.add_argument("--pooling", choices=("max", "avg"), default=DEFAULTS.pooling)
     p.add_argument("--preserve-colors", action="store_true", help="keep the content's colours")
     p.add_argument("--initial", choices=("content", "noise"), default=DEFAULTS.initial)

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 Pooling = Literal["max", "avg"]
 Initial = Literal["content", "noise"]
+Optimizer = Literal["adam", "lbfgs"]
 
 CONTENT_LAYERS: tuple[str, ...] = ("relu4_2", "relu5_2")
 STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -16,7 +17,8 @@ STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "re
 class StyleParams:
     """The options of anishathalye/neural-style, same names and meaning, plus the engine's own few."""
 
-    # Optimisation steps; the bot's admins change this at run time.
+    # Optimisation steps, each one evaluation of the loss and its gradient (L-BFGS's line searches count
+    # every evaluation), summed over all scales when `multiscale` is on; the bot's admins change this.
     iterations: int = 300
     # Long side of the output in pixels; a larger content image is scaled down, a smaller one kept as is.
     max_size: int = 512
@@ -35,6 +37,12 @@ class StyleParams:
     style_scales: tuple[float, ...] | None = None
     # Weight of the total-variation (smoothness) loss.
     tv_weight: float = 0.1
+    # "adam" as the seed (the settings below), or "lbfgs": scipy's L-BFGS-B bounded to valid pixels.
+    # L-BFGS wins at 256 px but at 512 px can creep for 100+ evaluations against the bounds (BENCHMARKS.md).
+    optimizer: Optimizer = "adam"
+    # Coarse to fine: optimise at halved sizes first (long side ≥ 128 px), most iterations where cheap.
+    # Off by default: upsampled coarse results scored poorly at full size and saved no time (BENCHMARKS.md).
+    multiscale: bool = False
     # Adam's settings, as tf.compat.v1.train.AdamOptimizer takes them; pixels are in 0..255.
     learning_rate: float = 10.0
     beta1: float = 0.9
@@ -109,6 +117,8 @@ def _problems(p: StyleParams) -> list[str]:
         problems.append("beta1 and beta2 must be within [0, 1)")
     if p.pooling not in ("max", "avg"):
         problems.append("pooling must be 'max' or 'avg'")
+    if p.optimizer not in ("adam", "lbfgs"):
+        problems.append("optimizer must be 'adam' or 'lbfgs'")
     if p.initial not in ("content", "noise"):
         problems.append("initial must be 'content' or 'noise'")
     if p.style_blend_weights is not None and (

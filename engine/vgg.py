@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 
 import numpy as np
 import tensorflow as tf
@@ -20,6 +20,8 @@ class VGG19:
         self.biases = {n: tf.Variable(b, trainable=False, name=f"{n}_b") for n, b in weights.biases.items()}
         self.mean_pixel = weights.mean_pixel.astype(np.float32)  # (3,) RGB
         self.source = weights.source
+        # Compiled functions traced on this network, by what they compute (filled by engine.stylize).
+        self.compiled: dict[Hashable, object] = {}
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """(H, W, 3) RGB 0..255 → (1, H, W, 3) mean-subtracted network input."""

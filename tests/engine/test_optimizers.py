@@ -1,0 +1,165 @@
+"""L-BFGS, coarse-to-fine schedules, Adam's steps per call and the compiled functions' reuse."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import numpy as np
+import pytest
+
+from engine.lbfgs import lbfgs
+from engine.multiscale import MIN_SIDE, schedule
+from engine.params import StyleParams
+from engine.stylize import Cancelled, Progress, iterate, stylize
+from engine.vgg import VGG19
+from tests.engine.conftest import smooth_image
+
+FAST = {"seed": 0, "style_weight": 1.0, "content_weight": 1.0, "learning_rate": 2.0}
+
+
+def test_lbfgs_stays_within_bounds_and_spends_exactly_its_budget() -> None:
+    target = np.array([10.0, -10.0, 1.0], dtype=np.float32)  # outside the box on two channels
+    seen: list[np.ndarray] = []
+
+    def loss_and_grad(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        seen.append(x.copy())
+        diff = (x - target).astype(np.float64)
+        total = float(np.sum(diff**2))
+        return np.array([total, 0.0, 0.0, total]), 2 * diff
+
+    start = np.zeros((1, 4, 5, 3), dtype=np.float32)
+    low, high = np.array([-5.0, -5.0, -5.0]), np.array([5.0, 5.0, 5.0])
+    gen = lbfgs(loss_and_grad, start, low, high, evaluations=12, previews=frozenset({3}))
+    events = []
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            best, losses = stop.value
+            break
+
+    assert len(seen) <= 12
+    assert [e[0] for e in events] == list(range(1, len(seen) + 1))
+    assert [e[0] for e in events if e[2] is not None] == ([3] if len(seen) >= 3 else [])
+    assert all(x.min() >= -5.0 and x.max() <= 5.0 for x in seen)
+    np.testing.assert_allclose(best[..., 0], 5.0, atol=1e-4)
+    np.testing.assert_allclose(best[..., 1], -5.0, atol=1e-4)
+    np.testing.assert_allclose(best[..., 2], 1.0, atol=1e-3)
+    assert losses.total == pytest.approx(2 * 20 * 25.0, rel=1e-4)
+
+
+@pytest.mark.parametrize("multiscale", [False, True])
+def test_lbfgs_loss_falls_faster_than_adam(network: VGG19, multiscale: bool) -> None:
+    content, style = smooth_image(24, 32, 1), smooth_image(20, 20, 2)
+    params = StyleParams(iterations=30, optimizer="lbfgs", multiscale=multiscale, **FAST)  # type: ignore[arg-type]
+    steps = list(iterate(network, content, [style], params))
+    adam = stylize(network, content, [style], params.with_overrides(optimizer="adam"))
+
+    assert [s.iteration for s in steps] == list(range(1, 31))
+    assert {s.total for s in steps} == {30}
+    assert steps[-1].losses.total < 0.05 * steps[0].losses.total
+    assert steps[-1].losses.total < adam.losses.total
+    image = steps[-1].image
+    assert image is not None
+    assert image.shape == (24, 32, 3)
+    assert 0.0 <= image.min() <= image.max() <= 255.0
+
+
+@pytest.mark.parametrize("side", [16, 100, 127, 128, 255, 256, 300, 512, 700, 1024, 2000])
+@pytest.mark.parametrize("iterations", [1, 2, 3, 7, 100, 300, 1000])
+def test_schedule_halves_down_to_the_minimum_and_spends_the_budget(side: int, iterations: int) -> None:
+    plan = schedule(side, iterations)
+
+    sides = [s for s, _ in plan]
+    counts = [n for _, n in plan]
+    assert sum(counts) == iterations
+    assert all(n >= 1 for n in counts)
+    assert sides[-1] == side
+    assert all(abs(2 * a - b) <= 1 for a, b in itertools.pairwise(sides))
+    assert len(plan) == 1 or sides[0] >= MIN_SIDE
+    if iterations >= 7:
+        assert round(sides[0] / 2) < MIN_SIDE  # as coarse as allowed
+        assert counts == sorted(counts, reverse=True)  # most iterations where they are cheap
+
+
+def test_schedule_of_the_default_job() -> None:
+    assert schedule(512, 300) == [(128, 173), (256, 85), (512, 42)]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_multiscale_counts_one_total_and_ends_at_the_target_size(network: VGG19, optimizer: str) -> None:
+    content, style = smooth_image(300, 400, 1), smooth_image(40, 40, 2)
+    params = StyleParams(
+        iterations=9,
+        max_size=256,
+        multiscale=True,
+        optimizer=optimizer,  # type: ignore[arg-type]
+        preview_every=2,
+        **FAST,  # type: ignore[arg-type]
+    )
+    steps = list(iterate(network, content, [style], params))
+
+    assert schedule(256, 9) == [(128, 6), (256, 3)]
+    assert [s.iteration for s in steps] == list(range(1, 10))
+    assert {s.total for s in steps} == {9}
+    shapes = [(s.iteration, s.image.shape) for s in steps if s.image is not None]
+    assert shapes == [
+        (2, (96, 128, 3)),
+        (4, (96, 128, 3)),
+        (6, (96, 128, 3)),
+        (8, (192, 256, 3)),
+        (9, (192, 256, 3)),
+    ]
+
+
+@pytest.mark.parametrize(("optimizer", "multiscale"), [("adam", False), ("lbfgs", False), ("lbfgs", True)])
+def test_cancel_stops_both_optimizers(network: VGG19, optimizer: str, multiscale: bool) -> None:
+    content, style = smooth_image(100, 140, 1), smooth_image(16, 16, 2)
+    params = StyleParams(
+        iterations=100,
+        max_size=140,
+        optimizer=optimizer,  # type: ignore[arg-type]
+        multiscale=multiscale,
+        seed=0,
+    )
+    seen: list[int] = []
+    with pytest.raises(Cancelled):
+        stylize(
+            network,
+            content,
+            [style],
+            params,
+            progress=lambda p: seen.append(p.iteration),
+            should_cancel=lambda: len(seen) >= 3,
+        )
+    assert seen == [1, 2, 3]
+    assert not [t for t in threading.enumerate() if t.name == "lbfgs"]
+
+
+def test_adam_steps_per_call_do_not_change_the_result(network: VGG19) -> None:
+    content, style = smooth_image(16, 24, 1), smooth_image(16, 16, 2)
+    params = StyleParams(iterations=9, initial="noise", preview_every=4, **FAST)  # type: ignore[arg-type]
+
+    def run(per_call: int) -> list[Progress]:
+        return list(iterate(network, content, [style], params, steps_per_call=per_call))
+
+    one, many = run(1), run(3)
+    assert [s.losses for s in one] == [s.losses for s in many]
+    for a, b in zip(one, many, strict=True):
+        assert (a.image is None) == (b.image is None)
+        if a.image is not None and b.image is not None:
+            np.testing.assert_array_equal(a.image, b.image)
+
+
+def test_compiled_steps_are_reused_across_jobs_and_sizes(network: VGG19) -> None:
+    network.compiled.clear()
+    style = smooth_image(16, 16, 2)
+    for height, width, weight in [(16, 16, 1.0), (24, 16, 2.0), (16, 32, 3.0), (20, 20, 4.0)]:
+        for optimizer in ("adam", "lbfgs"):
+            params = StyleParams(iterations=2, style_weight=weight, seed=0, optimizer=optimizer)  # type: ignore[arg-type]
+            stylize(network, smooth_image(height, width, 1), [style], params)
+    (fn,) = network.compiled.values()
+    assert fn.adam_step.experimental_get_tracing_count() == 1  # type: ignore[attr-defined]
+    assert fn.parts.experimental_get_tracing_count() == 1  # type: ignore[attr-defined]
+    assert fn.loss_and_grad.experimental_get_tracing_count() == 1  # type: ignore[attr-defined]

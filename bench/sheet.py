@@ -1,9 +1,12 @@
 """A contents × styles contact sheet of default outputs, to look at before trusting the defaults.
 
-    python bench/sheet.py [--images DIR] [--size 256] [--iterations N] [--output /tmp/sheet.png]
+    python bench/sheet.py [--images DIR] [--size 256] [--iterations N] [--optimizer adam|lbfgs]
+                          [--multiscale | --no-multiscale] [--diagonal] [--output /tmp/sheet.png]
 
 Row headers are the content images, column headers the style images, each cell the stylised content with
-the default StyleParams (only `max_size` and `iterations` set from the flags). Prints each cell's losses.
+the default StyleParams (only `max_size`, `iterations`, `optimizer` and `multiscale` set from the flags).
+`--diagonal` renders only the pairs (content i, style i), to compare settings where a full sheet is too
+slow. Prints each cell's losses and time.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--styles", nargs="+", default=list(STYLES))
     p.add_argument("--size", type=int, default=256, help="long side of each output")
     p.add_argument("--iterations", type=int, default=StyleParams().iterations)
+    p.add_argument("--optimizer", choices=("adam", "lbfgs"), default=StyleParams().optimizer)
+    p.add_argument("--multiscale", action=argparse.BooleanOptionalAction, default=StyleParams().multiscale)
+    p.add_argument("--diagonal", action="store_true", help="only content i with style i")
     p.add_argument("--output", type=Path, default=Path("/tmp/sheet.png"), help="PNG to write")
     p.add_argument("--weights", type=Path, help="weights file (default: $VGG_WEIGHTS, else the cache)")
     return p.parse_args(argv)
@@ -65,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     except (WeightsError, ValueError) as exc:
         print(f"sheet: {exc}", file=sys.stderr)
         return 2
-    params = StyleParams(max_size=args.size, iterations=args.iterations)
+    params = StyleParams(
+        max_size=args.size, iterations=args.iterations, optimizer=args.optimizer, multiscale=args.multiscale
+    )
     size = args.size
     step = size + GAP
     sheet = Image.new("RGB", (step * (len(styles) + 1), (size + LABEL + GAP) * (len(contents) + 1)), "white")
@@ -75,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         y = row * (size + LABEL + GAP)
         sheet.paste(tile(Image.fromarray(to_uint8(content)), size, cname), (0, y))
         for col, (sname, style) in enumerate(styles.items(), start=1):
+            if args.diagonal and col != row:
+                continue
             first: list[Progress] = []
 
             def keep_first(progress: Progress, first: list[Progress] = first) -> None:

@@ -63,7 +63,12 @@ def stylize_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--pooling", choices=("max", "avg"), default=DEFAULTS.pooling)
     p.add_argument("--preserve-colors", action="store_true", help="keep the content's colours")
-    p.add_argument("--initial", choices=("content", "noise"), default=DEFAULTS.initial)
+    p.add_argument(
+        "--initial",
+        choices=("content", "noise", "adain"),
+        default=DEFAULTS.initial,
+        help="start from the content, noise, or the AdaIN feed-forward result",
+    )
     p.add_argument("--initial-noiseblend", type=float, default=DEFAULTS.initial_noiseblend)
     p.add_argument("--seed", type=int, help="seed of the start noise, for reproducible runs")
     p.add_argument("--checkpoint-output", help="write checkpoints to this pattern, e.g. out_%%d.png")
@@ -131,7 +136,8 @@ def _stylize(args: argparse.Namespace) -> int:
         if not 0.0 <= args.alpha <= 1.0:
             raise ValueError("alpha must be within [0, 1]")
         weights = fetch.load_weights(args.network)
-        decoder = fetch.load_decoder(args.decoder) if args.fast else None
+        needs_decoder = args.fast or params.initial == "adain"
+        decoder = fetch.load_decoder(args.decoder) if needs_decoder else None
     except (ValueError, WeightsError, FileNotFoundError) as exc:
         print(f"neural-style: {exc}", file=sys.stderr)
         return 2
@@ -140,15 +146,21 @@ def _stylize(args: argparse.Namespace) -> int:
         from engine.worker import configure_tensorflow
 
         configure_tensorflow(args.threads)
-    if decoder is not None:
+    if args.fast:
+        assert decoder is not None
         return _fast(args, params, content, styles, weights, decoder)
     from engine.stylize import iterate
     from engine.vgg import VGG19
 
+    start = None
+    if decoder is not None:
+        from engine.adain import AdaIN, initial_from_adain
+
+        start = initial_from_adain(AdaIN(weights, decoder), content, styles, params, args.alpha)
     network = VGG19(weights)
     bar = tqdm(total=params.iterations, unit="it", dynamic_ncols=True)
     try:
-        for step in iterate(network, content, styles, params):
+        for step in iterate(network, content, styles, params, start=start):
             bar.n = step.iteration
             bar.set_postfix(loss=f"{step.losses.total:.4g}", refresh=False)
             bar.update(0)

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
 Pooling = Literal["max", "avg"]
-Initial = Literal["content", "noise"]
+Initial = Literal["content", "noise", "adain"]
 Optimizer = Literal["adam", "lbfgs"]
 
 CONTENT_LAYERS: tuple[str, ...] = ("relu4_2", "relu5_2")
@@ -52,9 +52,10 @@ class StyleParams:
     pooling: Pooling = "max"
     # Keep the content's colours: only the luminance of the result is kept (YCbCr transfer).
     preserve_colors: bool = False
-    # Where the optimisation starts: the content image or noise.
+    # Where the optimisation starts: the content image, noise, or the AdaIN feed-forward result (the
+    # caller computes that one and passes it to `iterate` as `start`).
     initial: Initial = "content"
-    # Fraction of noise blended into the content start image (0 = pure content, 1 = pure noise).
+    # Fraction of noise blended into the start image (0 = pure content or AdaIN image, 1 = pure noise).
     initial_noiseblend: float = 0.0
     # Seed of the start noise; the same seed, inputs and device give the same output. None = random.
     seed: int | None = None
@@ -119,8 +120,8 @@ def _problems(p: StyleParams) -> list[str]:
         problems.append("pooling must be 'max' or 'avg'")
     if p.optimizer not in ("adam", "lbfgs"):
         problems.append("optimizer must be 'adam' or 'lbfgs'")
-    if p.initial not in ("content", "noise"):
-        problems.append("initial must be 'content' or 'noise'")
+    if p.initial not in ("content", "noise", "adain"):
+        problems.append("initial must be 'content', 'noise' or 'adain'")
     if p.style_blend_weights is not None and (
         any(w < 0 for w in p.style_blend_weights) or sum(p.style_blend_weights) <= 0
     ):

@@ -277,14 +277,22 @@ def compiled(objective: Objective, jit_compile: bool = False) -> Compiled:
     return cached
 
 
-def initial_image(network: VGG19, content: np.ndarray, params: StyleParams) -> np.ndarray:
-    """The preprocessed (1, H, W, 3) start image: content blended with N(0, 0.256²) noise as the seed does."""
+def initial_image(
+    network: VGG19, content: np.ndarray, params: StyleParams, start: np.ndarray | None = None
+) -> np.ndarray:
+    """The preprocessed (1, H, W, 3) start image: content (or `start`, resized to the content's size)
+    blended with N(0, 0.256²) noise as the seed does."""
     rng = np.random.default_rng(params.seed)
     noise = rng.standard_normal((1, *content.shape)).astype(np.float32) * 0.256
     if params.initial == "noise":
         return noise
+    base = content
+    if params.initial == "adain":
+        if start is None:
+            raise ValueError("initial='adain' needs the AdaIN image as `start` (see initial_from_adain)")
+        base = resize(start, content.shape[:2])
     blend = params.initial_noiseblend
-    return (network.preprocess(content) * (1.0 - blend) + noise * blend).astype(np.float32)
+    return (network.preprocess(base) * (1.0 - blend) + noise * blend).astype(np.float32)
 
 
 # On a GPU, Adam runs this many steps per call at most: enough to keep it busy between host round trips.
@@ -303,13 +311,15 @@ def iterate(
     params: StyleParams,
     should_cancel: Callable[[], bool] | None = None,
     steps_per_call: int | None = None,
+    start: np.ndarray | None = None,
 ) -> Iterator[Progress]:
     """Run the optimisation, yielding after every iteration; the last `Progress` carries the result image.
 
     `content` and `styles` are (H, W, 3) RGB arrays at their original size; they are scaled here, per scale
     when `params.multiscale` is on. `should_cancel` is checked before every iteration and makes this raise
     `Cancelled`. `steps_per_call` fixes how many Adam steps run per compiled call (None: one on a CPU,
-    about a second's worth on a GPU); it does not change the result.
+    about a second's worth on a GPU); it does not change the result. `start` is the (H, W, 3) image an
+    `initial="adain"` run begins from.
     """
     target, sized_styles = prepare(content, styles, params)
     side = max(target.shape[:2])
@@ -326,10 +336,10 @@ def iterate(
             scale_content, scale_styles = prepare(content, styles, params.with_overrides(max_size=long_side))
         objective = Objective(network, scale_content, scale_styles, params)
         if batch is None:
-            start = initial_image(network, scale_content, params)
+            first = initial_image(network, scale_content, params, start)
         else:  # coarse to fine: the previous scale's best image, resized in pixel space
             pixels = np.clip(network.unprocess(batch), 0.0, 255.0)
-            start = network.preprocess(resize(pixels, scale_content.shape[:2]))
+            first = network.preprocess(resize(pixels, scale_content.shape[:2]))
         wanted = range(offset + 1, min(offset + budget, total - 1) + 1)
         previews = frozenset(
             g - offset for g in wanted if params.preview_every and g % params.preview_every == 0
@@ -338,9 +348,9 @@ def iterate(
         steps: Steps
         if params.optimizer == "lbfgs":
             low, high = -network.mean_pixel, 255.0 - network.mean_pixel
-            steps = lbfgs(_numpy_loss_and_grad(fn, objective), start, low, high, budget, previews, cancel)
+            steps = lbfgs(_numpy_loss_and_grad(fn, objective), first, low, high, budget, previews, cancel)
         else:
-            steps = _adam(fn, objective, start, budget, params, previews, cancel, steps_per_call)
+            steps = _adam(fn, objective, first, budget, params, previews, cancel, steps_per_call)
         batch, losses = yield from _report(steps, offset, total, scale_content, params, network, cancel)
         offset += budget
     assert batch is not None
@@ -444,13 +454,14 @@ def stylize(
     params: StyleParams,
     progress: Callable[[Progress], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    start: np.ndarray | None = None,
 ) -> Result:
     """Run `iterate` to the end, calling `progress` after every iteration; return the result."""
-    start = time.perf_counter()
+    began = time.perf_counter()
     last: Progress | None = None
-    for last in iterate(network, content, styles, params, should_cancel):
+    for last in iterate(network, content, styles, params, should_cancel, start=start):
         if progress is not None:
             progress(last)
     assert last is not None
     assert last.image is not None
-    return Result(last.image, last.losses, params.iterations, time.perf_counter() - start)
+    return Result(last.image, last.losses, params.iterations, time.perf_counter() - began)

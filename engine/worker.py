@@ -88,7 +88,12 @@ class Runner:
                 )
                 save_image(image, spec.output)
                 return Outcome(spec.job_id, "done", spec.output, seconds=time.perf_counter() - started)
-            for step in iterate(self.network, content, styles, spec.params, should_cancel):
+            start = None
+            if spec.params.initial == "adain":
+                from engine.adain import initial_from_adain
+
+                start = initial_from_adain(self.adain(), content, styles, spec.params, spec.alpha)
+            for step in iterate(self.network, content, styles, spec.params, should_cancel, start=start):
                 if step.iteration < step.total:
                     preview = _jpeg(step.image) if step.image is not None else None
                     report(ProgressEvent(spec.job_id, step.iteration, step.total, step.losses, preview))

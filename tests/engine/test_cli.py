@@ -287,3 +287,21 @@ def test_fast_without_a_decoder_names_the_fetch_command(
     assert code == 2
     assert f"No AdaIN decoder at {absent}" in err
     assert "`neural-style weights fetch`" in err
+
+
+def test_initial_adain_starts_from_the_preview(
+    tmp_path: Path,
+    images: tuple[Path, Path],
+    tiny_weights_file: Path,
+    tiny_decoder_file: Path,
+) -> None:
+    content, style = images
+    weights = ("--network", tiny_weights_file, "--decoder", tiny_decoder_file, "--max-size", "32")
+    fast, started = tmp_path / "fast.png", tmp_path / "started.png"
+    assert run(content, style, "-o", fast, *weights, "--fast") == 0
+    # One Adam step at a tiny learning rate barely moves the start image: that start is the preview.
+    step = ("--iterations", "1", "--learning-rate", "1e-6")
+    assert run(content, style, "-o", started, *weights, *step, "--initial", "adain") == 0
+    with Image.open(fast) as a, Image.open(started) as b:
+        difference = np.abs(np.asarray(a, dtype=np.float32) - np.asarray(b, dtype=np.float32))
+    assert difference.max() <= 1.0

@@ -200,3 +200,15 @@ def test_bad_params_are_refused() -> None:
     assert StyleParams.from_dict(StyleParams(style_scales=(1.0, 0.5)).to_dict()) == StyleParams(
         style_scales=(1.0, 0.5)
     )
+
+
+def test_adain_start_needs_the_start_image_and_uses_it(network: VGG19) -> None:
+    content, style = smooth_image(16, 24, 1), smooth_image(16, 16, 2)
+    params = StyleParams(iterations=1, initial="adain", learning_rate=1e-9)
+    with pytest.raises(ValueError, match="needs the AdaIN image"):
+        stylize(network, content, [style], params)
+    begin = smooth_image(32, 48, 7)  # another size: it is resized to the content's
+    result = stylize(network, content, [style], params, start=begin)
+    from engine.images import resize
+
+    np.testing.assert_allclose(result.image, resize(begin, (16, 24)), atol=1e-3)

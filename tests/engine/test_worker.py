@@ -72,3 +72,13 @@ def test_preview_without_a_decoder_fails_clearly(tiny_weights_file: Path, spec: 
     outcome = Runner(tiny_weights_file, threads=1).run(replace(spec, mode="preview"), print, lambda: False)
     assert outcome.status == "failed"
     assert "decoder" in (outcome.detail or "")
+
+
+def test_adain_start_begins_from_the_preview(runner: Runner, spec: JobSpec, tmp_path: Path) -> None:
+    preview = replace(spec, mode="preview", output=tmp_path / "preview.png", params=StyleParams(max_size=20))
+    assert runner.run(preview, print, lambda: False).status == "done"
+    params = StyleParams(max_size=20, iterations=1, initial="adain", learning_rate=1e-6)
+    outcome = runner.run(replace(spec, params=params), lambda event: None, lambda: False)
+    assert outcome.status == "done"
+    difference = np.abs(load_image(spec.output) - load_image(preview.output))
+    assert difference.max() <= 1.0

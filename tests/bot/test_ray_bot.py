@@ -13,7 +13,7 @@ from telegram.ext import Application
 from bot import texts
 from bot.config import Config
 from storage import JobStatus, Store
-from tests.bot.conftest import USER, BotRunner, jpeg, photos, text_containing
+from tests.bot.conftest import USER, BotRunner, delivered, jpeg, photos, text_containing
 from tests.bot.fake_telegram import FakeTelegram
 from tests.bot.test_conversation import image_size
 
@@ -50,12 +50,13 @@ async def test_content_then_style_is_painted_by_a_ray_actor(fake: FakeTelegram, 
     result = await fake.wait_for(lambda: photos(fake, USER), timeout=JOB_TIMEOUT)
     # The actor got the images as bytes and sent the result back: 96×48 at max_image_size 64 is 64×32.
     assert image_size(result[0].data) == (64, 32)
-    status = next(m for m in fake.messages(USER) if m.message_id == queued.message_id)
-    assert status.text == texts.DELIVERED
-    store: Store = bot.bot_data.store
-    job = await store.jobs.get(1)
-    assert job is not None
-    assert (job.status, job.attempts) == (JobStatus.DELIVERED, 0)
+    job = await delivered(bot.bot_data.store)
+    assert job.attempts == 0
+    await fake.wait_for(
+        lambda: (
+            next(m for m in fake.messages(USER) if m.message_id == queued.message_id).text == texts.DELIVERED
+        )
+    )
 
 
 async def test_progress_edits_and_cancel_go_through_ray(fake: FakeTelegram, runner: BotRunner) -> None:
@@ -99,10 +100,7 @@ async def test_killed_actor_job_is_requeued_and_delivered_once(fake: FakeTelegra
     )
     await fake.wait_for(lambda: photos(fake, USER) and photos(fake, other), timeout=JOB_TIMEOUT * 2)
     store: Store = app.bot_data.store
-    first, second = await store.jobs.get(1), await store.jobs.get(2)
-    assert first is not None
-    assert second is not None
-    assert (first.status, first.attempts) == (JobStatus.DELIVERED, 1)
-    assert (second.status, second.attempts) == (JobStatus.DELIVERED, 0)
+    first, second = await delivered(store, 1), await delivered(store, 2)
+    assert (first.attempts, second.attempts) == (1, 0)
     assert len(photos(fake, USER)) == len(photos(fake, other)) == 1
     assert victim.pid not in pool.worker_pids()

@@ -24,7 +24,7 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, Self
 
 from engine.params import Losses, StyleParams
 
@@ -153,55 +153,37 @@ def detect_gpus() -> list[str]:
     return [line.strip() for line in listing.splitlines() if line.strip()]
 
 
-class EnginePool:
-    """Run `JobSpec`s on `workers` processes (default: one per GPU, else 1)."""
+class QueuedPool:
+    """What every engine pool shares: the queue of jobs no worker has yet, and how they are submitted,
+    cancelled and counted. A subclass starts its workers, hands them queued jobs when `_kick`ed, and
+    stops a running job in `_stop_running`.
+    """
 
-    def __init__(
-        self,
-        weights_path: Path,
-        workers: int | None = None,
-        threads_per_worker: int | None = None,
-        decoder_path: Path | None = None,
-    ) -> None:
-        if not weights_path.is_file():
-            raise FileNotFoundError(f"VGG-19 weights not found at {weights_path}")
-        self.weights_path = weights_path
-        self.decoder_path = decoder_path  # the AdaIN decoder, for "preview" jobs
-        gpus = detect_gpus()
-        self.size = workers or max(1, len(gpus))
-        cpus = os.cpu_count() or 1
-        self.threads = threads_per_worker or max(1, cpus // self.size)
-        # Worker i is pinned to GPU i (round robin when there are more workers than GPUs); none on CPU.
-        self._envs = [
-            {"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)] if gpus else "-1"} for i in range(self.size)
-        ]
-        self._ctx = mp.get_context("spawn")
+    size: int  # how many jobs run at once
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pending: deque[_Job] = deque()
-        self._jobs: dict[str, _Job] = {}
-        self._workers: list[_Worker] = []
+        self._jobs: dict[str, _Job] = {}  # queued and running, by job id
         self._seq = itertools.count(1)
-        self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
         self._closing = False
         self._start_failures = 0
-        self._broken: str | None = None
-        self._thread: threading.Thread | None = None
+        self._broken: str | None = None  # why the workers cannot start, once that is certain
 
-    def start(self) -> EnginePool:
-        """Spawn the workers and the manager thread; returns at once (workers load in the background)."""
-        self._workers = [self._spawn(i) for i in range(self.size)]
-        self._thread = threading.Thread(target=self._manage, name="engine-pool", daemon=True)
-        self._thread.start()
-        return self
+    def start(self) -> Self:
+        raise NotImplementedError
 
-    def __enter__(self) -> EnginePool:
+    def close(self, timeout: float = 10.0) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def submit(self, spec: JobSpec, on_progress: ProgressCallback | None = None) -> JobHandle:
-        """Queue a job; `on_progress` is called on the pool's thread after each iteration."""
+        """Queue a job; `on_progress` is called on one of the pool's threads after each iteration."""
         job = _Job(next(self._seq), spec, on_progress)
         with self._lock:
             if self._closing:
@@ -216,7 +198,7 @@ class EnginePool:
                 return JobHandle(self, job)
             self._jobs[spec.job_id] = job
             self._pending.append(job)
-        self._wake()
+        self._kick()
         return JobHandle(self, job)
 
     def submit_async(self, spec: JobSpec, on_progress: ProgressCallback | None = None) -> JobHandle:
@@ -242,9 +224,7 @@ class EnginePool:
                 del self._jobs[job_id]
                 _resolve(job.future, Outcome(job_id, "cancelled"))
                 return True
-            for worker in self._workers:
-                if worker.job is job:
-                    worker.cancel.value = job.seq
+        self._stop_running(job)
         return True
 
     def busy(self) -> int:
@@ -252,18 +232,73 @@ class EnginePool:
         with self._lock:
             return len(self._jobs)
 
+    def _drop_pending(self, error: str) -> None:
+        """Resolve every queued job as cancelled with `error`; the caller holds the lock."""
+        while self._pending:
+            job = self._pending.popleft()
+            del self._jobs[job.spec.job_id]
+            _resolve(job.future, Outcome(job.spec.job_id, "cancelled", error=error))
+
+    def _kick(self) -> None:
+        """A job was queued: hand it to an idle worker when there is one."""
+        raise NotImplementedError
+
+    def _stop_running(self, job: _Job) -> None:
+        """Ask the worker running `job` to stop between two iterations."""
+        raise NotImplementedError
+
+
+class EnginePool(QueuedPool):
+    """Run `JobSpec`s on `workers` processes (default: one per GPU, else 1)."""
+
+    def __init__(
+        self,
+        weights_path: Path,
+        workers: int | None = None,
+        threads_per_worker: int | None = None,
+        decoder_path: Path | None = None,
+    ) -> None:
+        if not weights_path.is_file():
+            raise FileNotFoundError(f"VGG-19 weights not found at {weights_path}")
+        self.weights_path = weights_path
+        self.decoder_path = decoder_path  # the AdaIN decoder, for "preview" jobs
+        gpus = detect_gpus()
+        self.size = workers or max(1, len(gpus))
+        cpus = os.cpu_count() or 1
+        self.threads = threads_per_worker or max(1, cpus // self.size)
+        # Worker i is pinned to GPU i (round robin when there are more workers than GPUs); none on CPU.
+        self._envs = [
+            {"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)] if gpus else "-1"} for i in range(self.size)
+        ]
+        super().__init__()
+        self._ctx = mp.get_context("spawn")
+        self._workers: list[_Worker] = []
+        self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> EnginePool:
+        """Spawn the workers and the manager thread; returns at once (workers load in the background)."""
+        self._workers = [self._spawn(i) for i in range(self.size)]
+        self._thread = threading.Thread(target=self._manage, name="engine-pool", daemon=True)
+        self._thread.start()
+        return self
+
+    def _kick(self) -> None:
+        self._wake()
+
+    def _stop_running(self, job: _Job) -> None:
+        with self._lock:
+            for worker in self._workers:
+                if worker.job is job:
+                    worker.cancel.value = job.seq
+
     def close(self, timeout: float = 10.0) -> None:
         """Cancel what is left, stop the workers and the manager thread."""
         with self._lock:
             if self._closing:
                 return
             self._closing = True
-            while self._pending:
-                job = self._pending.popleft()
-                del self._jobs[job.spec.job_id]
-                _resolve(
-                    job.future, Outcome(job.spec.job_id, "cancelled", error="the engine is shutting down")
-                )
+            self._drop_pending("the engine is shutting down")
             for worker in self._workers:
                 if worker.job is not None:
                     worker.cancel.value = worker.job.seq

@@ -14,9 +14,7 @@ caller's store, the source of truth, requeues it; the pool then starts a fresh a
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import itertools
 import logging
 import os
 import queue
@@ -25,7 +23,6 @@ import socket
 import tempfile
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,11 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 from engine.pool import (
     MAX_START_FAILURES,
-    JobHandle,
     JobSpec,
     Outcome,
-    ProgressCallback,
     ProgressEvent,
+    QueuedPool,
     _Job,
     _resolve,
 )
@@ -62,7 +58,7 @@ class _Slot:
     job: _Job | None = None
 
 
-class RayPool:
+class RayPool(QueuedPool):
     """Run `JobSpec`s on `workers` Ray actors (default: one per GPU in the cluster, else by CPUs)."""
 
     def __init__(
@@ -79,16 +75,10 @@ class RayPool:
         self.decoder_path = decoder_path  # the AdaIN decoder, for "preview" jobs
         self.cpus_per_worker = cpus_per_worker
         self.address = address  # None: start a Ray of our own on this machine
+        super().__init__()
         self.size = workers or 0  # 0 until `start` has counted the cluster's GPUs or CPUs
-        self._lock = threading.Lock()
-        self._pending: deque[_Job] = deque()
-        self._jobs: dict[str, _Job] = {}
         self._slots: list[_Slot] = []
-        self._seq = itertools.count(1)
         self._runs: set[threading.Thread] = set()  # one per running job, until it has its outcome
-        self._closing = False
-        self._start_failures = 0
-        self._broken: str | None = None
         self._owns_ray = False
         self._actor_class: Any = None
         self._files: tuple[Any, Any] = (None, None)  # ObjectRefs of the weights' and decoder's bytes
@@ -129,63 +119,14 @@ class RayPool:
         )
         return self
 
-    def __enter__(self) -> RayPool:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def submit(self, spec: JobSpec, on_progress: ProgressCallback | None = None) -> JobHandle:
-        """Queue a job; `on_progress` is called on one of the pool's threads after each iteration."""
-        job = _Job(next(self._seq), spec, on_progress)
-        with self._lock:
-            if self._closing:
-                raise RuntimeError("the engine pool is closed")
-            if spec.job_id in self._jobs:
-                raise ValueError(f"job {spec.job_id} is already in the pool")
-            if self._broken is not None:
-                _resolve(
-                    job.future,
-                    Outcome(spec.job_id, "failed", error="the engine could not start", detail=self._broken),
-                )
-                return JobHandle(self, job)
-            self._jobs[spec.job_id] = job
-            self._pending.append(job)
+    def _kick(self) -> None:
         self._dispatch()
-        return JobHandle(self, job)
 
-    def submit_async(self, spec: JobSpec, on_progress: ProgressCallback | None = None) -> JobHandle:
-        """Like `submit`, but `on_progress` runs on the calling thread's running event loop."""
-        if on_progress is None:
-            return self.submit(spec)
-        loop = asyncio.get_running_loop()
-        callback = on_progress
-
-        def relay(event: ProgressEvent) -> None:
-            loop.call_soon_threadsafe(callback, event)
-
-        return self.submit(spec, relay)
-
-    def cancel(self, job_id: str) -> bool:
-        """Drop a queued job or stop a running one; False if the pool does not hold it."""
+    def _stop_running(self, job: _Job) -> None:
         with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                return False
-            if job in self._pending:
-                self._pending.remove(job)
-                del self._jobs[job_id]
-                _resolve(job.future, Outcome(job_id, "cancelled"))
-                return True
             actors = [slot.actor for slot in self._slots if slot.job is job]
         for actor in actors:
             actor.cancel.remote(job.seq)
-        return True
-
-    def busy(self) -> int:
-        """How many jobs are queued or running in the pool."""
-        with self._lock:
-            return len(self._jobs)
 
     def close(self, timeout: float = 10.0) -> None:
         """Cancel what is left, stop the actors, and Ray too if the pool started it."""
@@ -195,12 +136,7 @@ class RayPool:
             if self._closing:
                 return
             self._closing = True
-            while self._pending:
-                job = self._pending.popleft()
-                del self._jobs[job.spec.job_id]
-                _resolve(
-                    job.future, Outcome(job.spec.job_id, "cancelled", error="the engine is shutting down")
-                )
+            self._drop_pending("the engine is shutting down")
             running = [(slot.actor, slot.job.seq) for slot in self._slots if slot.job is not None]
             runs, slots = list(self._runs), list(self._slots)
         for actor, seq in running:

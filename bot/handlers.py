@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
 import logging
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
@@ -414,18 +417,31 @@ async def _edit_options(message: Message, session: Session, context: Context) ->
         logger.info("chat %d: options edit failed: %s", message.chat_id, exc)
 
 
-async def iterations(update: Update, context: Context) -> None:
-    """/iterations [N] (admins): show or set the iteration count for new jobs."""
-    message = update.effective_message
-    user = update.effective_user
-    assert message is not None
-    assert user is not None
-    parts = _parts(context)
-    if not parts.config.is_admin(user.id):
-        await message.reply_text(texts.NOT_ADMIN)
-        return
+AdminCommand = Callable[[Message, int, "_Parts", list[str]], Coroutine[Any, Any, None]]
+
+
+def admin_command(command: AdminCommand) -> Callable[[Update, Context], Coroutine[Any, Any, None]]:
+    """A command for the admins only: anyone else gets a polite refusal and nothing changes."""
+
+    @functools.wraps(command)
+    async def handler(update: Update, context: Context) -> None:
+        message = update.effective_message
+        user = update.effective_user
+        assert message is not None
+        assert user is not None
+        parts = _parts(context)
+        if not parts.config.is_admin(user.id):
+            await message.reply_text(texts.NOT_ADMIN)
+            return
+        await command(message, user.id, parts, context.args or [])
+
+    return handler
+
+
+@admin_command
+async def iterations(message: Message, user_id: int, parts: _Parts, args: list[str]) -> None:
+    """/iterations [N]: show or set the iteration count for new jobs."""
     low, high = parts.store.settings.limits.iterations
-    args = context.args or []
     if not args:
         current = (await parts.store.settings.get()).iterations
         await message.reply_text(texts.iterations_now(current, low, high))
@@ -434,11 +450,11 @@ async def iterations(update: Update, context: Context) -> None:
         value = int(args[0])
         if len(args) != 1:
             raise ValueError
-        await parts.store.settings.set("iterations", value, user.id)
+        await parts.store.settings.set("iterations", value, user_id)
     except ValueError:
         await message.reply_text(texts.iterations_bad(low, high))
         return
-    logger.info("user %d set iterations to %d", user.id, value)
+    logger.info("user %d set iterations to %d", user_id, value)
     await message.reply_text(texts.iterations_set(value))
 
 
@@ -481,37 +497,23 @@ async def _add_preset(
     await message.reply_text(texts.preset_added(name))
 
 
-async def delstyle(update: Update, context: Context) -> None:
-    """/delstyle NAME (admins)."""
-    message = update.effective_message
-    user = update.effective_user
-    assert message is not None
-    assert user is not None
-    parts = _parts(context)
-    if not parts.config.is_admin(user.id):
-        await message.reply_text(texts.NOT_ADMIN)
-        return
-    name = " ".join(context.args or [])
+@admin_command
+async def delstyle(message: Message, user_id: int, parts: _Parts, args: list[str]) -> None:
+    """/delstyle NAME: remove a preset."""
+    name = " ".join(args)
     if not name:
         await message.reply_text(texts.DELSTYLE_USAGE)
         return
     if not _valid_name(name) or not await parts.store.presets.remove(name):
         await message.reply_text(texts.unknown_preset(name[:40]))
         return
-    logger.info("user %d removed preset %s", user.id, name)
+    logger.info("user %d removed preset %s", user_id, name)
     await message.reply_text(texts.preset_removed(name))
 
 
-async def stats(update: Update, context: Context) -> None:
-    """/stats (admins)."""
-    message = update.effective_message
-    user = update.effective_user
-    assert message is not None
-    assert user is not None
-    parts = _parts(context)
-    if not parts.config.is_admin(user.id):
-        await message.reply_text(texts.NOT_ADMIN)
-        return
+@admin_command
+async def stats(message: Message, user_id: int, parts: _Parts, args: list[str]) -> None:
+    """/stats: jobs per status, mean duration, users today."""
     s = await parts.store.stats()
     by_status = [(str(k), v) for k, v in s.jobs_by_status.items() if v]
     await message.reply_text(texts.stats(by_status, s.mean_duration, s.users_today, s.jobs_today))

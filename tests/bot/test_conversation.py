@@ -237,3 +237,15 @@ async def test_restart_mid_job_delivers_exactly_once(fake: FakeTelegram, runner:
     await fake.user_sends_text(USER, USER, "/status")
     await fake.wait_for_message(USER, text_containing(texts.NO_JOB))
     assert len(photos(fake, USER)) == 1
+
+
+async def test_admin_stats_and_delstyle(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+    await add_preset(fake, "gone")
+    await fake.user_sends_text(ADMIN, ADMIN, "/stats")
+    stats = await fake.wait_for_message(ADMIN, text_containing("Jobs:"))
+    assert stats.text == texts.stats([], None, 0, 0)
+    await fake.user_sends_text(ADMIN, ADMIN, "/delstyle gone")
+    await fake.wait_for_message(ADMIN, text_containing(texts.preset_removed("gone")))
+    await fake.user_sends_text(ADMIN, ADMIN, "/delstyle gone")
+    await fake.wait_for_message(ADMIN, text_containing("There's no style called “gone”"))
+    assert await bot.bot_data.store.presets.all() == []

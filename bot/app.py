@@ -85,7 +85,7 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     previews = None
     if config.previews and decoder is not None:
         previews = EnginePool(weights, workers=1, threads_per_worker=1, decoder_path=decoder).start()
-    dispatcher = Dispatcher(app.bot, store, pool, config, previews)
+    dispatcher = Dispatcher(app.bot, store, pool, config, previews, adain_start=decoder is not None)
     data.store, data.pool, data.dispatcher = store, pool, dispatcher
     await app.bot.set_my_commands([BotCommand(name, text) for name, text in texts.COMMANDS])
     dispatcher.start()

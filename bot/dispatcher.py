@@ -55,13 +55,21 @@ class Dispatcher:
     """Runs as many jobs at once as the pool has workers; everything else waits in the store."""
 
     def __init__(
-        self, bot: Bot, store: Store, pool: EngineBackend, config: Config, previews: EnginePool | None = None
+        self,
+        bot: Bot,
+        store: Store,
+        pool: EngineBackend,
+        config: Config,
+        previews: EnginePool | None = None,
+        adain_start: bool = False,
     ) -> None:
         self.bot = bot
         self.store = store
         self.pool = pool
         self.config = config
         self.previews = previews  # a pool of its own for instant previews; None when they are off
+        # The workers hold the AdaIN decoder: jobs start from its image, which converges sooner.
+        self.adain_start = adain_start
         self._running: dict[int, _Running] = {}
         self._wake = asyncio.Event()
         self._stopping = False

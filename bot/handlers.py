@@ -209,6 +209,7 @@ async def _submit(message: Message, user_id: int, parts: _Parts) -> None:
         "preserve_colors": options.preserve_colors,
         "style_weight": DEFAULT_STYLE_WEIGHT * options.style_strength,
         "fast": options.fast and parts.dispatcher.previews is not None,
+        "initial": "adain" if parts.dispatcher.adain_start else "content",
     }
     job = await parts.store.jobs.submit(
         message.chat_id, user_id, session.content_path, [session.style_path], params

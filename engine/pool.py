@@ -161,7 +161,11 @@ class QueuedPool:
 
     size: int  # how many jobs run at once
 
-    def __init__(self) -> None:
+    def __init__(self, weights_path: Path, decoder_path: Path | None) -> None:
+        if not weights_path.is_file():
+            raise FileNotFoundError(f"VGG-19 weights not found at {weights_path}")
+        self.weights_path = weights_path
+        self.decoder_path = decoder_path  # the AdaIN decoder, for "preview" jobs
         self._lock = threading.Lock()
         self._pending: deque[_Job] = deque()
         self._jobs: dict[str, _Job] = {}  # queued and running, by job id
@@ -258,10 +262,7 @@ class EnginePool(QueuedPool):
         threads_per_worker: int | None = None,
         decoder_path: Path | None = None,
     ) -> None:
-        if not weights_path.is_file():
-            raise FileNotFoundError(f"VGG-19 weights not found at {weights_path}")
-        self.weights_path = weights_path
-        self.decoder_path = decoder_path  # the AdaIN decoder, for "preview" jobs
+        super().__init__(weights_path, decoder_path)
         gpus = detect_gpus()
         self.size = workers or max(1, len(gpus))
         cpus = os.cpu_count() or 1
@@ -270,7 +271,6 @@ class EnginePool(QueuedPool):
         self._envs = [
             {"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)] if gpus else "-1"} for i in range(self.size)
         ]
-        super().__init__()
         self._ctx = mp.get_context("spawn")
         self._workers: list[_Worker] = []
         self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)

@@ -69,13 +69,9 @@ class RayPool(QueuedPool):
         address: str | None = None,
         decoder_path: Path | None = None,
     ) -> None:
-        if not weights_path.is_file():
-            raise FileNotFoundError(f"VGG-19 weights not found at {weights_path}")
-        self.weights_path = weights_path
-        self.decoder_path = decoder_path  # the AdaIN decoder, for "preview" jobs
+        super().__init__(weights_path, decoder_path)
         self.cpus_per_worker = cpus_per_worker
         self.address = address  # None: start a Ray of our own on this machine
-        super().__init__()
         self.size = workers or 0  # 0 until `start` has counted the cluster's GPUs or CPUs
         self._slots: list[_Slot] = []
         self._runs: set[threading.Thread] = set()  # one per running job, until it has its outcome

@@ -33,6 +33,9 @@ DELIVERY_ATTEMPTS = 5
 # How often the loop looks at the store even when nobody woke it (a job submitted by another process).
 POLL_SECONDS = 2.0
 HOUSEKEEPING_SECONDS = 600.0
+# At shutdown a delivery already on its way gets this long to finish and be recorded; cutting it off
+# between Telegram's answer and the store's commit would send the picture twice after the restart.
+DELIVERY_GRACE_SECONDS = 15.0
 SESSION_MAX_IDLE = 24 * 3600.0
 
 
@@ -74,7 +77,8 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()  # deliveries and previews
+        self._tasks: set[asyncio.Task[None]] = set()  # previews
+        self._deliveries: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         """Start the loop on the running event loop."""
@@ -122,7 +126,11 @@ class Dispatcher:
         return True
 
     async def stop(self) -> None:
-        """Stop claiming, stop running jobs and put them back in the queue for the next start."""
+        """Stop claiming, put running jobs back in the queue, and let deliveries under way finish.
+
+        A delivery still retrying after DELIVERY_GRACE_SECONDS is cut off; its result stays `done`
+        in the store and goes out at the next start.
+        """
         self._stopping = True
         self._wake.set()
         for job_id in list(self._running):
@@ -135,10 +143,16 @@ class Dispatcher:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        deliveries = list(self._deliveries)
+        if deliveries:
+            _, late = await asyncio.wait(deliveries, timeout=DELIVERY_GRACE_SECONDS)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*deliveries, return_exceptions=True)
 
     async def _loop(self) -> None:
         for job in self.store.recovery.undelivered:
-            self._spawn(self._deliver(job), f"deliver-{job.id}")
+            self._spawn_delivery(job)
         housekeeping = 0.0
         while not self._stopping:
             self._wake.clear()
@@ -228,7 +242,7 @@ class Dispatcher:
                 logger.info("job %d: done in %.1f s", job.id, outcome.seconds)
                 done = await self.store.jobs.get(job.id)
                 assert done is not None
-                await self._deliver(done)
+                self._spawn_delivery(done)  # the worker takes the next job meanwhile
             return
         if outcome.status == "cancelled":
             if self._stopping:
@@ -251,6 +265,20 @@ class Dispatcher:
         task = asyncio.create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _spawn_delivery(self, job: Job) -> None:
+        task = asyncio.create_task(self._deliver_safely(job), name=f"deliver-{job.id}")
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+
+    async def _deliver_safely(self, job: Job) -> None:
+        try:
+            await self._deliver(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The result stays `done` in the store and is sent again at the next start.
+            logger.exception("job %d: delivery failed", job.id)
 
     async def _deliver(self, job: Job) -> None:
         """Send the result, retrying network trouble with backoff; mark it delivered exactly once."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -137,3 +138,22 @@ async def test_a_locked_database_fails_clearly_and_changes_nothing(
     # Once the lock is gone the same chat carries on where it was.
     await fake.user_sends_photo(USER, USER, jpeg(32, 32, seed=2))
     await fake.wait_for(lambda: photos(fake, USER), timeout=JOB_TIMEOUT)
+
+
+async def test_a_stop_during_a_send_lets_it_finish_and_records_it(
+    fake: FakeTelegram, runner: BotRunner
+) -> None:
+    await runner.start()
+    fake.fail_next("sendPhoto", "timeout", hold=2, then_apply=True)  # slow, but it arrives
+    await submit(fake)
+    await fake.wait_for(lambda: fake.calls("sendPhoto"), timeout=JOB_TIMEOUT)
+    await runner.stop()  # while Telegram is still working on the photo
+    assert len(photos(fake, USER)) == 1
+
+    app = await runner.start()
+    store: Store = app.bot_data.store
+    job = await store.jobs.get(1)
+    assert job is not None
+    assert job.status == JobStatus.DELIVERED
+    await asyncio.sleep(1.0)  # a restart would resend an unrecorded delivery at once
+    assert len(photos(fake, USER)) == 1

@@ -295,6 +295,8 @@ def initial_image(
     return (network.preprocess(base) * (1.0 - blend) + noise * blend).astype(np.float32)
 
 
+# L-BFGS starts after this many Adam steps on the first scale (see `_lbfgs`).
+LBFGS_WARMUP = 2
 # On a GPU, Adam runs this many steps per call at most: enough to keep it busy between host round trips.
 MAX_STEPS_PER_CALL = 50
 # There, a call lasts about this long, so progress and cancellation stay this responsive.
@@ -347,8 +349,8 @@ def iterate(
         fn = compiled(objective)
         steps: Steps
         if params.optimizer == "lbfgs":
-            low, high = -network.mean_pixel, 255.0 - network.mean_pixel
-            steps = lbfgs(_numpy_loss_and_grad(fn, objective), first, low, high, budget, previews, cancel)
+            warmup = LBFGS_WARMUP if index == 0 else 0  # a finer scale starts from a stylised image
+            steps = _lbfgs(fn, objective, first, budget, warmup, params, previews, cancel)
         else:
             steps = _adam(fn, objective, first, budget, params, previews, cancel, steps_per_call)
         batch, losses = yield from _report(steps, offset, total, scale_content, params, network, cancel)
@@ -395,6 +397,52 @@ def _numpy_loss_and_grad(
         return values.numpy().astype(np.float64), grad.numpy().astype(np.float64)
 
     return loss_and_grad
+
+
+def _lbfgs(
+    fn: Compiled,
+    objective: Objective,
+    start: np.ndarray,
+    evaluations: int,
+    warmup: int,
+    params: StyleParams,
+    previews: frozenset[int],
+    cancel: Callable[[], bool],
+) -> Steps:
+    """`warmup` of the seed's Adam steps, then L-BFGS-B bounded to valid pixels for the rest of the budget.
+
+    From the content image, L-BFGS-B alone can creep for dozens of evaluations at 512 px: its line
+    search stops where the first pixel reaches the bounds. Two Adam steps (each moves every pixel by
+    about the learning rate) get it clear; see BENCHMARKS.md.
+    """
+    warmup = min(warmup, evaluations)
+    best: tuple[np.ndarray, Losses] | None = None
+    image = start
+    if warmup:
+        early = frozenset(p for p in previews if p <= warmup)
+        best = yield from _adam(fn, objective, start, warmup, params, early, cancel, None)
+        image = best[0]
+    if evaluations > warmup:
+        network = objective.network
+        low, high = -network.mean_pixel, 255.0 - network.mean_pixel
+        later = frozenset(p - warmup for p in previews if p > warmup)
+        steps = lbfgs(
+            _numpy_loss_and_grad(fn, objective), image, low, high, evaluations - warmup, later, cancel
+        )
+        try:
+            while True:
+                try:
+                    index, losses, preview = next(steps)
+                except StopIteration as stop:
+                    found: tuple[np.ndarray, Losses] = stop.value
+                    break
+                yield warmup + index, losses, preview
+        finally:
+            steps.close()
+        if best is None or found[1].total <= best[1].total:
+            best = found
+    assert best is not None
+    return best
 
 
 def _finish(network: VGG19, batch: np.ndarray, content: np.ndarray, params: StyleParams) -> np.ndarray:

@@ -11,7 +11,7 @@ import pytest
 from engine.lbfgs import lbfgs
 from engine.multiscale import MIN_SIDE, schedule
 from engine.params import StyleParams
-from engine.stylize import Cancelled, Progress, iterate, stylize
+from engine.stylize import LBFGS_WARMUP, Cancelled, Progress, iterate, stylize
 from engine.vgg import VGG19
 from tests.engine.conftest import smooth_image
 
@@ -64,6 +64,28 @@ def test_lbfgs_loss_falls_faster_than_adam(network: VGG19, multiscale: bool) -> 
     assert image is not None
     assert image.shape == (24, 32, 3)
     assert 0.0 <= image.min() <= image.max() <= 255.0
+
+
+def test_lbfgs_begins_with_the_seeds_adam_steps_then_takes_over(network: VGG19) -> None:
+    content, style = smooth_image(24, 32, 1), smooth_image(20, 20, 2)
+    params = StyleParams(iterations=12, optimizer="lbfgs", preview_every=1, **FAST)  # type: ignore[arg-type]
+    lbfgs_steps = list(iterate(network, content, [style], params))
+    adam_steps = list(iterate(network, content, [style], params.with_overrides(optimizer="adam")))
+
+    warmup = LBFGS_WARMUP
+    assert warmup >= 1
+    assert [s.iteration for s in lbfgs_steps] == list(range(1, 13))
+    # The warm-up is Adam, step for step, previews included.
+    for ours, adams in zip(lbfgs_steps[:warmup], adam_steps[:warmup], strict=True):
+        assert ours.losses == adams.losses
+        assert ours.image is not None
+        assert adams.image is not None
+        np.testing.assert_array_equal(ours.image, adams.image)
+    # Then L-BFGS: it first scores Adam's image (clipped to valid pixels), and its path leaves Adam's.
+    assert lbfgs_steps[warmup].losses.total == pytest.approx(adam_steps[warmup].losses.total, rel=1e-2)
+    assert lbfgs_steps[warmup].losses.total < lbfgs_steps[warmup - 1].losses.total
+    assert lbfgs_steps[-1].losses != adam_steps[-1].losses
+    assert min(s.losses.total for s in lbfgs_steps) < 0.1 * lbfgs_steps[0].losses.total
 
 
 @pytest.mark.parametrize("side", [16, 100, 127, 128, 255, 256, 300, 512, 700, 1024, 2000])
@@ -157,7 +179,7 @@ def test_compiled_steps_are_reused_across_jobs_and_sizes(network: VGG19) -> None
     style = smooth_image(16, 16, 2)
     for height, width, weight in [(16, 16, 1.0), (24, 16, 2.0), (16, 32, 3.0), (20, 20, 4.0)]:
         for optimizer in ("adam", "lbfgs"):
-            params = StyleParams(iterations=2, style_weight=weight, seed=0, optimizer=optimizer)  # type: ignore[arg-type]
+            params = StyleParams(iterations=4, style_weight=weight, seed=0, optimizer=optimizer)  # type: ignore[arg-type]
             stylize(network, smooth_image(height, width, 1), [style], params)
     (fn,) = network.compiled.values()
     assert fn.adam_step.experimental_get_tracing_count() == 1  # type: ignore[attr-defined]

@@ -70,10 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import tensorflow as tf
 
+    from engine.compiled import Compiled, compiled
     from engine.fetch import load_weights
     from engine.images import load_image, resize
+    from engine.objective import Objective
     from engine.params import StyleParams
-    from engine.stylize import Compiled, Objective, Progress, compiled, iterate, prepare
+    from engine.stylize import Progress, iterate, prepare
     from engine.vgg import VGG19
 
     network = VGG19(load_weights(None))

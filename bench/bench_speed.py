@@ -47,10 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     from bench.seed_baseline import SeedAdam
+    from engine.compiled import Compiled
     from engine.fetch import load_weights
     from engine.images import load_image
+    from engine.objective import Objective
     from engine.params import StyleParams
-    from engine.stylize import Compiled, Objective, initial_image, prepare
+    from engine.stylize import initial_image, prepare
     from engine.vgg import VGG19
 
     weights = load_weights(None)

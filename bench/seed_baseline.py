@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from engine.objective import layer_weights
 from engine.params import CONTENT_LAYERS, STYLE_LAYERS, StyleParams
-from engine.stylize import initial_image, layer_weights, prepare
+from engine.stylize import initial_image, prepare
 from engine.vgg import VGG19
 from engine.weights import LAYERS, VGGWeights
 

@@ -38,6 +38,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--iterations", type=int, default=StyleParams().iterations)
     p.add_argument("--optimizer", choices=("adam", "lbfgs"), default=StyleParams().optimizer)
     p.add_argument("--multiscale", action=argparse.BooleanOptionalAction, default=StyleParams().multiscale)
+    p.add_argument(
+        "--initial", choices=("content", "adain"), default="content", help="adain: start as the bot's jobs do"
+    )
     p.add_argument("--diagonal", action="store_true", help="only content i with style i")
     p.add_argument("--output", type=Path, default=Path("/tmp/sheet.png"), help="PNG to write")
     p.add_argument("--weights", type=Path, help="weights file (default: $VGG_WEIGHTS, else the cache)")
@@ -57,7 +60,8 @@ def tile(image: Image.Image, size: int, caption: str) -> Image.Image:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = parse_args(argv)
-    from engine.fetch import load_weights
+    from engine.adain import AdaIN, initial_from_adain
+    from engine.fetch import load_decoder, load_weights
     from engine.images import load_image, to_uint8
     from engine.params import StyleParams
     from engine.stylize import Progress, stylize
@@ -65,14 +69,20 @@ def main(argv: list[str] | None = None) -> int:
     from engine.weights import WeightsError
 
     try:
-        network = VGG19(load_weights(args.weights))
+        weights = load_weights(args.weights)
+        network = VGG19(weights)
+        adain = AdaIN(weights, load_decoder()) if args.initial == "adain" else None
         contents = {name: load_image(args.images / name) for name in args.contents}
         styles = {name: load_image(args.images / name) for name in args.styles}
     except (WeightsError, ValueError) as exc:
         print(f"sheet: {exc}", file=sys.stderr)
         return 2
     params = StyleParams(
-        max_size=args.size, iterations=args.iterations, optimizer=args.optimizer, multiscale=args.multiscale
+        max_size=args.size,
+        iterations=args.iterations,
+        optimizer=args.optimizer,
+        multiscale=args.multiscale,
+        initial=args.initial,
     )
     size = args.size
     step = size + GAP
@@ -92,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
                     first.append(progress)
 
             started = time.perf_counter()
-            result = stylize(network, content, [style], params, progress=keep_first)
+            start = initial_from_adain(adain, content, [style], params) if adain is not None else None
+            result = stylize(network, content, [style], params, progress=keep_first, start=start)
             l0, l1 = first[0].losses, result.losses
             print(
                 f"{cname} × {sname}: {result.image.shape[1]}×{result.image.shape[0]} px, "

@@ -1,8 +1,8 @@
-"""The Gatys et al. optimisation: content + style + total-variation loss on VGG-19 features.
+"""The Gatys et al. optimisation, as a generator of progress: Adam or L-BFGS on the seed's objective.
 
-The objective is the seed's (anishathalye/neural-style's stylize.py) term for term, so loss values compare
-number for number. Adam runs as the seed's, several compiled steps per call; L-BFGS-B (engine.lbfgs) takes
-loss and gradient from one compiled function; either can run coarse to fine (engine.multiscale).
+The objective (engine.objective) is the seed's term for term. Adam runs as the seed's, several compiled
+steps per call (engine.compiled); L-BFGS-B (engine.lbfgs) takes loss and gradient from one compiled
+function; either can run coarse to fine (engine.multiscale).
 """
 
 from __future__ import annotations
@@ -10,16 +10,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from engine.compiled import AdamState, Compiled, compiled
 from engine.images import fit_long_side, preserve_colors, resize
 from engine.lbfgs import lbfgs
 from engine.multiscale import schedule
-from engine.params import STYLE_LAYERS, Losses, StyleParams
-from engine.vgg import VGG19, gram
+from engine.objective import Objective
+from engine.params import Losses, StyleParams
+from engine.vgg import VGG19
 
 
 class Cancelled(Exception):
@@ -63,218 +64,6 @@ def prepare(
         width = max(1, round(style.shape[1] * factor))
         sized.append(resize(style, (height, width)))
     return content, sized
-
-
-def layer_weights(
-    params: StyleParams, n_styles: int
-) -> tuple[dict[str, float], dict[str, float], list[float]]:
-    """Content layer weights, normalised style layer weights and normalised style blend weights.
-
-    Layers whose weight is zero are left out, so the network stops at the deepest layer that matters.
-    """
-    content = {"relu4_2": params.content_weight_blend, "relu5_2": 1.0 - params.content_weight_blend}
-    style_raw = {layer: params.style_layer_weight_exp**i for i, layer in enumerate(STYLE_LAYERS)}
-    total = sum(style_raw.values())
-    style = {layer: w / total for layer, w in style_raw.items()}
-    blend = list(params.style_blend_weights or (1.0,) * n_styles)
-    if len(blend) != n_styles:
-        raise ValueError(f"{len(blend)} style blend weights for {n_styles} style images")
-    blend_sum = sum(blend)
-    return (
-        {k: v for k, v in content.items() if v > 0},
-        {k: v for k, v in style.items() if v > 0},
-        [w / blend_sum for w in blend],
-    )
-
-
-@dataclass(frozen=True)
-class Structure:
-    """What a compiled function depends on besides tensor shapes: the layers it reads and the pooling."""
-
-    pooling: str
-    content_layers: tuple[str, ...]
-    style_layers: tuple[str, ...]
-    styles: int
-
-
-# Content targets (one (1, h, w, c) per content layer), and per style image one (c, c) Gram per style layer.
-Targets = tuple[tuple[tf.Tensor, ...], tuple[tuple[tf.Tensor, ...], ...]]
-# Each term's weight: (content layers,), (styles, style layers) and the TV weight, all float32.
-Coefficients = tuple[tf.Tensor, tf.Tensor, tf.Tensor]
-
-
-class Objective:
-    """content + style + TV loss of a preprocessed (1, H, W, 3) image, with fixed targets.
-
-    Targets and weights are tensors handed to the compiled functions as arguments, so one trace serves
-    every job with the same `Structure` (see `compiled`).
-    """
-
-    def __init__(
-        self, network: VGG19, content: np.ndarray, styles: Sequence[np.ndarray], params: StyleParams
-    ) -> None:
-        content_weights, style_weights, blend = layer_weights(params, len(styles))
-        self.network = network
-        self.structure = Structure(params.pooling, tuple(content_weights), tuple(style_weights), len(styles))
-        feats = network.features(tf.constant(network.preprocess(content)), content_weights, params.pooling)
-        grams = []
-        for style in styles:
-            sfeats = network.features(tf.constant(network.preprocess(style)), style_weights, params.pooling)
-            grams.append(tuple(gram(sfeats[layer]) for layer in style_weights))
-        self.targets: Targets = (tuple(feats[layer] for layer in content_weights), tuple(grams))
-        self.coefficients: Coefficients = (
-            tf.constant([params.content_weight * w for w in content_weights.values()], tf.float32),
-            tf.constant(
-                [[params.style_weight * b * w for w in style_weights.values()] for b in blend], tf.float32
-            ),
-            tf.constant(params.tv_weight, tf.float32),
-        )
-
-    def __call__(self, image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """(content, style, tv) losses, each already multiplied by its weight."""
-        return objective_parts(self.network, self.structure, image, self.targets, self.coefficients)
-
-
-def objective_parts(
-    network: VGG19, structure: Structure, image: tf.Tensor, targets: Targets, coefficients: Coefficients
-) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """The seed's three weighted losses; only the layers up to the deepest one used are computed."""
-    content_targets, style_targets = targets
-    content_coef, style_coef, tv_coef = coefficients
-    layers = set(structure.content_layers) | set(structure.style_layers)
-    feats = network.features(image, layers, structure.pooling)
-    content = tf.constant(0.0)
-    for i, (layer, target) in enumerate(zip(structure.content_layers, content_targets, strict=True)):
-        content += content_coef[i] * tf.reduce_sum(tf.square(feats[layer] - target)) / _size(target)
-    grams = [gram(feats[layer]) for layer in structure.style_layers]
-    style = tf.constant(0.0)
-    for s, style_grams in enumerate(style_targets):
-        for j, (ours, target) in enumerate(zip(grams, style_grams, strict=True)):
-            style += style_coef[s, j] * tf.reduce_sum(tf.square(ours - target)) / _size(target)
-    return content, style, tv_coef * total_variation(image)
-
-
-def total_variation(image: tf.Tensor) -> tf.Tensor:
-    """Mean squared difference of vertical plus horizontal neighbours (the seed's 2·l2_loss / size)."""
-    dy = image[:, 1:, :, :] - image[:, :-1, :, :]
-    dx = image[:, :, 1:, :] - image[:, :, :-1, :]
-    return tf.reduce_sum(tf.square(dy)) / _size(dy) + tf.reduce_sum(tf.square(dx)) / _size(dx)
-
-
-def _size(x: tf.Tensor) -> tf.Tensor:
-    return tf.cast(tf.size(x), tf.float32)
-
-
-# Adam's state between calls: image, m, v, t, best image so far, its (content, style, tv, total).
-AdamState = tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]
-
-
-class Compiled:
-    """The compiled functions of one `Structure` on one network, traced once and reused by every job.
-
-    Height and width are left unknown in the input signatures, so one trace serves every image size and a
-    long-lived worker never retraces (bench/bench_speed.py: no slower than a trace for one fixed size).
-    """
-
-    def __init__(self, network: VGG19, structure: Structure, jit_compile: bool = False) -> None:
-        def parts(image: tf.Tensor, targets: Targets, coefficients: Coefficients) -> tf.Tensor:
-            content, style, tv = objective_parts(network, structure, image, targets, coefficients)
-            return tf.stack([content, style, tv, content + style + tv])  # (4,)
-
-        def loss_and_grad(
-            image: tf.Tensor, targets: Targets, coefficients: Coefficients
-        ) -> tuple[tf.Tensor, tf.Tensor]:
-            with tf.GradientTape() as tape:
-                tape.watch(image)
-                values = parts(image, targets, coefficients)
-                total = values[3]
-            return values, tape.gradient(total, image)
-
-        def adam_step(
-            state: AdamState, targets: Targets, coefficients: Coefficients, hyper: tf.Tensor
-        ) -> tuple[AdamState, tf.Tensor]:
-            """One step of tf.compat.v1.train.AdamOptimizer; (new state, (4,) losses of the old image)."""
-            image, m, v, t, best_image, best_parts = state
-            lr, b1, b2, eps = hyper[0], hyper[1], hyper[2], hyper[3]
-            values, grad = loss_and_grad(image, targets, coefficients)
-            improved = values[3] < best_parts[3]
-            t += 1.0
-            lr_t = lr * tf.sqrt(1.0 - b2**t) / (1.0 - b1**t)
-            m = b1 * m + (1.0 - b1) * grad
-            v = b2 * v + (1.0 - b2) * tf.square(grad)
-            new = image - lr_t * m / (tf.sqrt(v) + eps)
-            return (
-                new,
-                m,
-                v,
-                t,
-                tf.where(improved, image, best_image),
-                tf.where(improved, values, best_parts),
-            ), values
-
-        def adam_steps(
-            state: AdamState, n: tf.Tensor, targets: Targets, coefficients: Coefficients, hyper: tf.Tensor
-        ) -> tuple[AdamState, tf.Tensor]:
-            """`n` Adam steps in one call, no host round trip between them; (new state, (n, 4) losses)."""
-            history = tf.TensorArray(tf.float32, size=n)
-            for i in tf.range(n):
-                state, values = adam_step(state, targets, coefficients, hyper)
-                history = history.write(i, values)
-            return state, history.stack()
-
-        image, targets, coefficients, state, hyper = _signatures(network, structure)
-        # A while loop costs about 10 % per step on this CPU (bench/bench_speed.py), so one step is its own
-        # function; the loop pays off where a host round trip is dear (GPU).
-        options = {"jit_compile": jit_compile}
-        self.parts = tf.function(parts, input_signature=[image, targets, coefficients], **options)
-        self.loss_and_grad = tf.function(
-            loss_and_grad, input_signature=[image, targets, coefficients], **options
-        )
-        self.adam_step = tf.function(
-            adam_step, input_signature=[state, targets, coefficients, hyper], **options
-        )
-        self.adam_steps = tf.function(
-            adam_steps,
-            input_signature=[state, tf.TensorSpec((), tf.int32), targets, coefficients, hyper],
-            **options,
-        )
-
-
-def _signatures(network: VGG19, structure: Structure) -> tuple[Any, ...]:
-    """TensorSpecs of the image, targets, coefficients, Adam state and Adam settings, any height and width."""
-
-    def channels(layer: str) -> int:  # "relu4_2" → conv4_2's output channels
-        return int(network.kernels["conv" + layer[4:]].shape[3])
-
-    image = tf.TensorSpec((1, None, None, 3), tf.float32)
-    targets = (
-        tuple(
-            tf.TensorSpec((1, None, None, channels(layer)), tf.float32) for layer in structure.content_layers
-        ),
-        tuple(
-            tuple(tf.TensorSpec((channels(layer),) * 2, tf.float32) for layer in structure.style_layers)
-            for _ in range(structure.styles)
-        ),
-    )
-    coefficients = (
-        tf.TensorSpec((len(structure.content_layers),), tf.float32),
-        tf.TensorSpec((structure.styles, len(structure.style_layers)), tf.float32),
-        tf.TensorSpec((), tf.float32),
-    )
-    scalar = tf.TensorSpec((), tf.float32)
-    state = (image, image, image, scalar, image, tf.TensorSpec((4,), tf.float32))
-    return image, targets, coefficients, state, tf.TensorSpec((4,), tf.float32)
-
-
-def compiled(objective: Objective, jit_compile: bool = False) -> Compiled:
-    """The network's cached `Compiled` for this objective's structure (built on first use)."""
-    key = (objective.structure, jit_compile)
-    cached = objective.network.compiled.get(key)
-    if not isinstance(cached, Compiled):
-        cached = objective.network.compiled[key] = Compiled(
-            objective.network, objective.structure, jit_compile
-        )
-    return cached
 
 
 def initial_image(

@@ -7,8 +7,9 @@ import pytest
 import tensorflow as tf
 
 from engine.images import rgb_to_ycbcr
+from engine.objective import Objective
 from engine.params import CONTENT_LAYERS, STYLE_LAYERS, StyleParams
-from engine.stylize import Cancelled, Objective, iterate, stylize
+from engine.stylize import Cancelled, iterate, stylize
 from engine.vgg import VGG19
 from engine.weights import LAYERS, VGGWeights
 from tests.engine.conftest import smooth_image

@@ -1,0 +1,115 @@
+"""The seed's objective: content + style + total-variation loss of an image on VGG-19 features.
+
+Term for term as anishathalye/neural-style's stylize.py, so loss values compare number for number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from engine.params import STYLE_LAYERS, StyleParams
+from engine.vgg import VGG19, gram
+
+
+def layer_weights(
+    params: StyleParams, n_styles: int
+) -> tuple[dict[str, float], dict[str, float], list[float]]:
+    """Content layer weights, normalised style layer weights and normalised style blend weights.
+
+    Layers whose weight is zero are left out, so the network stops at the deepest layer that matters.
+    """
+    content = {"relu4_2": params.content_weight_blend, "relu5_2": 1.0 - params.content_weight_blend}
+    style_raw = {layer: params.style_layer_weight_exp**i for i, layer in enumerate(STYLE_LAYERS)}
+    total = sum(style_raw.values())
+    style = {layer: w / total for layer, w in style_raw.items()}
+    blend = list(params.style_blend_weights or (1.0,) * n_styles)
+    if len(blend) != n_styles:
+        raise ValueError(f"{len(blend)} style blend weights for {n_styles} style images")
+    blend_sum = sum(blend)
+    return (
+        {k: v for k, v in content.items() if v > 0},
+        {k: v for k, v in style.items() if v > 0},
+        [w / blend_sum for w in blend],
+    )
+
+
+@dataclass(frozen=True)
+class Structure:
+    """What a compiled function depends on besides tensor shapes: the layers it reads and the pooling."""
+
+    pooling: str
+    content_layers: tuple[str, ...]
+    style_layers: tuple[str, ...]
+    styles: int
+
+
+# Content targets (one (1, h, w, c) per content layer), and per style image one (c, c) Gram per style layer.
+Targets = tuple[tuple[tf.Tensor, ...], tuple[tuple[tf.Tensor, ...], ...]]
+# Each term's weight: (content layers,), (styles, style layers) and the TV weight, all float32.
+Coefficients = tuple[tf.Tensor, tf.Tensor, tf.Tensor]
+
+
+class Objective:
+    """content + style + TV loss of a preprocessed (1, H, W, 3) image, with fixed targets.
+
+    Targets and weights are tensors handed to the compiled functions as arguments, so one trace serves
+    every job with the same `Structure` (see `compiled`).
+    """
+
+    def __init__(
+        self, network: VGG19, content: np.ndarray, styles: Sequence[np.ndarray], params: StyleParams
+    ) -> None:
+        content_weights, style_weights, blend = layer_weights(params, len(styles))
+        self.network = network
+        self.structure = Structure(params.pooling, tuple(content_weights), tuple(style_weights), len(styles))
+        feats = network.features(tf.constant(network.preprocess(content)), content_weights, params.pooling)
+        grams = []
+        for style in styles:
+            sfeats = network.features(tf.constant(network.preprocess(style)), style_weights, params.pooling)
+            grams.append(tuple(gram(sfeats[layer]) for layer in style_weights))
+        self.targets: Targets = (tuple(feats[layer] for layer in content_weights), tuple(grams))
+        self.coefficients: Coefficients = (
+            tf.constant([params.content_weight * w for w in content_weights.values()], tf.float32),
+            tf.constant(
+                [[params.style_weight * b * w for w in style_weights.values()] for b in blend], tf.float32
+            ),
+            tf.constant(params.tv_weight, tf.float32),
+        )
+
+    def __call__(self, image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """(content, style, tv) losses, each already multiplied by its weight."""
+        return objective_parts(self.network, self.structure, image, self.targets, self.coefficients)
+
+
+def objective_parts(
+    network: VGG19, structure: Structure, image: tf.Tensor, targets: Targets, coefficients: Coefficients
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The seed's three weighted losses; only the layers up to the deepest one used are computed."""
+    content_targets, style_targets = targets
+    content_coef, style_coef, tv_coef = coefficients
+    layers = set(structure.content_layers) | set(structure.style_layers)
+    feats = network.features(image, layers, structure.pooling)
+    content = tf.constant(0.0)
+    for i, (layer, target) in enumerate(zip(structure.content_layers, content_targets, strict=True)):
+        content += content_coef[i] * tf.reduce_sum(tf.square(feats[layer] - target)) / _size(target)
+    grams = [gram(feats[layer]) for layer in structure.style_layers]
+    style = tf.constant(0.0)
+    for s, style_grams in enumerate(style_targets):
+        for j, (ours, target) in enumerate(zip(grams, style_grams, strict=True)):
+            style += style_coef[s, j] * tf.reduce_sum(tf.square(ours - target)) / _size(target)
+    return content, style, tv_coef * total_variation(image)
+
+
+def total_variation(image: tf.Tensor) -> tf.Tensor:
+    """Mean squared difference of vertical plus horizontal neighbours (the seed's 2·l2_loss / size)."""
+    dy = image[:, 1:, :, :] - image[:, :-1, :, :]
+    dx = image[:, :, 1:, :] - image[:, :, :-1, :]
+    return tf.reduce_sum(tf.square(dy)) / _size(dy) + tf.reduce_sum(tf.square(dx)) / _size(dx)
+
+
+def _size(x: tf.Tensor) -> tf.Tensor:
+    return tf.cast(tf.size(x), tf.float32)

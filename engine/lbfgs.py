@@ -41,9 +41,9 @@ def lbfgs(
 
     Yields (evaluation number, losses of the evaluated point, best image so far on the numbers in
     `previews`, else None); returns the lowest-loss image and its losses. `should_stop` is asked before
-    every evaluation after the first and ends the run early; so does closing the generator. scipy may
-    converge early: then it restarts from the best point while that still helps, and the generator may
-    end before `evaluations`.
+    every evaluation after the first and ends the run early; so does closing the generator. Should scipy
+    still end early (its line search fails to find a lower point), it restarts from the best point while
+    that helps, and the generator may end before `evaluations`.
     """
     shape = start.shape
     lower = np.broadcast_to(low, shape).ravel().astype(np.float64)
@@ -72,7 +72,15 @@ def lbfgs(
                     jac=True,
                     method="L-BFGS-B",
                     bounds=Bounds(lower, upper),
-                    options={"maxcor": MEMORY, "maxiter": evaluations, "maxfun": evaluations + 1},
+                    # No tolerance stops it: the gradient of this loss is tiny per pixel, and scipy's
+                    # defaults ended runs at 90 of 300 evaluations while the loss was still falling.
+                    options={
+                        "maxcor": MEMORY,
+                        "maxiter": evaluations,
+                        "maxfun": evaluations + 1,
+                        "ftol": 0.0,
+                        "gtol": 0.0,
+                    },
                 )
                 # Converged before the budget (the generator is waiting for the next point): restart from
                 # the best point while that still helps.

@@ -49,6 +49,26 @@ def test_lbfgs_stays_within_bounds_and_spends_exactly_its_budget() -> None:
     assert losses.total == pytest.approx(2 * 20 * 25.0, rel=1e-4)
 
 
+def test_lbfgs_keeps_going_while_a_tiny_gradient_still_lowers_the_loss() -> None:
+    # Like the style loss per pixel: gradients far below scipy's default tolerance, yet far from done.
+    scale = np.logspace(0, 4, 60).reshape(1, 4, 5, 3) * 1e-9
+    seen: list[float] = []
+
+    def loss_and_grad(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        diff = (x - 3.0).astype(np.float64)
+        total = float(np.sum(scale * diff**2))
+        seen.append(total)
+        return np.array([total, 0.0, 0.0, total]), 2 * scale * diff
+
+    start = np.zeros((1, 4, 5, 3), dtype=np.float32)
+    gen = lbfgs(loss_and_grad, start, np.full(3, -5.0), np.full(3, 5.0), evaluations=30)
+    for _ in gen:
+        pass
+
+    assert len(seen) == 30
+    assert min(seen) < 1e-2 * seen[0]
+
+
 @pytest.mark.parametrize("multiscale", [False, True])
 def test_lbfgs_loss_falls_faster_than_adam(network: VGG19, multiscale: bool) -> None:
     content, style = smooth_image(24, 32, 1), smooth_image(20, 20, 2)

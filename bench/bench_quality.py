@@ -61,11 +61,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ms-lbfgs", type=int, nargs="+", default=[300], help="multi-scale L-BFGS budgets")
     p.add_argument("--plot", type=Path, default=REPO / "BENCHMARKS_quality.png")
     p.add_argument("--json", type=Path, default=Path("/tmp/bench_quality.json"))
+    p.add_argument("--report", action="store_true", help="only redo the table and plot from --json")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report:
+        report(args.json, args.plot)
+        return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
     import tensorflow as tf
@@ -129,38 +133,57 @@ def main(argv: list[str] | None = None) -> int:
         results[pair] = curves
     load_after = os.getloadavg()
 
-    args.json.write_text(
-        json.dumps({pair: {c.method.name: c.points for c in curves} for pair, curves in results.items()})
-    )
-    plot(results, args.plot, args.size)
-    print(
+    before, after = (", ".join(f"{x:.2f}" for x in load) for load in (load_before, load_after))
+    loads = f"{before} before, {after}"
+    note = (
         f"Python {platform.python_version()}, TensorFlow {tf.__version__}, {os.cpu_count()} CPUs; "
-        f"long side {args.size} px; objective of the clipped image, default loss weights; "
-        f"whole command {time.perf_counter() - started:.0f} s."
+        f"whole command {time.perf_counter() - started:.0f} s; load average (1, 5, 15 min) {loads} after"
     )
+    curves_by_pair = {pair: {c.method.name: c.points for c in curves} for pair, curves in results.items()}
+    args.json.write_text(json.dumps({"size": args.size, "note": note, "curves": curves_by_pair}))
+    report(args.json, args.plot)
+    return 0
+
+
+def report(saved: Path, plot_path: Path) -> None:
+    """The table and the plot from a run's saved curves (so they can be redrawn without running again)."""
+    data = json.loads(saved.read_text())
+    results = {
+        pair: [
+            Curve(Method(name, "", False, points[-1][1]), [(t, i, v) for t, i, v in points])
+            for name, points in curves.items()
+        ]
+        for pair, curves in data["curves"].items()
+    }
+    plot(results, plot_path, data["size"])
+    print(f"{data['note']}; long side {data['size']} px; objective of the clipped image, default weights.")
     print()
-    print("| pair | method | iterations | seconds | final objective | time to Adam's value | × Adam's time |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print(
+        "| pair | method | iterations | seconds | final objective "
+        "| time to Adam's final value | × Adam's time | time to Adam's lowest value | × Adam's time to it |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for pair, curves in results.items():
         adam = curves[0]
         bar_time, _, bar = adam.points[-1]
+        lowest = min(v for _, _, v in adam.points)
+        lowest_time = adam.time_to(lowest)
+        assert lowest_time is not None
         for curve in curves:
-            reach = curve.time_to(bar)
             seconds, iterations, final = curve.points[-1]
-            name = pair.replace(":", " × ")
+            cells = []
+            for value, reference in ((bar, bar_time), (lowest, lowest_time)):
+                reach = curve.time_to(value)
+                if reach is None:
+                    cells += ["not reached", "–"]
+                else:
+                    cells += [f"{reach:.1f} s", f"{reach / reference:.2f}"]
             print(
-                f"| {name} | {curve.method.name} | {iterations} | {seconds:.1f} | {final:.5g} "
-                f"| {'not reached' if reach is None else f'{reach:.1f} s'} "
-                f"| {'–' if reach is None else f'{reach / bar_time:.2f}'} |"
+                f"| {pair.replace(':', ' × ')} | {curve.method.name} | {iterations} | {seconds:.1f} "
+                f"| {final:.5g} | {' | '.join(cells)} |"
             )
     print()
-    print(
-        "Load average (1, 5, 15 min) before: {:.2f}, {:.2f}, {:.2f}; after: {:.2f}, {:.2f}, {:.2f}.".format(
-            *load_before, *load_after
-        )
-    )
-    print(f"Plot: {args.plot}")
-    return 0
+    print(f"Plot: {plot_path}")
 
 
 def plot(results: dict[str, list[Curve]], path: Path, size: int) -> None:

@@ -31,7 +31,9 @@ class Config:
     engine_backend: Literal["local", "ray"] = "local"  # where the engine's workers run
     ray_address: str | None = None  # an existing Ray cluster; None: start Ray on this machine
     ray_cpus_per_worker: int = 1  # CPUs each Ray worker takes on a node without GPUs
-    default_iterations: int = 300
+    # L-BFGS reaches Adam's quality in a fraction of the time (BENCHMARKS.md); "adam" is the seed's.
+    optimizer: Literal["lbfgs", "adam"] = "lbfgs"
+    default_iterations: int = 100
     max_image_size: int = 512
     log_level: str = "INFO"
     progress_interval: float = 3.0  # seconds between two edits of a status message
@@ -56,6 +58,9 @@ class Config:
         backend = env.get("ENGINE_BACKEND", "").strip().lower() or "local"
         if backend not in ("local", "ray"):
             raise ConfigError(f"ENGINE_BACKEND must be local or ray, not {backend!r}")
+        optimizer = env.get("DEFAULT_OPTIMIZER", "").strip().lower() or cls.optimizer
+        if optimizer not in ("lbfgs", "adam"):
+            raise ConfigError(f"DEFAULT_OPTIMIZER must be lbfgs or adam, not {optimizer!r}")
         if backend == "ray" and importlib.util.find_spec("ray") is None:
             raise ConfigError("ENGINE_BACKEND=ray needs Ray: python -m pip install 'neural-style-bot[ray]'")
         return cls(
@@ -71,6 +76,7 @@ class Config:
             engine_backend="ray" if backend == "ray" else "local",
             ray_address=env.get("RAY_ADDRESS", "").strip() or None,
             ray_cpus_per_worker=_int(env, "RAY_CPUS_PER_WORKER", cls.ray_cpus_per_worker, low=1),
+            optimizer="adam" if optimizer == "adam" else "lbfgs",
             default_iterations=_int(env, "DEFAULT_ITERATIONS", cls.default_iterations, low=1, high=5000),
             max_image_size=_int(env, "MAX_IMAGE_SIZE", cls.max_image_size, low=64, high=4096),
             log_level=level,

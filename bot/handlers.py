@@ -205,6 +205,7 @@ async def _submit(message: Message, user_id: int, parts: _Parts) -> None:
     options = session.options
     params = {
         "iterations": settings.iterations,
+        "optimizer": parts.config.optimizer,
         "max_size": _output_size(options, settings.max_image_size),
         "preserve_colors": options.preserve_colors,
         "style_weight": DEFAULT_STYLE_WEIGHT * options.style_strength,

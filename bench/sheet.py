@@ -41,6 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--initial", choices=("content", "adain"), default="content", help="adain: start as the bot's jobs do"
     )
+    p.add_argument("--margin", type=int, default=StyleParams().margin, help="mirrored frame, cropped off")
     p.add_argument("--diagonal", action="store_true", help="only content i with style i")
     p.add_argument("--output", type=Path, default=Path("/tmp/sheet.png"), help="PNG to write")
     p.add_argument("--weights", type=Path, help="weights file (default: $VGG_WEIGHTS, else the cache)")
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         optimizer=args.optimizer,
         multiscale=args.multiscale,
         initial=args.initial,
+        margin=args.margin,
     )
     size = args.size
     step = size + GAP

@@ -62,6 +62,12 @@ def stylize_parser() -> argparse.ArgumentParser:
         help="coarse to fine: optimise at halved sizes first",
     )
     p.add_argument("--pooling", choices=("max", "avg"), default=DEFAULTS.pooling)
+    p.add_argument(
+        "--margin",
+        type=int,
+        default=DEFAULTS.margin,
+        help="pixels of mirrored frame optimised and cropped off, against dark edges (the bot uses 16)",
+    )
     p.add_argument("--preserve-colors", action="store_true", help="keep the content's colours")
     p.add_argument(
         "--initial",

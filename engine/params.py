@@ -37,8 +37,8 @@ class StyleParams:
     style_scales: tuple[float, ...] | None = None
     # Weight of the total-variation (smoothness) loss.
     tv_weight: float = 0.1
-    # "adam" as the seed (the settings below), or "lbfgs": scipy's L-BFGS-B bounded to valid pixels.
-    # L-BFGS wins at 256 px but at 512 px can creep for 100+ evaluations against the bounds (BENCHMARKS.md).
+    # "adam" as the seed (the settings below), or "lbfgs": scipy's L-BFGS-B bounded to valid pixels, after
+    # two Adam steps; it reaches Adam's loss in a fraction of the time (BENCHMARKS.md) and is the bot's.
     optimizer: Optimizer = "adam"
     # Coarse to fine: optimise at halved sizes first (long side ≥ 128 px), most iterations where cheap.
     # Off by default: upsampled coarse results scored poorly at full size and saved no time (BENCHMARKS.md).
@@ -61,6 +61,10 @@ class StyleParams:
     seed: int | None = None
     # Emit a preview image every this many iterations (0 = only the final image).
     preview_every: int = 0
+    # Pixels of mirrored image optimised around the picture and cropped off the result (at the output
+    # size; scaled with coarser scales). The network zero-pads, which paints dark, ragged borders within
+    # a few pixels of the edge; a margin takes them off with the crop. 0 = none, as the seed.
+    margin: int = 0
 
     def __post_init__(self) -> None:
         problems = _problems(self)
@@ -130,4 +134,6 @@ def _problems(p: StyleParams) -> list[str]:
         problems.append("style_scales must be positive")
     if p.preview_every < 0:
         problems.append("preview_every must not be negative")
+    if not 0 <= p.margin <= 256:
+        problems.append("margin must be within [0, 256] pixels")
     return problems

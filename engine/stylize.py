@@ -120,17 +120,22 @@ def iterate(
     offset = 0
     batch: np.ndarray | None = None
     losses: Losses | None = None
+    margin = 0
     for index, (long_side, budget) in enumerate(plan):
         if index == len(plan) - 1:
             scale_content, scale_styles = target, sized_styles
         else:
             scale_content, scale_styles = prepare(content, styles, params.with_overrides(max_size=long_side))
-        objective = Objective(network, scale_content, scale_styles, params)
+        inner = scale_content.shape[:2]
+        previous, margin = margin, _margin(params.margin * long_side / side, inner)
+        canvas = pad(scale_content, margin)
+        objective = Objective(network, canvas, scale_styles, params)
         if batch is None:
-            first = initial_image(network, scale_content, params, start)
+            begin = None if start is None else pad(resize(start, inner), margin)
+            first = initial_image(network, canvas, params, begin)
         else:  # coarse to fine: the previous scale's best image, resized in pixel space
-            pixels = np.clip(network.unprocess(batch), 0.0, 255.0)
-            first = network.preprocess(resize(pixels, scale_content.shape[:2]))
+            pixels = np.clip(network.unprocess(crop(batch, previous)), 0.0, 255.0)
+            first = network.preprocess(pad(resize(pixels, inner), margin))
         wanted = range(offset + 1, min(offset + budget, total - 1) + 1)
         previews = frozenset(
             g - offset for g in wanted if params.preview_every and g % params.preview_every == 0
@@ -142,11 +147,32 @@ def iterate(
             steps = _lbfgs(fn, objective, first, budget, warmup, params, previews, cancel)
         else:
             steps = _adam(fn, objective, first, budget, params, previews, cancel, steps_per_call)
-        batch, losses = yield from _report(steps, offset, total, scale_content, params, network, cancel)
+        batch, losses = yield from _report(
+            steps, offset, total, scale_content, margin, params, network, cancel
+        )
         offset += budget
     assert batch is not None
     assert losses is not None
-    yield Progress(total, total, losses, _finish(network, batch, target, params))
+    yield Progress(total, total, losses, _finish(network, crop(batch, margin), target, params))
+
+
+def _margin(pixels: float, shape: tuple[int, ...]) -> int:
+    """A margin of about `pixels`, no wider than a reflection of the image allows."""
+    return max(0, min(round(pixels), min(shape[:2]) - 1))
+
+
+def pad(image: np.ndarray, margin: int) -> np.ndarray:
+    """(H, W, 3) → (H + 2m, W + 2m, 3), the image mirrored into the margin on every side."""
+    if margin == 0:
+        return image
+    return np.pad(image, ((margin, margin), (margin, margin), (0, 0)), mode="reflect")
+
+
+def crop(batch: np.ndarray, margin: int) -> np.ndarray:
+    """(1, H + 2m, W + 2m, 3) → (1, H, W, 3): the margin cut off again."""
+    if margin == 0:
+        return batch
+    return batch[:, margin:-margin, margin:-margin, :]
 
 
 def _report(
@@ -154,6 +180,7 @@ def _report(
     offset: int,
     total: int,
     content: np.ndarray,
+    margin: int,
     params: StyleParams,
     network: VGG19,
     cancel: Callable[[], bool],
@@ -170,7 +197,7 @@ def _report(
             if cancel():
                 raise Cancelled
             if offset + index < total:
-                preview = _finish(network, image, content, params) if image is not None else None
+                preview = None if image is None else _finish(network, crop(image, margin), content, params)
                 yield Progress(offset + index, total, losses, preview)
     finally:
         steps.close()

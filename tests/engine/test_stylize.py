@@ -9,7 +9,7 @@ import tensorflow as tf
 from engine.images import rgb_to_ycbcr
 from engine.objective import Objective
 from engine.params import CONTENT_LAYERS, STYLE_LAYERS, StyleParams
-from engine.stylize import Cancelled, iterate, stylize
+from engine.stylize import Cancelled, crop, iterate, pad, stylize
 from engine.vgg import VGG19
 from engine.weights import LAYERS, VGGWeights
 from tests.engine.conftest import smooth_image
@@ -196,6 +196,8 @@ def test_bad_params_are_refused() -> None:
         StyleParams(iterations=0)
     with pytest.raises(ValueError, match="content_weight_blend"):
         StyleParams(content_weight_blend=1.5)
+    with pytest.raises(ValueError, match="margin"):
+        StyleParams(margin=-1)
     with pytest.raises(ValueError, match="unknown parameters: colour"):
         StyleParams.from_dict({"colour": True})
     assert StyleParams.from_dict(StyleParams(style_scales=(1.0, 0.5)).to_dict()) == StyleParams(
@@ -213,3 +215,53 @@ def test_adain_start_needs_the_start_image_and_uses_it(network: VGG19) -> None:
     from engine.images import resize
 
     np.testing.assert_allclose(result.image, resize(begin, (16, 24)), atol=1e-3)
+
+
+@pytest.mark.parametrize(("optimizer", "multiscale"), [("adam", False), ("lbfgs", False), ("lbfgs", True)])
+def test_a_margin_is_optimised_around_the_picture_and_cropped_off(
+    network: VGG19, optimizer: str, multiscale: bool
+) -> None:
+    content, style = smooth_image(120, 160, 1), smooth_image(20, 20, 2)
+    base = StyleParams(
+        iterations=6,
+        max_size=160,
+        optimizer=optimizer,  # type: ignore[arg-type]
+        multiscale=multiscale,
+        preview_every=1,
+        seed=0,
+        style_weight=1.0,
+        content_weight=1.0,
+    )
+    plain = list(iterate(network, content, [style], base))
+    framed = list(iterate(network, content, [style], base.with_overrides(margin=8)))
+
+    assert [s.iteration for s in framed] == list(range(1, 7))
+    assert [None if s.image is None else s.image.shape for s in framed] == [
+        None if s.image is None else s.image.shape for s in plain
+    ]
+    assert framed[-1].image is not None
+    assert framed[-1].image.shape == (120, 160, 3)
+    # The loss covers the mirrored frame too, so it differs from the plain run's from the first step.
+    assert framed[0].losses.total != plain[0].losses.total
+
+
+def test_a_margin_starts_from_the_picture_mirrored_into_it(network: VGG19) -> None:
+    content, style = smooth_image(16, 24, 1), smooth_image(16, 16, 2)
+    params = StyleParams(iterations=1, learning_rate=1e-9, seed=0, margin=5)
+    result = stylize(network, content, [style], params)
+    np.testing.assert_allclose(result.image, content, atol=1e-3)
+    begin = smooth_image(32, 48, 7)
+    adain = stylize(network, content, [style], params.with_overrides(initial="adain"), start=begin)
+    from engine.images import resize
+
+    np.testing.assert_allclose(adain.image, resize(begin, (16, 24)), atol=1e-3)
+
+
+def test_pad_mirrors_and_crop_undoes_it() -> None:
+    image = smooth_image(6, 9, 3)
+    padded = pad(image, 2)
+    assert padded.shape == (10, 13, 3)
+    np.testing.assert_array_equal(padded[0], padded[4])  # row -2 mirrors row 2
+    np.testing.assert_array_equal(padded[:, 1], padded[:, 3])  # column -1 mirrors column 1
+    np.testing.assert_array_equal(crop(padded[np.newaxis], 2)[0], image)
+    assert pad(image, 0) is image

@@ -220,6 +220,7 @@ async def test_options_change_the_next_job(fake: FakeTelegram, bot: Application)
     assert job.params["style_weight"] == 3e6
     assert job.params["initial"] == "adain"  # the workers hold the decoder, so jobs start from its image
     assert job.params["optimizer"] == "lbfgs"  # the bot's default (DEFAULT_OPTIMIZER)
+    assert job.params["margin"] == 16  # a mirrored frame against dark edges, cropped off
 
 
 async def test_restart_mid_job_delivers_exactly_once(fake: FakeTelegram, runner: BotRunner) -> None:

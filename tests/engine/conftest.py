@@ -9,6 +9,9 @@ import pytest
 
 from engine.weights import VGGWeights, synthetic
 
+# The optimiser paths a behaviour must hold on: the seed's Adam, L-BFGS, and L-BFGS coarse to fine.
+OPTIMIZER_PATHS = [("adam", False), ("lbfgs", False), ("lbfgs", True)]
+
 
 @pytest.fixture(scope="session")
 def tiny_weights() -> VGGWeights:

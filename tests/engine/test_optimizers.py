@@ -13,7 +13,7 @@ from engine.multiscale import MIN_SIDE, schedule
 from engine.params import StyleParams
 from engine.stylize import LBFGS_WARMUP, Cancelled, Progress, iterate, stylize
 from engine.vgg import VGG19
-from tests.engine.conftest import smooth_image
+from tests.engine.conftest import OPTIMIZER_PATHS, smooth_image
 
 FAST = {"seed": 0, "style_weight": 1.0, "content_weight": 1.0, "learning_rate": 2.0}
 
@@ -155,7 +155,7 @@ def test_multiscale_counts_one_total_and_ends_at_the_target_size(network: VGG19,
     ]
 
 
-@pytest.mark.parametrize(("optimizer", "multiscale"), [("adam", False), ("lbfgs", False), ("lbfgs", True)])
+@pytest.mark.parametrize(("optimizer", "multiscale"), OPTIMIZER_PATHS)
 def test_cancel_stops_both_optimizers(network: VGG19, optimizer: str, multiscale: bool) -> None:
     content, style = smooth_image(100, 140, 1), smooth_image(16, 16, 2)
     params = StyleParams(

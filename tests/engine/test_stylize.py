@@ -12,7 +12,7 @@ from engine.params import CONTENT_LAYERS, STYLE_LAYERS, StyleParams
 from engine.stylize import Cancelled, crop, iterate, pad, stylize
 from engine.vgg import VGG19
 from engine.weights import LAYERS, VGGWeights
-from tests.engine.conftest import smooth_image
+from tests.engine.conftest import OPTIMIZER_PATHS, smooth_image
 
 
 def np_conv_same(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -217,7 +217,7 @@ def test_adain_start_needs_the_start_image_and_uses_it(network: VGG19) -> None:
     np.testing.assert_allclose(result.image, resize(begin, (16, 24)), atol=1e-3)
 
 
-@pytest.mark.parametrize(("optimizer", "multiscale"), [("adam", False), ("lbfgs", False), ("lbfgs", True)])
+@pytest.mark.parametrize(("optimizer", "multiscale"), OPTIMIZER_PATHS)
 def test_a_margin_is_optimised_around_the_picture_and_cropped_off(
     network: VGG19, optimizer: str, multiscale: bool
 ) -> None:

@@ -20,6 +20,7 @@ from bot.config import Config
 from engine.weights import synthetic, synthetic_decoder
 from storage import Job, JobStatus, Store
 from tests.bot.fake_telegram import BotMessage, FakeTelegram
+from tests.timing import scaled
 
 T = TypeVar("T")
 ADMIN = 1000
@@ -121,6 +122,7 @@ async def eventually(
     timeout: float = 20.0,  # noqa: ASYNC109 - a deadline over many polls
 ) -> T:
     """Await `fetch()` until its value meets `condition` (for state the bot changes asynchronously)."""
+    timeout = scaled(timeout)  # the states wait on CPU-bound work: see tests/timing.py
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         value = await fetch()

@@ -57,9 +57,14 @@ class DataDir:
         return remove([*(self.result_path(job_id, ext) for ext in EXTENSIONS), self.preview_path(job_id)])
 
     def managed_files(self) -> Iterator[Path]:
-        """Every upload, preset image and result on disk, leftover temporary files included."""
-        for folder in (self.uploads, self.presets, self.results):
+        """Every file the bot itself wrote: uploads, results, and preset images it saved by hash.
+
+        Images an operator put into presets/ (named by the preset, any age) are the operator's and
+        are never listed here, so nothing ever deletes them.
+        """
+        for folder in (self.uploads, self.results):
             yield from (path for path in folder.iterdir() if path.suffix in EXTENSIONS)
+        yield from (path for path in self.presets.iterdir() if path.suffix in EXTENSIONS and _bots_own(path))
 
     def _save_by_hash(self, folder: Path, data: bytes, ext: str) -> Path:
         path = folder / f"{hashlib.sha256(data).hexdigest()}{_checked(ext)}"
@@ -91,6 +96,12 @@ def remove(paths: Iterable[Path]) -> int:
             continue
         count += 1
     return count
+
+
+def _bots_own(path: Path) -> bool:
+    """Whether `_save_by_hash` named the file (64 hex digits) or left it half-written (`.tmp-…`)."""
+    hashed = len(path.stem) == 64 and all(c in "0123456789abcdef" for c in path.stem)
+    return hashed or path.name.startswith(".tmp-")
 
 
 def _checked(ext: str) -> str:

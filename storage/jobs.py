@@ -11,6 +11,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from storage.db import Database, Transaction
+from storage.sessions import CLEAR_INPUTS
 from storage.models import MAX_ATTEMPTS, Job, JobStatus, Param, QueuePosition, RecoveryReport
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,11 @@ _AREA = (
 )
 
 
+def _lane(table: str = "jobs") -> str:
+    """SQL for a job's lane: 1 for fast jobs (one feed-forward pass), 0 for optimisations."""
+    return f"COALESCE(json_extract({table}.params, '$.fast'), 0)"
+
+
 class Jobs:
     """Submit, claim, progress, finish, deliver, fail, cancel and requeue jobs."""
 
@@ -43,8 +49,15 @@ class Jobs:
         content_path: Path,
         style_paths: Sequence[Path],
         params: Mapping[str, Param],
+        *,
+        handled_update: int | None = None,
     ) -> Job:
-        """Queue a job; `params` must hold a positive int `iterations`."""
+        """Queue a job; `params` must hold a positive int `iterations`.
+
+        In the same transaction the chat's session forgets the photos the job took, and the inbox
+        forgets `handled_update` (the message that completed the job): a crash leaves either all of it
+        or none, never a job whose photos would pair again or whose message would make a second job.
+        """
         iterations = params.get("iterations")
         if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
             raise ValueError(f"params need a positive int 'iterations', got {iterations!r}")
@@ -75,23 +88,30 @@ class Jobs:
                 " ON CONFLICT (user_id) DO UPDATE SET last_seen = excluded.last_seen",
                 (user_id, now, now),
             )
+            await tx.execute(
+                f"UPDATE sessions SET {CLEAR_INPUTS}, updated_at = ? WHERE chat_id = ?", (now, chat_id)
+            )
+            if handled_update is not None:
+                await tx.execute("DELETE FROM inbox WHERE update_id = ?", (handled_update,))
             row = await tx.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
         assert row is not None
         logger.info("Job %d queued for chat %d", job_id, chat_id)
         return _job(row)
 
-    async def claim_next(self) -> Job | None:
+    async def claim_next(self, fast: bool = False) -> Job | None:
         """Atomically move the next queued job to `running` and return it, or None if none waits.
 
-        FIFO, except that users with fewer running jobs go first, so nobody runs two jobs while
-        someone else waits.
+        Fast jobs (param `fast`: one feed-forward pass) and optimisations are two lanes, each claimed
+        on its own, so a one-second job never waits behind a minutes-long one. Within a lane FIFO,
+        except that users with fewer running jobs go first, so nobody runs two jobs while someone
+        else waits.
         """
         row = await self._db.fetchone(
             "UPDATE jobs SET status = 'running', started_at = ?, progress = 0, progress_total = iterations"
-            " WHERE id = (SELECT q.id FROM jobs q WHERE q.status = 'queued' ORDER BY"
+            f" WHERE id = (SELECT q.id FROM jobs q WHERE q.status = 'queued' AND {_lane('q')} = ? ORDER BY"
             " (SELECT COUNT(*) FROM jobs r WHERE r.user_id = q.user_id AND r.status = 'running'), q.id"
             " LIMIT 1) AND status = 'queued' RETURNING *",
-            (self._db.clock(),),
+            (self._db.clock(), int(fast)),
         )
         if row is None:
             return None
@@ -206,31 +226,37 @@ class Jobs:
         return [_job(row) for row in rows]
 
     async def queue_position(self, job_id: int, workers: int = 1) -> QueuePosition | None:
-        """Where a queued job stands, with an estimate from recent jobs' seconds per unit of work.
+        """Where a queued job stands in its lane, with an estimate from recent jobs of that lane.
 
-        A unit is one iteration at `max_size` = REFERENCE_SIZE; iterations at other sizes count by area.
+        A unit of work is one iteration at `max_size` = REFERENCE_SIZE; iterations at other sizes count
+        by area. Fast jobs and optimisations are separate lanes (see `claim_next`) and never count in
+        each other's estimate.
         """
         async with self._db.transaction(write=False) as tx:
             job = await tx.fetchone(
-                f"SELECT id, iterations * {_AREA} AS work FROM jobs WHERE id = ? AND status = 'queued'",
+                f"SELECT id, iterations * {_AREA} AS work, {_lane()} AS lane FROM jobs"
+                " WHERE id = ? AND status = 'queued'",
                 (job_id,),
             )
             if job is None:
                 return None
+            lane = job["lane"]
             ahead = await tx.fetchone(
-                f"SELECT COUNT(*), TOTAL(iterations * {_AREA}) FROM jobs WHERE status = 'queued' AND id < ?",
-                (job_id,),
+                f"SELECT COUNT(*), TOTAL(iterations * {_AREA}) FROM jobs WHERE status = 'queued' AND id < ?"
+                f" AND {_lane()} = ?",
+                (job_id, lane),
             )
             running = await tx.fetchone(
                 f"SELECT COUNT(*), TOTAL(MAX(progress_total - progress, 0) * {_AREA}) FROM jobs"
-                " WHERE status = 'running'"
+                f" WHERE status = 'running' AND {_lane()} = ?",
+                (lane,),
             )
             recent = await tx.fetchone(
                 f"SELECT TOTAL(finished_at - started_at), TOTAL(iterations * {_AREA})"
                 " FROM (SELECT * FROM jobs WHERE status IN ('done', 'delivered') AND started_at IS NOT NULL"
-                " AND finished_at IS NOT NULL"
+                f" AND finished_at IS NOT NULL AND {_lane()} = ?"
                 " ORDER BY finished_at DESC LIMIT ?)",
-                (RECENT_JOBS,),
+                (lane, RECENT_JOBS),
             )
         assert ahead is not None
         assert running is not None

@@ -72,7 +72,7 @@ class Sessions:
         """Forget the content and style received so far; the options stay."""
         async with self._db.transaction() as tx:
             await tx.execute(
-                f"UPDATE sessions SET {_CLEAR}, updated_at = ? WHERE chat_id = ?", (self._db.clock(), chat_id)
+                f"UPDATE sessions SET {CLEAR_INPUTS}, updated_at = ? WHERE chat_id = ?", (self._db.clock(), chat_id)
             )
             row = await tx.fetchone(_SELECT, (chat_id,))
         return _session(row) if row is not None else Session(chat_id=chat_id, user_id=None)
@@ -81,7 +81,7 @@ class Sessions:
         """Reset sessions with inputs idle longer than `max_idle` seconds; return how many."""
         async with self._db.transaction() as tx:
             return await tx.execute(
-                f"UPDATE sessions SET {_CLEAR} WHERE updated_at < ?"
+                f"UPDATE sessions SET {CLEAR_INPUTS} WHERE updated_at < ?"
                 " AND (content_path IS NOT NULL OR style_path IS NOT NULL OR style_preset_id IS NOT NULL)",
                 (self._db.clock() - max_idle,),
             )
@@ -110,7 +110,8 @@ class Sessions:
         )
 
 
-_CLEAR = (
+# What forgetting a chat's inputs sets: the photos go, the options stay.
+CLEAR_INPUTS = (
     "content_path = NULL, content_width = NULL, content_height = NULL,"
     " style_path = NULL, style_preset_id = NULL"
 )

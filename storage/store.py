@@ -119,21 +119,27 @@ class Store:
             presets = await tx.fetchall("SELECT image_path FROM presets")
             results = await tx.fetchall("SELECT result_path FROM jobs WHERE result_path IS NOT NULL")
         count = sum(self.files.remove_results(row["id"]) for row in expired)
-        used = {row["image_path"] for row in presets} | {row["result_path"] for row in results}
-        used |= {
-            path for row in sessions for path in (row["content_path"], row["style_path"]) if path is not None
-        }
+        names = [row["image_path"] for row in presets] + [row["result_path"] for row in results]
+        names += [path for row in sessions for path in (row["content_path"], row["style_path"]) if path]
         for row in jobs:
-            used.add(row["content_path"])
-            used.update(json.loads(row["style_paths"]))
+            names.append(row["content_path"])
+            names.extend(json.loads(row["style_paths"]))
+        # Rows may name files relative to another working directory, or through a symlink: compare the
+        # files themselves, never the strings.
+        used = {_identity(Path(name)) for name in names}
         unused = [
             path
             for path in self.files.managed_files()
-            if str(path) not in used and path.stat().st_mtime < now - grace
+            if _identity(path) not in used and path.stat().st_mtime < now - grace
         ]
         count += remove(unused)
         logger.info("Purged %d files", count)
         return count
+
+
+def _identity(path: Path) -> Path:
+    """The absolute, symlink-free path of a file, whatever directory the bot was started from."""
+    return path.resolve()
 
 
 class _Opening:

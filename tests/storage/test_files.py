@@ -98,3 +98,36 @@ async def test_purge_keeps_what_is_used_and_recent(tmp_path: Path) -> None:
         assert all(path.exists() for path in (style, queued_input, in_session, preset_image, recent_result))
         assert fresh.exists()
         assert await store.purge_files(grace=60) == 0
+
+
+async def test_purge_never_deletes_what_an_operator_put_in_presets(tmp_path: Path) -> None:
+    clock = FakeClock(time.time())
+    async with Store.open(tmp_path, clock=clock) as store:
+        copied = store.files.presets / "starry.jpg"
+        copied.write_bytes(b"an operator's preset, copied with its old date")
+        os.utime(copied, (clock.now - 30 * DAY, clock.now - 30 * DAY))
+        orphan = store.files.save_preset(b"saved by the bot, then its preset was removed", ".jpg")
+        os.utime(orphan, (clock.now - DAY, clock.now - DAY))
+
+        assert await store.purge_files(grace=60) == 1
+
+        assert copied.exists()
+        assert not orphan.exists()
+
+
+async def test_purge_compares_files_not_path_strings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows written while the data folder was given as an absolute path, purged with a relative one."""
+    clock = FakeClock(time.time())
+    async with Store.open(tmp_path / "data", clock=clock) as store:
+        upload = store.files.save_upload(b"content of a queued job", ".jpg")
+        preset = store.files.save_preset(b"preset", ".jpg")
+        await store.presets.add("monet", preset, added_by=1)
+        await store.jobs.submit(1, 1, upload, [preset], {"iterations": 10})
+    for path in (upload, preset):
+        os.utime(path, (clock.now - DAY, clock.now - DAY))
+    monkeypatch.chdir(tmp_path)
+    async with Store.open(Path("data"), clock=clock) as store:
+        assert not store.files.uploads.is_absolute()
+        assert await store.purge_files(grace=60) == 0
+    assert upload.exists()
+    assert preset.exists()

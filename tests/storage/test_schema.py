@@ -124,3 +124,11 @@ async def test_newer_database_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match=f"schema version {SCHEMA_VERSION + 1}.*newer version of the bot"):
         await Store.open(tmp_path)
     assert _version(tmp_path / "bot.sqlite3") == SCHEMA_VERSION + 1
+
+
+async def test_every_commit_is_synced_to_disk(tmp_path: Path) -> None:
+    """synchronous=FULL in WAL mode: a power loss cannot undo a commit the bot already acted on."""
+    async with Store.open(tmp_path) as store:
+        rows = await store._db.fetchall("PRAGMA synchronous")
+        journal = await store._db.fetchall("PRAGMA journal_mode")
+    assert (rows[0][0], journal[0][0]) == (2, "wal")  # 2 is FULL

@@ -4,6 +4,9 @@ The parent never imports TensorFlow. One manager thread owns all worker pipes: i
 to an idle worker, relays progress, notices a worker that died (killed, out of memory) and fails only that
 worker's job, then starts a fresh worker. Callbacks run on the manager thread; `submit_async` moves them onto
 an asyncio loop so an event loop is never blocked.
+
+Workers that cannot start (bad weights, say) never fail a job: queued jobs wait while the pool tries again,
+ever less often (`start_backoff`), and `healthy` and `start_error` say what is wrong meanwhile.
 """
 
 from __future__ import annotations
@@ -19,69 +22,58 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, Literal, Protocol, Self
+from typing import Any, Protocol, Self
 
-from engine.params import Losses, StyleParams
+from engine.jobs import JobSpec, Outcome, ProgressCallback, ProgressEvent
+
+__all__ = [
+    "START_BACKOFF",
+    "EngineBackend",
+    "EnginePool",
+    "JobHandle",
+    "JobSpec",
+    "Outcome",
+    "ProgressCallback",
+    "ProgressEvent",
+    "QueuedJob",
+    "QueuedPool",
+    "detect_gpus",
+]
 
 logger = logging.getLogger(__name__)
 
-# A worker that fails to start this many times in a row means the pool cannot work (bad weights, say).
-MAX_START_FAILURES = 3
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """What to stylise and where to write the result (its suffix picks the format)."""
-
-    job_id: str
-    content: Path
-    styles: tuple[Path, ...]
-    output: Path
-    params: StyleParams
-    # "stylize": the optimisation; "preview": one AdaIN feed-forward pass (needs the pool's decoder).
-    mode: Literal["stylize", "preview"] = "stylize"
-    alpha: float = 1.0  # AdaIN style strength of a preview, 0..1
-
-
-@dataclass(frozen=True)
-class ProgressEvent:
-    """One finished iteration of a running job; `preview` is a JPEG on preview iterations."""
-
-    job_id: str
-    iteration: int
-    total: int
-    losses: Losses
-    preview: bytes | None = None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a job ended. `error` is short and fit to show a user; `detail` is for the log."""
-
-    job_id: str
-    status: Literal["done", "failed", "cancelled"]
-    output: Path | None = None
-    losses: Losses | None = None
-    seconds: float = 0.0
-    error: str | None = None
-    detail: str | None = None
-    crashed: bool = False  # the worker process died: the job itself may well succeed if run again
-
-
-ProgressCallback = Callable[[ProgressEvent], None]
+# Seconds to wait before starting a worker again after failed starts in a row: the first wait, doubled
+# after each further failure, up to the second.
+START_BACKOFF = (1.0, 60.0)
 
 
 @dataclass
-class _Job:
-    seq: int
+class QueuedJob:
+    """A job inside a pool: its spec, whom to tell of its progress, and the future of its outcome."""
+
+    seq: int  # unique in its pool; a worker is told to stop a job by this number
     spec: JobSpec
     on_progress: ProgressCallback | None
     future: Future[Outcome] = field(default_factory=Future)
+
+    def report(self, event: ProgressEvent) -> None:
+        """Pass on a progress event; a failing callback is logged, it never stops the job or the pool."""
+        if self.on_progress is None:
+            return
+        try:
+            self.on_progress(event)
+        except Exception:
+            logger.exception("job %s: progress callback failed", self.spec.job_id)
+
+    def resolve(self, outcome: Outcome) -> None:
+        """Set the outcome unless the caller already gave up on the future (cancelled it)."""
+        if not self.future.done():
+            with contextlib.suppress(InvalidStateError):
+                self.future.set_result(outcome)
 
 
 @dataclass
@@ -92,13 +84,14 @@ class _Worker:
     env: dict[str, str]
     cancel: Any  # shared int: the seq of the job this worker should stop (0 = none)
     ready: bool = False
-    job: _Job | None = None
+    job: QueuedJob | None = None
+    retry_in: float | None = None  # its start failed: seconds to wait before starting its replacement
 
 
 class JobHandle:
     """A submitted job: its id, a future of its `Outcome`, and a way to cancel it."""
 
-    def __init__(self, pool: EngineBackend, job: _Job) -> None:
+    def __init__(self, pool: EngineBackend, job: QueuedJob) -> None:
         self._pool = pool
         self._job = job
         self.job_id = job.spec.job_id
@@ -121,6 +114,12 @@ class EngineBackend(Protocol):
     """What the bot needs from a pool of engine workers: `EnginePool`, or `engine.ray_pool.RayPool`."""
 
     size: int  # how many jobs run at once
+
+    @property
+    def healthy(self) -> bool: ...
+
+    @property
+    def start_error(self) -> str | None: ...
 
     def submit(self, spec: JobSpec, on_progress: ProgressCallback | None = None) -> JobHandle: ...
 
@@ -154,25 +153,41 @@ def detect_gpus() -> list[str]:
 
 
 class QueuedPool:
-    """What every engine pool shares: the queue of jobs no worker has yet, and how they are submitted,
-    cancelled and counted. A subclass starts its workers, hands them queued jobs when `_kick`ed, and
-    stops a running job in `_stop_running`.
+    """What every engine pool shares: the queue of jobs no worker has yet, how they are submitted, cancelled
+    and counted, and the failure policy. A worker that cannot start fails no job: its replacement is tried
+    after a wait that doubles with each failure in a row (`start_backoff`), and `healthy`/`start_error` tell
+    why meanwhile. A worker that dies under a job fails that job alone, as `crashed` (`_crashed`).
+
+    A subclass starts its workers, reports each start to `_worker_started` or `_start_failed`, hands them
+    queued jobs when `_kick`ed, and stops a running job in `_stop_running`.
     """
 
     size: int  # how many jobs run at once
+    worker_noun = "worker"  # what the log calls one of its workers
 
-    def __init__(self, weights_path: Path, decoder_path: Path | None) -> None:
+    def __init__(
+        self,
+        weights_path: Path,
+        decoder_path: Path | None,
+        start_backoff: tuple[float, float] = START_BACKOFF,
+    ) -> None:
         if not weights_path.is_file():
             raise FileNotFoundError(f"VGG-19 weights not found at {weights_path}")
+        first, cap = start_backoff
+        if not 0 < first <= cap:
+            raise ValueError(f"start_backoff must be (first, cap) with 0 < first <= cap, not {start_backoff}")
         self.weights_path = weights_path
         self.decoder_path = decoder_path  # the AdaIN decoder, for "preview" jobs
+        self.start_backoff = start_backoff
         self._lock = threading.Lock()
-        self._pending: deque[_Job] = deque()
-        self._jobs: dict[str, _Job] = {}  # queued and running, by job id
+        self._pending: deque[QueuedJob] = deque()
+        self._jobs: dict[str, QueuedJob] = {}  # queued and running, by job id
         self._seq = itertools.count(1)
         self._closing = False
-        self._start_failures = 0
-        self._broken: str | None = None  # why the workers cannot start, once that is certain
+        self._closed = threading.Event()  # set with `_closing`, for threads that wait to try a start again
+        self._start_failures = 0  # since the pool began
+        self._failures_in_row = 0  # since a worker last started
+        self._start_error: str | None = None
 
     def start(self) -> Self:
         raise NotImplementedError
@@ -186,20 +201,32 @@ class QueuedPool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def healthy(self) -> bool:
+        """False while workers fail to start; queued jobs then wait for one that does."""
+        with self._lock:
+            return self._start_error is None
+
+    @property
+    def start_error(self) -> str | None:
+        """Why the last try to start a worker failed; None once a worker has started (or none failed)."""
+        with self._lock:
+            return self._start_error
+
+    @property
+    def start_failures(self) -> int:
+        """How many worker starts have failed since the pool began, one per failed start."""
+        with self._lock:
+            return self._start_failures
+
     def submit(self, spec: JobSpec, on_progress: ProgressCallback | None = None) -> JobHandle:
         """Queue a job; `on_progress` is called on one of the pool's threads after each iteration."""
-        job = _Job(next(self._seq), spec, on_progress)
+        job = QueuedJob(next(self._seq), spec, on_progress)
         with self._lock:
             if self._closing:
                 raise RuntimeError("the engine pool is closed")
             if spec.job_id in self._jobs:
                 raise ValueError(f"job {spec.job_id} is already in the pool")
-            if self._broken is not None:
-                _resolve(
-                    job.future,
-                    Outcome(spec.job_id, "failed", error="the engine could not start", detail=self._broken),
-                )
-                return JobHandle(self, job)
             self._jobs[spec.job_id] = job
             self._pending.append(job)
         self._kick()
@@ -226,7 +253,7 @@ class QueuedPool:
             if job in self._pending:
                 self._pending.remove(job)
                 del self._jobs[job_id]
-                _resolve(job.future, Outcome(job_id, "cancelled"))
+                job.resolve(Outcome(job_id, "cancelled"))
                 return True
         self._stop_running(job)
         return True
@@ -241,13 +268,45 @@ class QueuedPool:
         while self._pending:
             job = self._pending.popleft()
             del self._jobs[job.spec.job_id]
-            _resolve(job.future, Outcome(job.spec.job_id, "cancelled", error=error))
+            job.resolve(Outcome(job.spec.job_id, "cancelled", error=error))
+
+    def _worker_started(self) -> None:
+        """A worker is ready: the pool is healthy again, and the next failure waits the shortest time."""
+        with self._lock:
+            self._failures_in_row = 0
+            self._start_error = None
+
+    def _start_failed(self, index: int, reason: str) -> float:
+        """Count and log one failed start of worker `index`; the seconds to wait before trying again."""
+        first, cap = self.start_backoff
+        with self._lock:
+            self._start_failures += 1
+            self._failures_in_row += 1
+            self._start_error = reason
+            delay = min(cap, first * 2 ** min(self._failures_in_row - 1, 32))
+        logger.error(
+            "engine %s %d failed to start: %s (next try in %g s)", self.worker_noun, index, reason, delay
+        )
+        return delay
+
+    def _crashed(self, job: QueuedJob, worker: str, what: str) -> Outcome:
+        """The outcome of a job whose worker died under it (`worker` names it, `what` says how): failed,
+        but `crashed`, so the caller's store may run it again.
+        """
+        logger.error("job %s: %s %s", job.spec.job_id, worker, what)
+        return Outcome(
+            job.spec.job_id,
+            "failed",
+            error="the engine stopped while working on it (it may have run out of memory)",
+            detail=f"{worker} {what}",
+            crashed=True,
+        )
 
     def _kick(self) -> None:
         """A job was queued: hand it to an idle worker when there is one."""
         raise NotImplementedError
 
-    def _stop_running(self, job: _Job) -> None:
+    def _stop_running(self, job: QueuedJob) -> None:
         """Ask the worker running `job` to stop between two iterations."""
         raise NotImplementedError
 
@@ -261,8 +320,9 @@ class EnginePool(QueuedPool):
         workers: int | None = None,
         threads_per_worker: int | None = None,
         decoder_path: Path | None = None,
+        start_backoff: tuple[float, float] = START_BACKOFF,
     ) -> None:
-        super().__init__(weights_path, decoder_path)
+        super().__init__(weights_path, decoder_path, start_backoff)
         gpus = detect_gpus()
         self.size = workers or max(1, len(gpus))
         cpus = os.cpu_count() or 1
@@ -272,13 +332,15 @@ class EnginePool(QueuedPool):
             {"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)] if gpus else "-1"} for i in range(self.size)
         ]
         self._ctx = mp.get_context("spawn")
-        self._workers: list[_Worker] = []
+        self._workers: list[_Worker] = []  # the live ones, by index; a slot waiting to start again has none
+        self._retry_at: dict[int, float] = {}  # slot index -> time.monotonic() to start its worker again
         self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
         self._thread: threading.Thread | None = None
 
     def start(self) -> EnginePool:
         """Spawn the workers and the manager thread; returns at once (workers load in the background)."""
-        self._workers = [self._spawn(i) for i in range(self.size)]
+        for index in range(self.size):
+            self._start_worker(index)
         self._thread = threading.Thread(target=self._manage, name="engine-pool", daemon=True)
         self._thread.start()
         return self
@@ -286,7 +348,7 @@ class EnginePool(QueuedPool):
     def _kick(self) -> None:
         self._wake()
 
-    def _stop_running(self, job: _Job) -> None:
+    def _stop_running(self, job: QueuedJob) -> None:
         with self._lock:
             for worker in self._workers:
                 if worker.job is job:
@@ -298,24 +360,29 @@ class EnginePool(QueuedPool):
             if self._closing:
                 return
             self._closing = True
+            self._closed.set()
             self._drop_pending("the engine is shutting down")
             for worker in self._workers:
                 if worker.job is not None:
                     worker.cancel.value = worker.job.seq
+        deadline = time.monotonic() + timeout
         self._wake()
         if self._thread is not None:
             self._thread.join(timeout)
-        for worker in self._workers:
-            worker.process.join(max(0.1, timeout / 2))
+        with self._lock:
+            workers = list(self._workers)
+        for worker in workers:
+            worker.process.join(max(0.1, deadline - time.monotonic()))
             if worker.process.is_alive():
                 worker.process.kill()
                 worker.process.join(1)
 
     def worker_pids(self) -> list[int]:
         """Process ids of the current workers (for tests and monitoring)."""
-        return [w.process.pid for w in self._workers]
+        with self._lock:
+            return [w.process.pid for w in self._workers]
 
-    # The manager thread from here on.
+    # The manager thread from here on (and `start`, before there is one).
 
     def _spawn(self, index: int) -> _Worker:
         parent_conn, child_conn = self._ctx.Pipe()
@@ -331,6 +398,28 @@ class EnginePool(QueuedPool):
         child_conn.close()
         return _Worker(index, process, parent_conn, env, cancel)
 
+    def _start_worker(self, index: int) -> None:
+        try:
+            worker = self._spawn(index)
+        except OSError as exc:  # out of processes or file descriptors: as transient as a failed load
+            delay = self._start_failed(index, f"{type(exc).__name__}: {exc}")
+            self._retry_at[index] = time.monotonic() + delay
+            return
+        with self._lock:
+            self._workers = sorted([*self._workers, worker], key=lambda w: w.index)
+
+    def _start_due(self) -> float:
+        """Start the workers whose wait is over; the seconds until the next one is due (at most 1)."""
+        if self._closing:
+            self._retry_at.clear()
+            return 1.0
+        now = time.monotonic()
+        for index, due in sorted(self._retry_at.items()):
+            if due <= now:
+                del self._retry_at[index]
+                self._start_worker(index)
+        return min([1.0, *(due - now for due in self._retry_at.values())])
+
     def _wake(self) -> None:
         with contextlib.suppress(OSError):
             self._wake_w.send_bytes(b"")
@@ -340,10 +429,11 @@ class EnginePool(QueuedPool):
             with self._lock:
                 if self._closing and all(w.job is None for w in self._workers):
                     break
+            timeout = self._start_due()
             waitables: list[Any] = [self._wake_r]
             for worker in self._workers:
                 waitables += [worker.conn, worker.process.sentinel]
-            for ready in wait(waitables, timeout=1.0):
+            for ready in wait(waitables, timeout):
                 if ready is self._wake_r:
                     while self._wake_r.poll():
                         self._wake_r.recv_bytes()
@@ -365,23 +455,20 @@ class EnginePool(QueuedPool):
             worker.process.join(5)
             self._replace(worker)
             return
+        self._handle(worker, message)
+
+    def _handle(self, worker: _Worker, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind == "ready":
             worker.ready = True
-            self._start_failures = 0
+            self._worker_started()
             logger.info("engine worker %d ready (pid %d, %s)", worker.index, worker.process.pid, worker.env)
         elif kind == "init_failed":
-            self._start_failures += 1
-            logger.error("engine worker %d failed to start: %s", worker.index, message[1])
-            if self._start_failures >= MAX_START_FAILURES:
-                self._break(message[1])
+            worker.retry_in = self._start_failed(worker.index, message[1])
         elif kind == "progress" and worker.job is not None:
             _, seq, event = message
-            if seq == worker.job.seq and worker.job.on_progress is not None:
-                try:
-                    worker.job.on_progress(event)
-                except Exception:
-                    logger.exception("job %s: progress callback failed", worker.job.spec.job_id)
+            if seq == worker.job.seq:
+                worker.job.report(event)
         elif kind == "done" and worker.job is not None:
             self._finish(worker, message[2])
 
@@ -391,47 +478,33 @@ class EnginePool(QueuedPool):
         worker.job = None
         with self._lock:
             self._jobs.pop(job.spec.job_id, None)
-        _resolve(job.future, outcome)
+        job.resolve(outcome)
 
     def _replace(self, worker: _Worker) -> None:
+        """A worker's process ended: fail its job as crashed, and start another in its place (at once if it
+        had started, after the backoff if it failed to).
+        """
+        # Its last words may still be in the pipe: why it could not start, or the outcome of its job.
+        with contextlib.suppress(EOFError, OSError):
+            while worker.conn.poll():
+                self._handle(worker, worker.conn.recv())
+        worker.conn.close()
+        with self._lock:
+            self._workers = [w for w in self._workers if w is not worker]
         code = worker.process.exitcode
         lost: Outcome | None = None
         if worker.job is not None:
-            reason = "killed" if code is not None and code < 0 else f"exited with code {code}"
-            logger.error("job %s: engine worker %d %s", worker.job.spec.job_id, worker.index, reason)
-            lost = Outcome(
-                worker.job.spec.job_id,
-                "failed",
-                error="the engine stopped while working on it (it may have run out of memory)",
-                detail=f"worker {worker.index} (pid {worker.process.pid}) {reason}",
-                crashed=True,
-            )
-        elif not worker.ready:
-            self._start_failures += 1
-            if self._start_failures >= MAX_START_FAILURES:
-                self._break(f"worker {worker.index} exited with code {code} while starting")
-        worker.conn.close()
-        if self._closing or self._broken is not None:
-            self._workers = [w for w in self._workers if w is not worker]
-        else:
-            # The replacement is in place before anyone hears of the loss, so a caller that resubmits
-            # at once finds a full pool.
-            self._workers[self._workers.index(worker)] = self._spawn(worker.index)
+            what = "killed" if code is not None and code < 0 else f"exited with code {code}"
+            lost = self._crashed(worker.job, f"engine worker {worker.index} (pid {worker.process.pid})", what)
+        elif not worker.ready and worker.retry_in is None:  # it died before it could say why
+            worker.retry_in = self._start_failed(worker.index, f"exited with code {code} while starting")
+        if not self._closing:
+            self._retry_at[worker.index] = time.monotonic() + (worker.retry_in or 0.0)
+            # The replacement of a worker that had started is in place before anyone hears of the loss,
+            # so a caller that resubmits at once finds a full pool.
+            self._start_due()
         if lost is not None:
             self._finish(worker, lost)
-
-    def _break(self, reason: str) -> None:
-        with self._lock:
-            self._broken = reason
-            pending = list(self._pending)
-            self._pending.clear()
-            for job in pending:
-                del self._jobs[job.spec.job_id]
-        for job in pending:
-            _resolve(
-                job.future,
-                Outcome(job.spec.job_id, "failed", error="the engine could not start", detail=reason),
-            )
 
     def _dispatch(self) -> None:
         for worker in self._workers:
@@ -446,13 +519,6 @@ class EnginePool(QueuedPool):
                 worker.conn.send(("run", job.seq, job.spec))
             except OSError:
                 self._replace(worker)
-
-
-def _resolve(future: Future[Outcome], outcome: Outcome) -> None:
-    """Set a job's outcome unless the caller already gave up on the future (cancelled it)."""
-    if not future.done():
-        with contextlib.suppress(InvalidStateError):
-            future.set_result(outcome)
 
 
 def _worker_main(

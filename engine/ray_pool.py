@@ -7,7 +7,9 @@ bytes come back to be written here. A job streams its progress back while it run
 
 Ray never queues or retries a job: the pool hands a job to an actor only when that actor is idle, and an
 actor that dies (killed, out of memory, its node lost) fails its one job with `crashed=True` so that the
-caller's store, the source of truth, requeues it; the pool then starts a fresh actor in its place.
+caller's store, the source of truth, requeues it; the pool then starts a fresh actor in its place. An actor
+that cannot start fails no job: as in `EnginePool`, the pool tries again after a growing wait, reading the
+weights file again if it changed, and queued jobs wait meanwhile.
 
 `ray` is imported when the pool starts, never at import, and TensorFlow only inside the actors.
 """
@@ -28,15 +30,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.pool import (
-    MAX_START_FAILURES,
-    JobSpec,
-    Outcome,
-    ProgressEvent,
-    QueuedPool,
-    _Job,
-    _resolve,
-)
+from engine.jobs import JobSpec, Outcome, ProgressEvent
+from engine.pool import START_BACKOFF, QueuedJob, QueuedPool
 
 if TYPE_CHECKING:
     from engine.worker import Runner
@@ -55,11 +50,13 @@ class _Slot:
     where: str = ""  # "host pid N node ID", once the actor has started
     pid: int = 0
     node_id: str = ""
-    job: _Job | None = None
+    job: QueuedJob | None = None
 
 
 class RayPool(QueuedPool):
     """Run `JobSpec`s on `workers` Ray actors (default: one per GPU in the cluster, else by CPUs)."""
+
+    worker_noun = "actor"
 
     def __init__(
         self,
@@ -68,8 +65,9 @@ class RayPool(QueuedPool):
         cpus_per_worker: int = 1,
         address: str | None = None,
         decoder_path: Path | None = None,
+        start_backoff: tuple[float, float] = START_BACKOFF,
     ) -> None:
-        super().__init__(weights_path, decoder_path)
+        super().__init__(weights_path, decoder_path, start_backoff)
         self.cpus_per_worker = cpus_per_worker
         self.address = address  # None: start a Ray of our own on this machine
         self.size = workers or 0  # 0 until `start` has counted the cluster's GPUs or CPUs
@@ -78,6 +76,7 @@ class RayPool(QueuedPool):
         self._owns_ray = False
         self._actor_class: Any = None
         self._files: tuple[Any, Any] = (None, None)  # ObjectRefs of the weights' and decoder's bytes
+        self._stamp: tuple[int, int] | None = None  # the weights file's (mtime_ns, size) when it was put
 
     def start(self) -> RayPool:
         """Join Ray (a connected Ray as it is, else `address` or a new local one) and create the actors.
@@ -102,8 +101,7 @@ class RayPool(QueuedPool):
             max_restarts=0,
             max_task_retries=0,
         )(_Actor)
-        decoder = self.decoder_path.read_bytes() if self.decoder_path is not None else None
-        self._files = (ray.put(self.weights_path.read_bytes()), ray.put(decoder))
+        self._put_files()
         with self._lock:
             self._slots = [self._spawn(i) for i in range(self.size)]
         logger.info(
@@ -118,7 +116,7 @@ class RayPool(QueuedPool):
     def _kick(self) -> None:
         self._dispatch()
 
-    def _stop_running(self, job: _Job) -> None:
+    def _stop_running(self, job: QueuedJob) -> None:
         with self._lock:
             actors = [slot.actor for slot in self._slots if slot.job is job]
         for actor in actors:
@@ -132,6 +130,7 @@ class RayPool(QueuedPool):
             if self._closing:
                 return
             self._closing = True
+            self._closed.set()
             self._drop_pending("the engine is shutting down")
             running = [(slot.actor, slot.job.seq) for slot in self._slots if slot.job is not None]
             runs, slots = list(self._runs), list(self._slots)
@@ -160,6 +159,15 @@ class RayPool(QueuedPool):
 
     # Everything below runs on the pool's threads: one per starting actor, one per running job.
 
+    def _put_files(self) -> None:
+        """Put the weights' and decoder's bytes in Ray's object store for the actors to load."""
+        import ray
+
+        stat = self.weights_path.stat()
+        decoder = self.decoder_path.read_bytes() if self.decoder_path is not None else None
+        self._files = (ray.put(self.weights_path.read_bytes()), ray.put(decoder))
+        self._stamp = (stat.st_mtime_ns, stat.st_size)
+
     def _spawn(self, index: int) -> _Slot:
         slot = _Slot(index, self._actor_class.remote(*self._files, self.cpus_per_worker))
         threading.Thread(
@@ -173,42 +181,33 @@ class RayPool(QueuedPool):
         try:
             host, node_id, pid, failure = ray.get(slot.actor.ready.remote())
         except ray.exceptions.RayError as exc:
-            self._start_failed(slot, _reason(exc))
-            return
+            host, node_id, pid, failure = "", "", 0, _reason(exc)
         if failure is not None:
             with contextlib.suppress(Exception):
                 _kill(slot.actor)
-            self._start_failed(slot, failure)
+            if not self._closing:
+                self._retry(slot, self._start_failed(slot.index, failure))
             return
         with self._lock:
             slot.ready, slot.pid, slot.node_id = True, pid, node_id
             slot.where = f"{host} pid {pid} node {node_id[:8]}"
-            self._start_failures = 0
+        self._worker_started()
         logger.info("engine actor %d ready on %s", slot.index, slot.where)
         self._dispatch()
 
-    def _start_failed(self, slot: _Slot, reason: str) -> None:
-        if self._closing:
+    def _retry(self, slot: _Slot, delay: float) -> None:
+        """Start a new actor in the place of `slot`, whose actor failed to start, after `delay` seconds."""
+        if self._closed.wait(delay):
             return
-        logger.error("engine actor %d failed to start: %s", slot.index, reason)
+        try:
+            stat = self.weights_path.stat()
+            if (stat.st_mtime_ns, stat.st_size) != self._stamp:  # someone put right what failed, perhaps
+                self._put_files()
+        except OSError as exc:  # gone since the pool started: the bytes already in Ray are all there is
+            logger.warning("engine weights not read again: %s", exc)
         with self._lock:
-            self._start_failures += 1
-            broken = self._start_failures >= MAX_START_FAILURES
-            pending: list[_Job] = []
-            if broken:
-                self._broken = reason
-                pending = list(self._pending)
-                self._pending.clear()
-                for job in pending:
-                    del self._jobs[job.spec.job_id]
-                self._slots.remove(slot)
-            else:
+            if not self._closing and slot in self._slots:
                 self._slots[self._slots.index(slot)] = self._spawn(slot.index)
-        for job in pending:
-            _resolve(
-                job.future,
-                Outcome(job.spec.job_id, "failed", error="the engine could not start", detail=reason),
-            )
 
     def _dispatch(self) -> None:
         """Give queued jobs to idle, started actors: Ray itself never holds a job that waits."""
@@ -226,7 +225,7 @@ class RayPool(QueuedPool):
                     self._runs.add(run)
                     run.start()
 
-    def _run(self, slot: _Slot, job: _Job) -> None:
+    def _run(self, slot: _Slot, job: QueuedJob) -> None:
         import ray
 
         spec = job.spec
@@ -247,7 +246,7 @@ class RayPool(QueuedPool):
                 item: _Item = ray.get(ref)
                 if isinstance(item, list):
                     for event in item:
-                        _report(job, event)
+                        job.report(event)
                 else:
                     outcome, result = item
         except ray.exceptions.RayTaskError as exc:
@@ -255,15 +254,7 @@ class RayPool(QueuedPool):
                 spec.job_id, "failed", error="something went wrong while painting it", detail=_reason(exc)
             )
         except ray.exceptions.RayError as exc:
-            reason = _reason(exc)
-            logger.error("job %s: engine actor %d (%s) lost: %s", spec.job_id, slot.index, slot.where, reason)
-            lost = Outcome(
-                spec.job_id,
-                "failed",
-                error="the engine stopped while working on it (it may have run out of memory)",
-                detail=f"ray actor {slot.index} ({slot.where}) died: {reason}",
-                crashed=True,
-            )
+            lost = self._crashed(job, f"ray actor {slot.index} ({slot.where})", f"died: {_reason(exc)}")
             self._finish(slot, job, lost, died=True)
             return
         assert outcome is not None, "an actor's run always ends with its outcome"
@@ -278,7 +269,7 @@ class RayPool(QueuedPool):
                 outcome = replace(outcome, output=spec.output)
         self._finish(slot, job, outcome)
 
-    def _finish(self, slot: _Slot, job: _Job, outcome: Outcome, died: bool = False) -> None:
+    def _finish(self, slot: _Slot, job: QueuedJob, outcome: Outcome, died: bool = False) -> None:
         """End a job on its own thread (`_run`'s): resolve it, replace a dead actor, dispatch the next."""
         with self._lock:
             self._jobs.pop(job.spec.job_id, None)
@@ -293,7 +284,7 @@ class RayPool(QueuedPool):
                     # The replacement is in place before anyone hears of the loss, so a caller that
                     # resubmits at once finds a full pool.
                     self._slots[self._slots.index(slot)] = self._spawn(slot.index)
-        _resolve(job.future, outcome)
+        job.resolve(outcome)
         self._dispatch()
 
 
@@ -395,15 +386,6 @@ def _init_ray(address: str | None) -> None:
     # ray.init makes SIGTERM exit at once; the application's own graceful shutdown must keep it.
     if previous is not None:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _report(job: _Job, event: ProgressEvent) -> None:
-    if job.on_progress is None:
-        return
-    try:
-        job.on_progress(event)
-    except Exception:
-        logger.exception("job %s: progress callback failed", job.spec.job_id)
 
 
 def _write(path: Path, data: bytes) -> Path:

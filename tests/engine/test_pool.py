@@ -136,13 +136,3 @@ async def test_async_caller_gets_progress_on_its_loop(
     assert ticks > 0
     assert len(seen_on_loop) == 19
     assert all(seen_on_loop)
-
-
-def test_bad_weights_fail_jobs_clearly(tmp_path: Path, images: tuple[Path, Path]) -> None:
-    broken = tmp_path / "broken.npz"
-    broken.write_bytes(b"garbage")
-    with EnginePool(broken, workers=1, threads_per_worker=1) as pool:
-        outcome = pool.submit(spec("x", images, tmp_path, 2)).result(120)
-    assert outcome.status == "failed"
-    assert outcome.error == "the engine could not start"
-    assert "not a valid weights file" in (outcome.detail or "")

@@ -158,11 +158,23 @@ async def test_async_caller_gets_progress_on_its_loop(
     assert all(seen_on_loop)
 
 
-def test_bad_weights_fail_jobs_clearly(cluster: None, tmp_path: Path, images: tuple[Path, Path]) -> None:
-    broken = tmp_path / "broken.npz"
-    broken.write_bytes(b"garbage")
-    with RayPool(broken, workers=1) as bad:
-        outcome = bad.submit(spec("x", images, tmp_path, 2)).result(120)
-    assert outcome.status == "failed"
-    assert outcome.error == "the engine could not start"
-    assert "not a valid weights file" in (outcome.detail or "")
+def test_job_waits_while_actors_cannot_start_and_runs_once_they_can(
+    cluster: None, tmp_path: Path, images: tuple[Path, Path], tiny_weights_file: Path
+) -> None:
+    weights = tmp_path / "vgg19.npz"
+    weights.write_bytes(b"garbage")
+    with RayPool(weights, workers=1, start_backoff=(0.1, 1.0)) as bad:
+        handle = bad.submit(spec("x", images, tmp_path, 2))
+        wait_until(lambda: bad.start_error is not None)
+        assert not bad.healthy
+        assert "not a valid weights file" in (bad.start_error or "")
+        assert not handle.future.done()
+        assert bad.busy() == 1
+        # The pool reads the file again for its next try once the file has changed.
+        shutil.copy(tiny_weights_file, tmp_path / "fixed.npz")
+        os.replace(tmp_path / "fixed.npz", weights)
+        outcome = handle.result(120)
+        assert outcome.status == "done"
+        assert bad.healthy
+        assert bad.start_error is None
+        assert bad.start_failures >= 1

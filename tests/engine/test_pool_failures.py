@@ -1,0 +1,83 @@
+"""The pool's failure policy on real processes: workers that cannot start fail no job, the pool retries."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.images import save_image
+from engine.pool import EnginePool
+from tests.engine.conftest import smooth_image
+from tests.engine.test_pool import spec, wait_until
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("images")
+    save_image(smooth_image(24, 36, 1), folder / "content.png")
+    save_image(smooth_image(20, 20, 2), folder / "style.png")
+    return folder / "content.png", folder / "style.png"
+
+
+def start_failures_logged(caplog: pytest.LogCaptureFixture) -> int:
+    return sum("failed to start" in record.getMessage() for record in caplog.records)
+
+
+def test_job_waits_while_workers_cannot_start_and_runs_once_they_can(
+    tmp_path: Path, images: tuple[Path, Path], tiny_weights_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="engine.pool")
+    weights = tmp_path / "vgg19.npz"
+    weights.write_bytes(b"garbage")
+    # The next try (0.5 s, then seconds loading TensorFlow) reads the file after the test has put it right.
+    with EnginePool(weights, workers=1, threads_per_worker=1, start_backoff=(0.5, 1.0)) as pool:
+        handle = pool.submit(spec("x", images, tmp_path, 2))
+        wait_until(lambda: pool.start_error is not None)
+        assert not pool.healthy
+        assert "not a valid weights file" in (pool.start_error or "")
+        # The job is still queued: neither failed nor cancelled.
+        assert not handle.future.done()
+        assert pool.busy() == 1
+        # Someone puts the file right; the pool's next try starts a worker, which runs the job.
+        shutil.copy(tiny_weights_file, tmp_path / "fixed.npz")
+        os.replace(tmp_path / "fixed.npz", weights)
+        outcome = handle.result(120)
+        assert outcome.status == "done"
+        assert pool.healthy
+        assert pool.start_error is None
+        # One count and one log line for the one failed start: not again when that worker exited.
+        assert pool.start_failures == start_failures_logged(caplog) == 1
+
+
+def test_worker_killed_while_starting_counts_once_and_close_does_not_wait_for_the_retry(
+    tmp_path: Path, images: tuple[Path, Path], tiny_weights_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="engine.pool")
+    backoff = 60.0
+    pool = EnginePool(tiny_weights_file, workers=1, threads_per_worker=1, start_backoff=(backoff, backoff))
+    pool.start()
+    try:
+        # Killed at once, long before it loads TensorFlow: it dies without saying why.
+        os.kill(pool.worker_pids()[0], signal.SIGKILL)
+        handle = pool.submit(spec("waits", images, tmp_path, 2))
+        wait_until(lambda: pool.start_failures > 0)
+        assert pool.start_error == "exited with code -9 while starting"
+        assert pool.worker_pids() == []  # its replacement waits out the backoff
+        assert not handle.future.done()
+    finally:
+        started = time.monotonic()
+        closer = threading.Thread(target=pool.close)
+        closer.start()
+        closer.join(backoff / 2)
+    assert not closer.is_alive(), "close waited for the next start"
+    assert time.monotonic() - started < backoff / 2
+    outcome = handle.result(0)
+    assert (outcome.status, outcome.error) == ("cancelled", "the engine is shutting down")
+    assert pool.start_failures == start_failures_logged(caplog) == 1

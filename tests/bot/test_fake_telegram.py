@@ -442,3 +442,140 @@ async def test_edit_message_media_replaces_the_photo(fake: FakeTelegram, bot: Bo
     (record,) = [m for m in fake.messages(CHAT) if m.message_id == first.message_id]
     assert (record.kind, record.text, record.width, record.height) == ("photo", "final", 60, 30)
     assert [v.text for v in record.history] == ["preview", "final"]
+
+
+async def test_a_member_posts_in_a_supergroup_and_the_bot_replies_there(fake: FakeTelegram, bot: Bot) -> None:
+    group = fake.create_group("Artists", [USER, USER + 1])
+    sent = await fake.user_sends_photo(group, USER + 1, png(40, 30), caption="mosaic")
+
+    [update] = await bot.get_updates()
+    message = update.message
+    assert message is not None
+    reply = await bot.send_message(group, "queued", reply_to_message_id=message.message_id)
+
+    assert (message.chat.id, message.chat.type, message.chat.title) == (group, "supergroup", "Artists")
+    assert str(group).startswith("-100")
+    assert message.from_user is not None
+    assert message.from_user.id == USER + 1
+    assert message.photo[-1].file_id == sent.file_id
+    assert (reply.chat.id, reply.reply_to_message.message_id if reply.reply_to_message else None) == (
+        group,
+        sent.message_id,
+    )
+    assert [(m.chat_id, m.text) for m in fake.messages(group)] == [(group, "queued")]
+    assert fake.messages(USER + 1) == []
+    assert [m.get("text", m.get("caption")) for m in fake.chat_history(group)] == ["mosaic", "queued"]
+
+
+async def test_a_basic_group_and_its_member_checks(fake: FakeTelegram, bot: Bot) -> None:
+    group = fake.create_group("Family", [USER], kind="group")
+
+    with pytest.raises(ValueError, match="not a member"):
+        await fake.user_sends_text(group, USER + 1, "/start")
+    fake.add_member(group, USER + 1)
+    await fake.user_sends_text(group, USER + 1, "/start")
+
+    [update] = await bot.get_updates()
+    assert update.effective_chat is not None
+    assert (update.effective_chat.type, update.effective_chat.title) == ("group", "Family")
+    assert -(10**12) < group < 0
+    with pytest.raises(BadRequest, match="Chat not found"):
+        await bot.send_message(-12345, "nobody here")
+    fake.block(group)
+    with pytest.raises(Forbidden, match="kicked from the group chat"):
+        await bot.send_message(group, "hello?")
+
+
+async def test_privacy_mode_shows_the_bot_only_commands_replies_and_media(
+    fake: FakeTelegram, bot: Bot
+) -> None:
+    group = fake.create_group("Chatty", [USER])
+    chatter = await fake.user_sends_text(group, USER, "nice weather")
+    command = await fake.user_sends_text(group, USER, "/styles")
+    own = await fake.user_sends_text(group, USER, "/styles@style_test_bot")
+    other = await fake.user_sends_text(group, USER, "/styles@some_other_bot")
+    document = await fake.user_sends_document(group, USER, b"%PDF-1.4", "a.pdf", "application/pdf")
+    bot_message = await bot.send_message(group, "pick a style")
+    reply = await fake.user_sends_text(group, USER, "mosaic", reply_to=bot_message.message_id)
+    reply_to_user = await fake.user_sends_text(group, USER, "me too", reply_to=chatter.message_id)
+
+    seen = [u.message.message_id for u in await bot.get_updates() if u.message is not None]
+
+    assert seen == [command.message_id, own.message_id, document.message_id, reply.message_id]
+    assert [a.delivered for a in (chatter, other, reply_to_user)] == [False, False, False]
+    assert chatter.update_id == 0
+    assert len(fake.chat_history(group)) == 8
+    assert (await bot.get_me()).can_read_all_group_messages is False
+    fake.privacy_mode = False
+    assert (await fake.user_sends_text(group, USER, "now you hear me")).delivered
+    assert (await bot.get_me()).can_read_all_group_messages is True
+
+
+async def test_an_edited_message_keeps_its_id_and_photo(fake: FakeTelegram, bot: Bot) -> None:
+    photo = await fake.user_sends_photo(CHAT, USER, png(60, 40), caption="/style wave")
+    text = await fake.user_sends_text(CHAT, USER, "helo")
+
+    edit = await fake.user_edits_message(CHAT, USER, photo.message_id, caption="/style mosaic")
+    await fake.user_edits_message(CHAT, USER, text.message_id, text="hello")
+
+    first, _, edited_photo, edited_text = await bot.get_updates()
+    assert first.message is not None
+    assert first.message.caption == "/style wave"
+    assert edited_photo.message is None
+    message = edited_photo.edited_message
+    assert message is not None
+    assert (message.message_id, message.caption, message.edit_date is not None) == (
+        photo.message_id,
+        "/style mosaic",
+        True,
+    )
+    assert message.caption_entities[0].type == "bot_command"
+    assert message.photo[-1].file_id == photo.file_id == edit.file_id
+    assert edited_text.edited_message is not None
+    assert edited_text.edited_message.text == "hello"
+    with pytest.raises(ValueError, match="has no message"):
+        await fake.user_edits_message(CHAT, USER + 1, text.message_id, text="not mine")
+    with pytest.raises(ValueError, match="has text"):
+        await fake.user_edits_message(CHAT, USER, text.message_id, caption="a caption")
+
+
+async def test_an_edit_in_a_group_is_filtered_like_a_new_message(fake: FakeTelegram, bot: Bot) -> None:
+    group = fake.create_group("Edits", [USER])
+    typo = await fake.user_sends_text(group, USER, "/stlye")
+
+    hidden = await fake.user_edits_message(group, USER, typo.message_id, text="oops, never mind")
+    shown = await fake.user_edits_message(group, USER, typo.message_id, text="/style")
+
+    updates = await bot.get_updates()
+    assert [u.update_id for u in updates] == [typo.update_id, shown.update_id]
+    assert not hidden.delivered
+    assert updates[1].edited_message is not None
+    assert updates[1].edited_message.chat.id == group
+
+
+async def test_channel_posts_have_no_sender_user(fake: FakeTelegram, bot: Bot) -> None:
+    channel = fake.create_channel("News", username="news_channel")
+    await fake.channel_posts(channel, "first post", author_signature="Ed")
+    pictured = await fake.channel_posts(channel, photo=png(50, 50), caption="look", sender_chat=False)
+
+    text_update, photo_update = await bot.get_updates()
+    post = text_update.channel_post
+    assert post is not None
+    assert text_update.message is None
+    assert (post.chat.type, post.chat.username, post.text, post.author_signature) == (
+        "channel",
+        "news_channel",
+        "first post",
+        "Ed",
+    )
+    assert post.from_user is None
+    assert post.sender_chat is not None
+    assert post.sender_chat.id == channel
+    photo_post = photo_update.channel_post
+    assert photo_post is not None
+    assert (photo_post.sender_chat, photo_post.caption) == (None, "look")
+    assert photo_post.photo[-1].file_id == pictured.file_id
+    answer = await bot.send_message(channel, "from the bot")
+    assert (answer.from_user, answer.sender_chat.id if answer.sender_chat else None) == (None, channel)
+    with pytest.raises(ValueError, match="no channel"):
+        await fake.channel_posts(-5, "where?")

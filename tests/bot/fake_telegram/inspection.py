@@ -27,6 +27,11 @@ class Inspection(State):
                 if chat == chat_id and (include_deleted or not m.deleted)
             ]
 
+    def chat_history(self, chat_id: int) -> list[JSON]:
+        """Every live message in a chat, the users' and the bot's, oldest first, as Telegram JSON."""
+        with self._lock:
+            return [copy.deepcopy(m) for (chat, _), m in sorted(self._messages.items()) if chat == chat_id]
+
     def calls(self, method: str | None = None, **params: object) -> list[ApiCall]:
         """Logged requests, optionally of one method and with parameters equal (as strings) to `params`."""
         with self._lock:

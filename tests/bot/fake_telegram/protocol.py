@@ -130,6 +130,7 @@ class UserAction:
     message_id: int  # the user's new message, or the bot message whose button was pressed
     file_id: str | None = None  # largest photo size, document, sticker or voice
     callback_query_id: str | None = None
+    delivered: bool = True  # False when privacy mode kept the update from the bot (update_id is then 0)
 
 
 @dataclass

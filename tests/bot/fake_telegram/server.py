@@ -40,7 +40,7 @@ class FakeTelegram(Methods, Users, Network, Inspection):
         self._methods: dict[str, Callable[[JSON], Any]] = {
             name.lower(): handler
             for name, handler in {
-                "getMe": lambda p: self.bot_user,
+                "getMe": lambda p: self.bot_user | {"can_read_all_group_messages": not self.privacy_mode},
                 "deleteWebhook": self._delete_webhook,
                 "getWebhookInfo": lambda p: (
                     {"url": "", "has_custom_certificate": False}
@@ -168,8 +168,9 @@ class FakeTelegram(Methods, Users, Network, Inspection):
                     result = await self._get_updates(params)
                 else:
                     with self._lock:
-                        if "chat_id" in params and int_param(params, "chat_id") in self._blocked:
-                            raise ApiError(403)
+                        chat_id = int_param(params, "chat_id") if "chat_id" in params else None
+                        if chat_id is not None and chat_id in self._blocked:
+                            raise ApiError(403, self._forbidden(chat_id))
                         result = handler(params)
             except ApiError as exc:
                 return self._fail(call, exc)

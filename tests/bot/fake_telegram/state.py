@@ -69,6 +69,9 @@ class State:
         self._faults: list[Fault] = []
         self._blocked: set[int] = set()
         self._calls: list[ApiCall] = []
+        self._chats: dict[int, JSON] = {}  # groups, supergroups and channels by (negative) id
+        self._members: dict[int, set[int]] = {}  # group id -> the users who may write in it
+        self.privacy_mode = True  # in groups the bot sees only some messages: see chats.py
 
     def _wake_pollers(self) -> None:
         """Wake long polls; callable from any thread."""
@@ -115,19 +118,24 @@ class State:
         return update_id
 
     def _chat(self, chat_id: int) -> JSON:
+        if chat_id in self._chats:
+            return dict(self._chats[chat_id])
+        if chat_id < 0:
+            raise ApiError(400, "Bad Request: chat not found")
         user = self._users.get(chat_id) or self._user(chat_id)
         chat = {"id": chat_id, "type": "private", "first_name": user["first_name"]}
         return chat | ({"username": user["username"]} if "username" in user else {})
 
     def _new_message(self, chat_id: int, sender: JSON, content: JSON, reply_to: JSON | None) -> JSON:
+        chat = self._chat(chat_id)
         message_id = self._last_message_id.get(chat_id, 0) + 1
         self._last_message_id[chat_id] = message_id
-        message = {
-            "message_id": message_id,
-            "from": sender,
-            "chat": self._chat(chat_id),
-            "date": int(time.time()),
-        }
+        message: JSON = {"message_id": message_id}
+        if chat["type"] == "channel":
+            message["sender_chat"] = chat  # posts in a channel are signed by it and have no `from`
+        else:
+            message["from"] = sender
+        message |= {"chat": chat, "date": int(time.time())}
         if reply_to is not None:
             message["reply_to_message"] = {k: v for k, v in reply_to.items() if k != "reply_to_message"}
         message |= content

@@ -1,34 +1,77 @@
-"""The test-side API that acts as users: messages, photos, documents, button presses."""
+"""The test-side API that acts as users: messages, photos, documents, edits, button presses."""
 
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Sequence
 
+from tests.bot.fake_telegram.chats import Chats
 from tests.bot.fake_telegram.protocol import JSON, UserAction, caption_content, command_entities, file_json
-from tests.bot.fake_telegram.state import State
 
 
-class Users(State):
-    """Users acting in chats; each action queues the update the bot would get."""
+class Users(Chats):
+    """Users acting in private chats and groups; each action queues the update the bot would get.
+
+    In a group the user must be a member (`create_group`, `add_member`) and privacy mode applies.
+    """
 
     def _user_message(
         self, chat_id: int, user_id: int, content: JSON, reply_to: int | None = None
     ) -> UserAction:
         with self._lock:
+            self._check_sender(chat_id, user_id)
             target = None
             if reply_to is not None:
                 target = self._messages.get((chat_id, reply_to))
                 if target is None:
                     raise ValueError(f"no message {reply_to} in chat {chat_id} to reply to")
             message = self._new_message(chat_id, self._user(user_id), content, target)
-            update_id = self._push_update("message", message)
+            return self._deliver("message", message)
+
+    def _deliver(self, kind: str, message: JSON) -> UserAction:
+        """Queue a user's message as an update of `kind`, unless privacy mode hides it from the bot."""
+        seen = self._bot_sees(message)
+        update_id = self._push_update(kind, message) if seen else 0
         file_id = next(
-            (content[k]["file_id"] for k in ("document", "sticker", "voice") if k in content), None
+            (message[k]["file_id"] for k in ("document", "sticker", "voice") if k in message), None
         )
-        if "photo" in content:
-            file_id = content["photo"][-1]["file_id"]
-        return UserAction(update_id, message["message_id"], file_id)
+        if "photo" in message:
+            file_id = message["photo"][-1]["file_id"]
+        return UserAction(update_id, message["message_id"], file_id, delivered=seen)
+
+    async def user_edits_message(
+        self,
+        chat_id: int,
+        user_id: int,
+        message_id: int,
+        text: str | None = None,
+        caption: str | None = None,
+    ) -> UserAction:
+        """The user edits their message: an `edited_message` update with the same message_id, `edit_date`
+        set, the new text (or caption; "" removes it) and the photo or document the message had."""
+        if (text is None) == (caption is None):
+            raise ValueError("an edit changes either the text or the caption")
+        with self._lock:
+            original = self._messages.get((chat_id, message_id))
+            if original is None or original.get("from", {}).get("id") != user_id:
+                raise ValueError(f"user {user_id} has no message {message_id} in chat {chat_id}")
+            if (text is None) == ("text" in original):
+                raise ValueError(f"message {message_id} has {'text' if text is None else 'a caption'}")
+            edited = {
+                k: v
+                for k, v in original.items()
+                if k not in ("text", "entities", "caption", "caption_entities")
+            }
+            if text is not None:
+                entities = command_entities(text)
+                edited |= {"text": text} | ({"entities": entities} if entities else {})
+            else:
+                edited |= caption_content(caption or None)
+            edited["edit_date"] = max(int(time.time()), original["date"])
+            # A new dict: the update already queued for the original keeps showing the original.
+            self._messages[(chat_id, message_id)] = edited
+            return self._deliver("edited_message", edited)
 
     async def user_sends_text(
         self, chat_id: int, user_id: int, text: str, *, reply_to: int | None = None
@@ -118,6 +161,7 @@ class Users(State):
     ) -> UserAction:
         """A callback query for a button on a bot message; `forged` skips the check that the button exists."""
         with self._lock:
+            self._check_sender(chat_id, user_id)
             message = self._messages.get((chat_id, message_id))
             record = self._outbox.get((chat_id, message_id))
             if message is None or record is None:

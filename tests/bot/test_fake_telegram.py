@@ -8,13 +8,22 @@ import io
 import os
 import struct
 import sys
+import time
 import zlib
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from PIL import Image
-from telegram import Bot, BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Update
+from telegram import (
+    Bot,
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputMediaDocument,
+    InputMediaPhoto,
+    Update,
+)
 from telegram.error import (
     BadRequest,
     EndPointNotFound,
@@ -579,3 +588,156 @@ async def test_channel_posts_have_no_sender_user(fake: FakeTelegram, bot: Bot) -
     assert (answer.from_user, answer.sender_chat.id if answer.sender_chat else None) == (None, channel)
     with pytest.raises(ValueError, match="no channel"):
         await fake.channel_posts(-5, "where?")
+
+
+def keyboard(data: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton("ok", callback_data="ok"), InlineKeyboardButton("x", callback_data=data)]]
+    )
+
+
+async def test_callback_data_over_64_bytes_is_refused_everywhere(fake: FakeTelegram, bot: Bot) -> None:
+    too_long = "é" * 33  # 33 characters, 66 bytes of UTF-8
+    sent = await bot.send_message(CHAT, "menu", reply_markup=keyboard("s" * 64))
+    photo = await bot.send_photo(CHAT, png(10, 10))
+    attempts = [
+        bot.send_message(CHAT, "menu", reply_markup=keyboard(too_long)),
+        bot.send_photo(CHAT, png(10, 10), reply_markup=keyboard(too_long)),
+        bot.send_document(CHAT, b"%PDF-1.4", filename="a.pdf", reply_markup=keyboard(too_long)),
+        bot.edit_message_text("menu 2", CHAT, sent.message_id, reply_markup=keyboard(too_long)),
+        bot.edit_message_reply_markup(CHAT, sent.message_id, reply_markup=keyboard(too_long)),
+        bot.edit_message_caption(CHAT, photo.message_id, caption="c", reply_markup=keyboard(too_long)),
+        bot.edit_message_media(
+            InputMediaPhoto(png(20, 20)), CHAT, photo.message_id, reply_markup=keyboard(too_long)
+        ),
+    ]
+
+    for attempt in attempts:
+        with pytest.raises(BadRequest, match="Button_data_invalid"):
+            await attempt
+
+    assert [(m.text, len(m.history)) for m in fake.messages(CHAT)] == [("menu", 1), (None, 1)]
+    assert len([c for c in fake.calls() if c.description == "Bad Request: BUTTON_DATA_INVALID"]) == 7
+
+
+async def test_an_outage_answers_bad_gateway_until_it_is_over(fake: FakeTelegram, bot: Bot) -> None:
+    image = await fake.user_sends_photo(CHAT, USER, png(30, 30))
+    file = await bot.get_file(image.file_id or "")
+    fake.outage(["sendmessage", "download"], 1.0)
+
+    with pytest.raises(NetworkError, match="Bad Gateway"):
+        await bot.send_message(CHAT, "during")
+    with pytest.raises(NetworkError, match="Bad Gateway"):
+        await file.download_as_bytearray()
+    await bot.get_me()
+    await asyncio.sleep(1.1)
+    await bot.send_message(CHAT, "after")
+
+    assert [(c.status, c.description) for c in fake.calls("sendMessage")] == [(502, "outage"), (200, "")]
+    assert bytes(await file.download_as_bytearray()) == fake.file_bytes(image.file_id or "")
+    assert [m.text for m in fake.messages(CHAT)] == ["after"]
+
+
+async def test_an_outage_can_drop_connections_or_flood_and_end_early(
+    fake: FakeTelegram, bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    fake.outage("*", 60, "drop")
+    with pytest.raises(NetworkError):
+        await bot.get_me()
+    fake.end_outage()
+    await bot.get_me()
+    fake.outage("sendphoto", 30, 429)
+    fake.fail_next("sendPhoto", 500)
+
+    with pytest.raises(RetryAfter) as caught:
+        await bot.send_photo(CHAT, png(10, 10))
+    fake.end_outage("sendphoto")
+    with pytest.raises(NetworkError, match="Internal Server Error"):
+        await bot.send_photo(CHAT, png(10, 10))
+
+    retry_after = caught.value.retry_after
+    assert isinstance(retry_after, dtm.timedelta)
+    assert dtm.timedelta(seconds=25) <= retry_after <= dtm.timedelta(seconds=30)
+    assert [(c.method, c.status) for c in fake.calls()[1:]] == [
+        ("getMe", 0),
+        ("getMe", 200),
+        ("sendPhoto", 429),
+        ("sendPhoto", 500),
+    ]
+    assert fake.messages(CHAT) == []
+
+
+async def test_a_timed_out_photo_upload_is_applied_once(fake: FakeTelegram, bot: Bot) -> None:
+    fake.fail_next("sendPhoto", "timeout", hold=1.5, then_apply=True)
+
+    with pytest.raises(TimedOut):
+        await bot.send_photo(CHAT, png(80, 60), caption="result", read_timeout=0.5)
+
+    [message] = await fake.wait_for(lambda: fake.messages(CHAT), timeout=5)
+    assert (message.kind, message.text, message.data, message.width) == ("photo", "result", png(80, 60), 80)
+    assert fake.calls("sendPhoto")[0].encoding == "multipart"
+    await asyncio.sleep(0.3)
+    assert len(fake.messages(CHAT)) == len(fake.calls("sendPhoto")) == 1
+
+
+async def test_a_timed_out_document_upload_is_applied_once(fake: FakeTelegram, bot: Bot) -> None:
+    fake.fail_next("sendDocument", "timeout", hold=1.5, then_apply=True)
+
+    with pytest.raises(TimedOut):
+        await bot.send_document(CHAT, b"%PDF-1.4 result", filename="result.pdf", read_timeout=0.5)
+
+    [message] = await fake.wait_for(lambda: fake.messages(CHAT), timeout=5)
+    assert (message.kind, message.file_name, message.data) == ("document", "result.pdf", b"%PDF-1.4 result")
+    assert fake.calls("sendDocument")[0].encoding == "multipart"
+    await asyncio.sleep(0.3)
+    assert len(fake.messages(CHAT)) == len(fake.calls("sendDocument")) == 1
+
+
+async def test_a_timed_out_media_edit_is_applied_once(fake: FakeTelegram, bot: Bot) -> None:
+    preview = await bot.send_photo(CHAT, png(40, 30), caption="preview")
+    fake.fail_next("editMessageMedia", "timeout", hold=1.5, then_apply=True)
+
+    with pytest.raises(TimedOut):
+        await bot.edit_message_media(
+            InputMediaDocument(b"%PDF-1.4 final", filename="final.pdf", caption="final"),
+            CHAT,
+            preview.message_id,
+            read_timeout=0.5,
+        )
+
+    [message] = await fake.wait_for(lambda: [m for m in fake.messages(CHAT) if m.edits], timeout=5)
+    assert (message.message_id, message.kind, message.text, message.data) == (
+        preview.message_id,
+        "document",
+        "final",
+        b"%PDF-1.4 final",
+    )
+    assert fake.calls("editMessageMedia")[0].encoding == "multipart"
+    await asyncio.sleep(0.3)
+    assert len(fake.messages(CHAT)) == len(message.edits) == 1
+
+
+async def test_a_throttled_download_is_slow_without_slowing_other_requests(
+    fake: FakeTelegram, bot: Bot
+) -> None:
+    slow_bytes, fast_bytes = os.urandom(45_000), os.urandom(45_000)
+    slow = await fake.user_sends_document(CHAT, USER, slow_bytes, "slow.bin", "application/octet-stream")
+    fast = await fake.user_sends_document(CHAT, USER, fast_bytes, "fast.bin", "application/octet-stream")
+    slow_file, fast_file = await bot.get_file(slow.file_id or ""), await bot.get_file(fast.file_id or "")
+    fake.throttle_downloads(15_000, slow.file_id)  # 3 s for 45 kB
+
+    started = time.monotonic()
+    download = asyncio.create_task(slow_file.download_as_bytearray())
+    await asyncio.sleep(0.3)
+    me = await bot.get_me()
+    fast_data = await fast_file.download_as_bytearray()
+    others_done = time.monotonic() - started
+    still_downloading = not download.done()
+    slow_data = await download
+    slow_done = time.monotonic() - started
+
+    assert (me.id, bytes(fast_data), bytes(slow_data)) == (fake.bot_user["id"], fast_bytes, slow_bytes)
+    assert still_downloading, f"getMe and the other download took {others_done:.1f} s"
+    assert 2.9 <= slow_done < 20
+    assert [c.description for c in fake.calls("download")] == ["throttled to 15000 B/s", ""]

@@ -1,16 +1,17 @@
-"""Network trouble on demand: injected faults, blocked chats."""
+"""Network trouble on demand: injected faults, outages, slow downloads, blocked chats."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Literal
 
 from aiohttp import web
 
-from tests.bot.fake_telegram.protocol import JSON, ApiCall, ApiError, Fault, error_response
+from tests.bot.fake_telegram.protocol import JSON, ApiCall, ApiError, Fault, error_response, gateway_error
 from tests.bot.fake_telegram.state import State
 
 
@@ -46,7 +47,10 @@ class Network(State):
         method: str,
         answer: Callable[[], Awaitable[web.StreamResponse]],
     ) -> web.StreamResponse:
-        """Answer normally, or as the next matching injected fault says."""
+        """Answer normally, or as an outage or the next matching injected fault says."""
+        outage = self._outage(method)
+        if outage is not None:
+            return self._outage_answer(request, call, *outage)
         fault = self._take_fault(method, call.params)
         if fault is None:
             return await answer()
@@ -68,6 +72,53 @@ class Network(State):
         if request.transport is not None:
             request.transport.abort()
         return web.Response()
+
+    def _outage(self, method: str) -> tuple[float, int | Literal["drop"]] | None:
+        with self._lock:
+            for name in (method, "*"):
+                until, status = self._outages.get(name, (0.0, 502))
+                if until > time.monotonic():
+                    return until, status
+        return None
+
+    def _outage_answer(
+        self, request: web.Request, call: ApiCall, until: float, status: int | Literal["drop"]
+    ) -> web.Response:
+        call.description = "outage"
+        if status == "drop":
+            call.status = 0
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response()
+        call.status = status
+        if status in (502, 503, 504):
+            return gateway_error(status)
+        if status == 429:
+            retry_after = max(1, math.ceil(until - time.monotonic()))
+            error = ApiError(
+                429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after}
+            )
+            return error_response(error)
+        return error_response(ApiError(status))
+
+    async def _stream_slowly(
+        self, request: web.Request, call: ApiCall, data: bytes, rate: float
+    ) -> web.StreamResponse:
+        """Send `data` in chunks, ten a second, at `rate` bytes a second (other requests go on meanwhile)."""
+        call.status, call.description = 200, f"throttled to {rate:g} B/s"
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        chunk = max(1, int(rate / 10))
+        for start in range(0, len(data), chunk):
+            await response.write(data[start : start + chunk])
+            await self._hold(chunk / rate)
+            if self._closing:
+                if request.transport is not None:
+                    request.transport.abort()
+                return response
+        await response.write_eof()
+        return response
 
     async def _hold(self, seconds: float) -> None:
         assert self._closed is not None
@@ -119,3 +170,37 @@ class Network(State):
                 self._blocked.add(chat_id)
             else:
                 self._blocked.discard(chat_id)
+
+    def outage(
+        self, methods: str | Iterable[str], seconds: float, status: int | Literal["drop"] = 502
+    ) -> None:
+        """For `seconds`, every call of `methods` answers `status` (or has its connection dropped).
+
+        Names are lower-case ("sendmessage"), "download" for file downloads, "*" for every route. 502, 503
+        and 504 come as the HTML page of Telegram's front server, 429 with the seconds left as retry_after,
+        other statuses as Bot API errors. Calls are still logged (description "outage"); injected faults
+        wait until the outage is over.
+        """
+        names = [methods] if isinstance(methods, str) else list(methods)
+        with self._lock:
+            for name in names:
+                self._outages[name.lower()] = (time.monotonic() + seconds, status)
+
+    def end_outage(self, methods: str | Iterable[str] | None = None) -> None:
+        """End the outage of `methods` (all of them if None) now."""
+        with self._lock:
+            if methods is None:
+                self._outages.clear()
+            for name in [methods] if isinstance(methods, str) else list(methods or []):
+                self._outages.pop(name.lower(), None)
+
+    def throttle_downloads(self, bytes_per_second: float | None, file_id: str | None = None) -> None:
+        """Stream downloads of `file_id` (of every file if None) at this rate; None ends the throttling.
+
+        A file's own rate wins over the one for every file.
+        """
+        with self._lock:
+            if bytes_per_second is None:
+                self._download_rates.pop(file_id, None)
+            else:
+                self._download_rates[file_id] = bytes_per_second

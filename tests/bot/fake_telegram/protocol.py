@@ -36,6 +36,7 @@ DESCRIPTIONS = {
     413: "Request Entity Too Large",
     500: "Internal Server Error",
     502: "Bad Gateway",
+    503: "Service Unavailable",
     504: "Gateway Timeout",
 }
 COMMAND = re.compile(r"(?<![\w/])/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{5,32})?")
@@ -253,6 +254,25 @@ def error_response(error: ApiError) -> web.Response:
     if error.parameters:
         body["parameters"] = error.parameters
     return web.json_response(body, status=error.status)
+
+
+def check_markup(markup: object) -> None:
+    """Telegram refuses an inline keyboard whose button carries callback_data outside 1-64 bytes of UTF-8."""
+    rows = markup.get("inline_keyboard", []) if isinstance(markup, dict) else []
+    for button in (button for row in rows for button in row):
+        data = button.get("callback_data")
+        if data is not None and not 1 <= len(str(data).encode()) <= 64:
+            raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+
+
+def gateway_error(status: int) -> web.Response:
+    """The HTML page Telegram's front server answers with when the Bot API behind it is unreachable."""
+    reason = DESCRIPTIONS.get(status, "Error")
+    page = f"<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
+    page += (
+        f"<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+    )
+    return web.Response(text=page, status=status, content_type="text/html")
 
 
 def short_params(params: JSON) -> str:

@@ -22,6 +22,7 @@ from tests.bot.fake_telegram.protocol import (
     JSON,
     UPLOAD_LIMIT,
     ApiError,
+    check_markup,
     error_response,
     int_param,
     read_params,
@@ -171,6 +172,7 @@ class FakeTelegram(Methods, Users, Network, Inspection):
                         chat_id = int_param(params, "chat_id") if "chat_id" in params else None
                         if chat_id is not None and chat_id in self._blocked:
                             raise ApiError(403, self._forbidden(chat_id))
+                        check_markup(params.get("reply_markup"))
                         result = handler(params)
             except ApiError as exc:
                 return self._fail(call, exc)
@@ -188,8 +190,13 @@ class FakeTelegram(Methods, Users, Network, Inspection):
         async def answer() -> web.StreamResponse:
             with self._lock:
                 stored = next((f for f in self._files.values() if f.file_path == path), None)
+                rate = self._download_rates.get(
+                    stored.file_id if stored else None, self._download_rates.get(None)
+                )
             if stored is None:
                 return self._fail(call, ApiError(404, "Not Found"))
+            if rate is not None:
+                return await self._stream_slowly(request, call, stored.data, rate)
             call.status = 200
             return web.Response(body=stored.data, content_type="application/octet-stream")
 

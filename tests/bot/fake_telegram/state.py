@@ -9,6 +9,7 @@ import hashlib
 import itertools
 import threading
 import time
+from typing import Literal
 
 from aiohttp import web
 
@@ -68,6 +69,8 @@ class State:
         self._commands: dict[tuple[str, str], list[JSON]] = {}
         self._faults: list[Fault] = []
         self._blocked: set[int] = set()
+        self._outages: dict[str, tuple[float, int | Literal["drop"]]] = {}  # method -> (until, status)
+        self._download_rates: dict[str | None, float] = {}  # file_id (None: any file) -> bytes a second
         self._calls: list[ApiCall] = []
         self._chats: dict[int, JSON] = {}  # groups, supergroups and channels by (negative) id
         self._members: dict[int, set[int]] = {}  # group id -> the users who may write in it

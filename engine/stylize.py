@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from engine.compiled import AdamState, Compiled, compiled
 from engine.images import fit_long_side, preserve_colors, resize
+from engine.inputs import style_size
 from engine.lbfgs import lbfgs
 from engine.multiscale import schedule
 from engine.objective import Objective
@@ -50,19 +51,18 @@ class Result:
 def prepare(
     content: np.ndarray, styles: Sequence[np.ndarray], params: StyleParams
 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Scale the content to `max_size`, each style to scale × the content's width (as the seed's CLI)."""
+    """Scale the content to `max_size`, each style to scale × the content's width (as the seed's CLI) with
+    its area capped (`engine.inputs.style_size`)."""
     if not styles:
         raise ValueError("at least one style image is needed")
     content = fit_long_side(content, params.max_size)
     scales = params.style_scales or (1.0,) * len(styles)
     if len(scales) != len(styles):
         raise ValueError(f"{len(scales)} style scales for {len(styles)} style images")
-    sized = []
-    for style, scale in zip(styles, scales, strict=True):
-        factor = scale * content.shape[1] / style.shape[1]
-        height = max(1, round(style.shape[0] * factor))
-        width = max(1, round(style.shape[1] * factor))
-        sized.append(resize(style, (height, width)))
+    sized = [
+        resize(style, style_size(style.shape, content.shape, scale))
+        for style, scale in zip(styles, scales, strict=True)
+    ]
     return content, sized
 
 

@@ -19,8 +19,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from engine import weight_formats
 from engine.matconvnet import read_mat
 from engine.torch_legacy import convert_decoder, convert_normalised_vgg19, read_tensors
+from engine.weight_formats import load_vgg
 from engine.weights import (
     DECODER_ENV,
     DECODER_FILE,
@@ -116,13 +118,8 @@ def load_weights(path: Path | None = None, environ: Mapping[str, str] | None = N
             f"No VGG-19 weights at {resolved}. Run `{FETCH_COMMAND}` to download them, "
             f"or set {WEIGHTS_ENV} to a weights file."
         )
-    if resolved.suffix == ".mat":
-        return read_mat(resolved)
-    if resolved.suffix == ".pth":
-        data = resolved.read_bytes()
-        return convert_normalised_vgg19(read_tensors(data), f"file:{resolved.name} sha256={_sha256(data)}")
     try:
-        return VGGWeights.load(resolved)
+        return load_vgg(resolved)
     except WeightsError as exc:
         raise WeightsError(f"{exc}. Run `{FETCH_COMMAND}` to fetch a fresh copy.") from exc
 
@@ -135,11 +132,8 @@ def load_decoder(path: Path | None = None, environ: Mapping[str, str] | None = N
             f"No AdaIN decoder at {resolved}. Run `{FETCH_COMMAND}` to download it with the VGG-19 "
             f"weights, or set {DECODER_ENV} to a decoder file."
         )
-    if resolved.suffix == ".pth":
-        data = resolved.read_bytes()
-        return convert_decoder(read_tensors(data), f"file:{resolved.name} sha256={_sha256(data)}")
     try:
-        return DecoderWeights.load(resolved)
+        return weight_formats.load_decoder(resolved)
     except WeightsError as exc:
         raise WeightsError(f"{exc}. Run `{FETCH_COMMAND}` to fetch a fresh copy.") from exc
 

@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from engine.images import ImageError, load_image, save_image, to_uint8
+from engine.images import ImageError, save_image, to_uint8
+from engine.inputs import load_inputs
 from engine.pool import JobSpec, Outcome, ProgressEvent
 from engine.stylize import Cancelled, iterate
-from engine.weights import DecoderWeights, VGGWeights, WeightsError
+from engine.weight_formats import load_decoder, load_vgg
+from engine.weights import WeightsError
 
 if TYPE_CHECKING:
     from engine.adain import AdaIN
@@ -46,7 +48,7 @@ class Runner:
         configure_tensorflow(threads)
         from engine.vgg import VGG19
 
-        self.weights = VGGWeights.load(weights_path)
+        self.weights = load_vgg(weights_path)  # any format the README names, as the CLI reads them
         self.network = VGG19(self.weights)
         self.decoder_path = decoder_path
         self._adain: AdaIN | None = None
@@ -58,7 +60,7 @@ class Runner:
 
             if self.decoder_path is None:
                 raise WeightsError("previews need the AdaIN decoder, and none was given")
-            self._adain = AdaIN(self.weights, DecoderWeights.load(self.decoder_path))
+            self._adain = AdaIN(self.weights, load_decoder(self.decoder_path))
         return self._adain
 
     def run(
@@ -72,9 +74,11 @@ class Runner:
 
         started = time.perf_counter()
         try:
-            # Named as the user knows them: these messages reach the chat, server paths must not.
-            content = load_image(spec.content, name="the photo")
-            styles = [load_image(path, name="the style picture") for path in spec.styles]
+            # Decoded straight to the sizes the run uses (a 40-megapixel photo is never held at full size
+            # in float), and named as the user knows them: these messages reach the chat, paths must not.
+            content, styles = load_inputs(
+                spec.content, spec.styles, spec.params, "the photo", "the style picture"
+            )
             if spec.mode == "preview":
                 p = spec.params
                 image = self.adain().preview(

@@ -13,9 +13,16 @@ import engine.worker
 from engine.images import load_image, save_image
 from engine.params import StyleParams
 from engine.pool import JobSpec
-from engine.weights import synthetic_decoder
+from engine.weights import VGGWeights, WeightsError, synthetic_decoder
 from engine.worker import Runner
 from tests.engine.conftest import smooth_image
+from tests.engine.weight_files import (
+    assert_same_weights,
+    torch_state_dict,
+    write_mat_new,
+    write_mat_old,
+    write_torch_legacy,
+)
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +89,34 @@ def test_adain_start_begins_from_the_preview(runner: Runner, spec: JobSpec, tmp_
     assert outcome.status == "done"
     difference = np.abs(load_image(spec.output) - load_image(preview.output))
     assert difference.max() <= 1.0
+
+
+@pytest.mark.parametrize("fmt", ["old.mat", "new.mat", "w.pth"])
+def test_a_runner_reads_the_original_weights_files(
+    tiny_weights: VGGWeights, spec: JobSpec, tmp_path: Path, fmt: str
+) -> None:
+    path = tmp_path / fmt
+    if fmt == "w.pth":
+        write_torch_legacy(path, torch_state_dict(tiny_weights))
+    else:
+        (write_mat_old if fmt == "old.mat" else write_mat_new)(tiny_weights, path)
+    runner = Runner(path, threads=1)
+    assert_same_weights(runner.weights, tiny_weights)
+    outcome = runner.run(spec, lambda event: None, lambda: False)
+    assert (outcome.status, outcome.output) == ("done", spec.output)
+    assert load_image(spec.output).shape == (24, 24, 3)
+
+
+def test_a_runner_refuses_a_file_that_is_not_weights(tmp_path: Path) -> None:
+    (tmp_path / "vgg19.mat").write_text("not weights")
+    with pytest.raises(WeightsError, match=r"vgg19\.mat: not a weights file"):
+        Runner(tmp_path / "vgg19.mat", threads=1)
+
+
+def test_a_large_photo_and_a_tall_style_run_at_the_job_size(runner: Runner, spec: JobSpec) -> None:
+    save_image(smooth_image(100, 1000, 3), spec.content)  # 10:1, far above the output size
+    save_image(smooth_image(1000, 100, 4), spec.styles[0])  # 1:10: at the photo's width, 100× its area
+    params = StyleParams(iterations=1, max_size=200, margin=2)
+    outcome = runner.run(replace(spec, params=params), lambda event: None, lambda: False)
+    assert outcome.status == "done"
+    assert load_image(spec.output).shape == (20, 200, 3)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.images import ImageError, load_image, save_image
+from engine.images import ImageError, save_image
+from engine.inputs import load_inputs
 from engine.params import StyleParams
 from engine.weights import DecoderWeights, VGGWeights, WeightsError, resolve_weights_path
 
@@ -35,7 +36,9 @@ def stylize_parser() -> argparse.ArgumentParser:
     p.add_argument("content", type=Path, help="the photo to repaint")
     p.add_argument("styles", type=Path, nargs="+", metavar="style", help="one or more style images")
     p.add_argument("-o", "--output", type=Path, required=True, help="output file (.png, .jpg or .webp)")
-    p.add_argument("--network", type=Path, help="weights .npz (default: $VGG_WEIGHTS, else the cache)")
+    p.add_argument(
+        "--network", type=Path, help="weights .npz, .mat or .pth (default: $VGG_WEIGHTS, else the cache)"
+    )
     p.add_argument("--iterations", type=int, default=DEFAULTS.iterations)
     p.add_argument("--max-size", type=int, default=DEFAULTS.max_size, help="long side of the output")
     p.add_argument("--style-scales", type=_floats, help="per style: its width as a multiple of the content's")
@@ -85,7 +88,7 @@ def stylize_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--alpha", type=float, default=1.0, help="style strength of the AdaIN result, 0..1")
     p.add_argument(
-        "--decoder", type=Path, help="AdaIN decoder .npz (default: $ADAIN_DECODER, else the cache)"
+        "--decoder", type=Path, help="AdaIN decoder .npz or .pth (default: $ADAIN_DECODER, else the cache)"
     )
     return p
 
@@ -137,8 +140,7 @@ def _stylize(args: argparse.Namespace) -> int:
             params = params.with_overrides(preview_every=args.checkpoint_iterations)
         if args.output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
             raise ImageError(f"{args.output.name}: output must end in .png, .jpg, .jpeg or .webp")
-        content = load_image(args.content)
-        styles = [load_image(path) for path in args.styles]
+        content, styles = load_inputs(args.content, args.styles, params)
         if not 0.0 <= args.alpha <= 1.0:
             raise ValueError("alpha must be within [0, 1]")
         weights = fetch.load_weights(args.network)

@@ -12,8 +12,9 @@ import pytest
 from PIL import Image
 
 from engine.cli import main
-from engine.weights import default_cache_path
+from engine.weights import VGGWeights, default_cache_path
 from tests.engine.conftest import smooth_image
+from tests.engine.weight_files import torch_state_dict, write_mat_new, write_torch_legacy
 
 
 def write_image(path: Path, height: int, width: int, seed: int) -> Path:
@@ -305,3 +306,19 @@ def test_initial_adain_starts_from_the_preview(
     with Image.open(fast) as a, Image.open(started) as b:
         difference = np.abs(np.asarray(a, dtype=np.float32) - np.asarray(b, dtype=np.float32))
     assert difference.max() <= 1.0
+
+
+@pytest.mark.parametrize("name", ["vgg.mat", "vgg.pth"])
+def test_the_original_weights_files_work_as_the_network(
+    tmp_path: Path, images: tuple[Path, Path], tiny_weights: VGGWeights, name: str
+) -> None:
+    network = tmp_path / name
+    if name.endswith(".mat"):
+        write_mat_new(tiny_weights, network)
+    else:
+        write_torch_legacy(network, torch_state_dict(tiny_weights))
+    content, style = images
+    out = tmp_path / "out.png"
+    assert run(content, style, "-o", out, "--network", network, "--iterations", "2") == 0
+    with Image.open(out) as result:
+        assert result.size == (40, 24)

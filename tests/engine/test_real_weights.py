@@ -1,4 +1,4 @@
-"""A small stylisation on the real VGG-19 weights; skipped when they are not fetched."""
+"""A small stylisation on the real VGG-19 weights (fetched into the cache first; skipped offline)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from engine.images import fit_long_side, load_image
 from engine.params import StyleParams
 from engine.stylize import Progress, stylize
-from engine.weights import VGGWeights, WeightsError, resolve_weights_path
+from engine.weights import VGGWeights, WeightsError
 
 pytestmark = pytest.mark.real_weights
 
@@ -20,10 +20,8 @@ REAL_WIDTHS = {"conv1_1": 64, "conv2_1": 128, "conv3_1": 256, "conv4_1": 512, "c
 
 
 @pytest.fixture(scope="module")
-def real_weights() -> VGGWeights:
-    path = resolve_weights_path()
-    if not path.is_file():
-        pytest.skip(f"real VGG-19 weights are absent at {path}; run `neural-style weights fetch`")
+def real_weights(real_weights_path: Path) -> VGGWeights:
+    path = real_weights_path
     try:
         weights = VGGWeights.load(path)
     except WeightsError as exc:

@@ -3,6 +3,10 @@
 Point python-telegram-bot at it with ``fake.application_builder()`` (or ``base_url``/``base_file_url``), or
 give a bot subprocess ``fake.env()``. The server keeps the protocol's shapes: ``{"ok": true, "result": …}``,
 errors with the HTTP status PTB maps to its exceptions, form and multipart bodies as PTB posts them.
+
+The modules, one concern each: ``protocol`` (shapes, limits, records), ``state`` (chats, messages, files),
+``methods`` (the Bot API methods), ``chats`` (groups, channels, privacy mode), ``users`` (acting as users),
+``network`` (faults, outages, slow downloads), ``inspection`` (what the bot did) and ``server`` (HTTP).
 """
 
 from tests.bot.fake_telegram.protocol import DEFAULT_TOKEN, ApiCall, BotMessage, Upload, UserAction, Version

@@ -129,8 +129,6 @@ class Chats(State):
         kind = self._chats.get(chat_id, {}).get("type", "private")
         if kind == "private":
             return "Forbidden: bot was blocked by the user"
-        return (
-            "Forbidden: bot is not a member of the channel chat"
-            if kind == "channel"
-            else (f"Forbidden: bot was kicked from the {kind} chat")
-        )
+        if kind == "channel":
+            return "Forbidden: bot is not a member of the channel chat"
+        return f"Forbidden: bot was kicked from the {kind} chat"

@@ -26,6 +26,7 @@ from tests.engine.weight_files import (
     write_mat_old,
     write_torch_legacy,
 )
+from tests.timing import scaled
 
 UNREACHABLE = "http://127.0.0.1:9/imagenet-vgg-verydeep-19.mat"  # the discard port: nothing listens
 
@@ -180,10 +181,10 @@ def test_module_entry_point_runs(tmp_path: Path, weights: VGGWeights) -> None:
     dest = tmp_path / "vgg19.npz"
     VGGWeights(weights.kernels, weights.biases, weights.mean_pixel, "matconvnet:earlier").save(dest)
     command = [sys.executable, "-m", "engine.fetch", "--source", "matconvnet", "--dest", str(dest)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=scaled(60), check=False)
     assert (result.returncode, result.stdout.strip()) == (0, str(dest))
     bad = subprocess.run(
-        [*command[:3], "--source", "ftp"], capture_output=True, text=True, timeout=60, check=False
+        [*command[:3], "--source", "ftp"], capture_output=True, text=True, timeout=scaled(60), check=False
     )
     assert bad.returncode == 2
     assert "invalid choice: 'ftp'" in bad.stderr

@@ -39,9 +39,31 @@ def main() -> int:
     handler.addFilter(RedactToken(config.token))
     logging.basicConfig(level=config.log_level, handlers=[handler])
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    from bot.app import run
+    from telegram.error import InvalidToken, NetworkError
 
-    run(config)
+    from bot.app import run
+    from engine.weights import WeightsError
+
+    logger = logging.getLogger("bot")
+    # Python's own report of these would print the token (PTB's InvalidToken message contains it).
+    try:
+        run(config)
+    except InvalidToken:
+        logger.error(
+            "Telegram refused TELEGRAM_BOT_TOKEN: check it with @BotFather, and that TELEGRAM_API_URL "
+            "(%s) is a Bot API server",
+            config.api_url,
+        )
+        return 2
+    except NetworkError as exc:
+        logger.error("could not reach Telegram at TELEGRAM_API_URL (%s): %s", config.api_url, exc)
+        return 2
+    except WeightsError as exc:
+        logger.error("cannot start without the VGG-19 weights: %s", exc)
+        return 2
+    except Exception:
+        logger.exception("the bot stopped on an unexpected error")
+        return 1
     return 0
 
 

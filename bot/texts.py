@@ -46,11 +46,15 @@ ADDSTYLE_USAGE = (
 )
 DELSTYLE_USAGE = "Usage: /delstyle NAME"
 NOTHING_TO_CANCEL = "There's nothing to cancel. Send a photo to start."
-SESSION_CLEARED = "Okay, forgot the photos you sent. Send a new photo to start again."
+SESSION_CLEARED = "Okay, forgot the photo you sent. Send a new photo to start again."
 NO_JOB = "You have no picture in progress. Send a photo to start."
-QUEUE_FULL = "You already have {count} pictures waiting. Please wait for one to finish (or /cancel)."
+QUEUE_FULL = (
+    "You already have {count} pictures on the way, the most I take at once. "
+    "Send new photos when one is ready (or /cancel one)."
+)
+TOO_MANY_UPLOADS = "That's a lot of pictures at once. Please wait a minute, then send it again."
 CANCELLED = "Cancelled."
-DELIVERED = "Done ✓"
+READY = "Your painting is ready ☝️"
 DOWNLOAD_FAILED = "I couldn't fetch that file from Telegram. Please send it again."
 SOMETHING_WRONG = "Sorry, something went wrong on my side. Please try again."
 FIRST_FRAME = "That's an animation; I'll use its first frame."
@@ -65,6 +69,23 @@ def unknown_preset(name: str) -> str:
 
 def bad_image(reason: str) -> str:
     return f"I can't use that picture: {reason}. Please send another JPEG, PNG or WebP image."
+
+
+def cancelled(count: int, remaining: int) -> str:
+    head = "Cancelled." if count == 1 else f"Cancelled {count} pictures."
+    if remaining:
+        more = "picture is" if remaining == 1 else "pictures are"
+        return f"{head} {remaining} more {more} still on the way: /cancel again to stop the next."
+    return head
+
+
+def private_only(username: str | None) -> str:
+    where = f"@{username}" if username else "me"
+    return f"I paint in private chats, so photos from different people don't get mixed up: message {where}."
+
+
+def delivery_refused(reason: str) -> str:
+    return f"Your painting is done, but Telegram refused to take it ({reason}). Please try a smaller size."
 
 
 def queued(position: int, estimate: float | None) -> str:
@@ -88,11 +109,23 @@ def failed(reason: str | None) -> str:
     return f"Sorry, I couldn't paint this one: {reason or 'an unexpected error'}. Please try again."
 
 
-def status(state: str, position: int | None, estimate: float | None, iteration: int, total: int) -> str:
+def status(
+    state: str,
+    position: int | None,
+    estimate: float | None,
+    iteration: int,
+    total: int,
+    waiting_for_telegram: bool = False,
+    painter_down: bool = False,
+) -> str:
+    if state == "queued" and position is not None and painter_down:
+        return f"{queued(position, None)} The painter is restarting; your picture keeps its place."
     if state == "queued" and position is not None:
         return queued(position, estimate)
     if state == "running":
         return progress(iteration, total)
+    if state == "done" and waiting_for_telegram:
+        return "Finished — but Telegram isn't taking pictures right now. I keep trying and it'll arrive."
     if state == "done":
         return "Finished — sending it to you now."
     return f"Your last picture is {state}."

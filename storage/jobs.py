@@ -11,8 +11,8 @@ from pathlib import Path
 from types import MappingProxyType
 
 from storage.db import Database, Transaction
-from storage.sessions import CLEAR_INPUTS
 from storage.models import MAX_ATTEMPTS, Job, JobStatus, Param, QueuePosition, RecoveryReport
+from storage.sessions import CLEAR_INPUTS
 
 logger = logging.getLogger(__name__)
 

@@ -72,7 +72,8 @@ class Sessions:
         """Forget the content and style received so far; the options stay."""
         async with self._db.transaction() as tx:
             await tx.execute(
-                f"UPDATE sessions SET {CLEAR_INPUTS}, updated_at = ? WHERE chat_id = ?", (self._db.clock(), chat_id)
+                f"UPDATE sessions SET {CLEAR_INPUTS}, updated_at = ? WHERE chat_id = ?",
+                (self._db.clock(), chat_id),
             )
             row = await tx.fetchone(_SELECT, (chat_id,))
         return _session(row) if row is not None else Session(chat_id=chat_id, user_id=None)

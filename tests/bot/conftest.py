@@ -93,15 +93,18 @@ class BotRunner:
         return app
 
     async def stop(self) -> None:
+        """In `run_polling`'s order: updater, application, post_stop, shutdown (HTTP), post_shutdown."""
         app, self.app = self.app, None
         if app is None:
             return
         assert app.updater is not None
         await app.updater.stop()
         await app.stop()
+        assert app.post_stop is not None
+        await app.post_stop(app)
+        await app.shutdown()
         assert app.post_shutdown is not None
         await app.post_shutdown(app)
-        await app.shutdown()
 
 
 @pytest.fixture
@@ -134,8 +137,9 @@ async def eventually(
 
 async def delivered(store: Store, job_id: int = 1) -> Job:
     """The job once it is marked delivered (that happens just after the photo is sent)."""
+    unsettled = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.DONE)
     job = await eventually(
-        lambda: store.jobs.get(job_id), lambda j: j is not None and j.status != JobStatus.DONE
+        lambda: store.jobs.get(job_id), lambda j: j is not None and j.status not in unsettled
     )
     assert job is not None
     assert job.status == JobStatus.DELIVERED, job
@@ -143,8 +147,14 @@ async def delivered(store: Store, job_id: int = 1) -> Job:
 
 
 def photos(fake: FakeTelegram, chat_id: int) -> list[BotMessage]:
-    """The results the bot delivered (not previews still waiting to be replaced)."""
-    return [m for m in fake.messages(chat_id) if m.kind in ("photo", "document") and m.text != texts.PREVIEW]
+    """The results the bot delivered: pictures captioned as results (not status pictures or previews)."""
+    done = texts.done(None)
+    return [m for m in pictures(fake, chat_id) if (m.text or "").startswith(done)]
+
+
+def pictures(fake: FakeTelegram, chat_id: int) -> list[BotMessage]:
+    """Every photo or document message the bot has in the chat, whatever it shows now."""
+    return [m for m in fake.messages(chat_id) if m.kind in ("photo", "document")]
 
 
 def text_containing(fragment: str) -> Callable[[BotMessage], bool]:

@@ -164,9 +164,12 @@ async def test_a_flooding_user_is_capped(fake: FakeTelegram, config: Config, run
     for i in range(3):
         await fake.user_sends_photo(USER, USER, jpeg(32, 32, seed=i))
         await fake.user_sends_photo(USER, USER, jpeg(32, 32, seed=10 + i))
-    await fake.wait_for_message(USER, text_containing("You already have 2 pictures waiting"))
+    await fake.wait_for_message(USER, text_containing("You already have 2 pictures on the way"))
     store: Store = app.bot_data.store
     assert [j.id for j in await store.jobs.active_for_chat(USER)] == [1, 2]
+    # Refused photos are not kept: the next photo will be a new picture's content, not a stale pair's style.
+    session = await store.sessions.get(USER)
+    assert (session.content_path, session.style_path) == (None, None)
     # Another user is not affected by the first one's cap.
     other = USER + 1
     await fake.user_sends_photo(other, other, jpeg(32, 32))

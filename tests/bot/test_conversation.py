@@ -47,11 +47,9 @@ async def test_content_then_style_delivers_photo_with_content_aspect(
     assert image_size(result[0].data) == (64, 32)
     assert result[0].text is not None
     assert result[0].text.startswith("Here it is!")
-    await fake.wait_for(
-        lambda: (
-            next(m for m in fake.messages(USER) if m.message_id == queued.message_id).text == texts.DELIVERED
-        )
-    )
+    assert result[0].message_id == queued.message_id  # the status picture became the painting
+    notice = await fake.wait_for_message(USER, lambda m: m.text == texts.READY)
+    assert notice.reply_to_message_id == queued.message_id
 
 
 async def test_document_images_work_and_other_files_are_refused(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]

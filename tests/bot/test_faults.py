@@ -32,24 +32,24 @@ async def job_status(app: Application, job_id: int = 1) -> JobStatus | None:  # 
 async def test_result_arrives_through_429_5xx_and_dropped_connections(
     fake: FakeTelegram, bot: Application
 ) -> None:  # type: ignore[type-arg]
-    fake.fail_next("sendPhoto", 429, retry_after=1)
-    fake.fail_next("sendPhoto", 502)
-    fake.fail_next("sendPhoto", "drop")
+    fake.fail_next("editMessageMedia", 429, retry_after=1)
+    fake.fail_next("editMessageMedia", 502)
+    fake.fail_next("editMessageMedia", "drop")
     await submit(fake)
     await fake.wait_for(lambda: photos(fake, USER), timeout=JOB_TIMEOUT)
-    await fake.wait_for(lambda: [c for c in fake.calls("sendPhoto") if c.status == 200])
-    assert [c.status for c in fake.calls("sendPhoto")] == [429, 502, 0, 200]
+    await fake.wait_for(lambda: [c for c in fake.calls("editMessageMedia") if c.status == 200])
+    assert [c.status for c in fake.calls("editMessageMedia")] == [429, 502, 0, 200]
     assert len(photos(fake, USER)) == 1
-    await fake.wait_for(lambda: fake.messages(USER)[-2].text == texts.DELIVERED)
+    await fake.wait_for_message(USER, lambda m: m.text == texts.READY)
     assert await job_status(bot) == JobStatus.DELIVERED
 
 
 async def test_progress_edits_are_dropped_not_queued(fake: FakeTelegram, runner: BotRunner) -> None:
     app = await runner.start(default_iterations=1500, progress_interval=0.2)
-    fake.fail_next("editMessageText", 500, count=1000)
+    fake.fail_next("editMessageCaption", 500, count=1000)
     await submit(fake)
     await fake.wait_for(lambda: photos(fake, USER), timeout=JOB_TIMEOUT)
-    failed_edits = [c for c in fake.calls("editMessageText") if c.status == 500]
+    failed_edits = [c for c in fake.calls("editMessageCaption") if c.status == 500]
     assert failed_edits
     # Each failed edit was tried once: no retry storm behind the throttle.
     assert len(failed_edits) < 1500 * 0.2
@@ -110,10 +110,11 @@ async def test_killed_worker_job_is_retried_and_others_continue(
 async def test_a_send_that_times_out_is_retried_and_arrives_once(
     fake: FakeTelegram, bot: Application
 ) -> None:  # type: ignore[type-arg]
-    fake.fail_next("sendPhoto", "timeout", hold=7)  # longer than the client's read timeout; never applied
+    # Longer than the client's read timeout, and never applied.
+    fake.fail_next("editMessageMedia", "timeout", hold=7)
     await submit(fake)
     await fake.wait_for(lambda: photos(fake, USER), timeout=JOB_TIMEOUT)
-    assert len(fake.calls("sendPhoto")) == 2
+    assert len(fake.calls("editMessageMedia")) == 2
     assert len(photos(fake, USER)) == 1
     assert await job_status(bot) == JobStatus.DELIVERED
 
@@ -144,11 +145,12 @@ async def test_a_stop_during_a_send_lets_it_finish_and_records_it(
     fake: FakeTelegram, runner: BotRunner
 ) -> None:
     await runner.start()
-    fake.fail_next("sendPhoto", "timeout", hold=2, then_apply=True)  # slow, but it arrives
+    fake.fail_next("editMessageMedia", "timeout", hold=2, then_apply=True)  # slow, but it arrives
     await submit(fake)
-    await fake.wait_for(lambda: fake.calls("sendPhoto"), timeout=JOB_TIMEOUT)
+    await fake.wait_for(lambda: fake.calls("editMessageMedia"), timeout=JOB_TIMEOUT)
     await runner.stop()  # while Telegram is still working on the photo
     assert len(photos(fake, USER)) == 1
+    assert [c.status for c in fake.calls("editMessageMedia")] == [200]
 
     app = await runner.start()
     store: Store = app.bot_data.store
@@ -157,3 +159,4 @@ async def test_a_stop_during_a_send_lets_it_finish_and_records_it(
     assert job.status == JobStatus.DELIVERED
     await asyncio.sleep(1.0)  # a restart would resend an unrecorded delivery at once
     assert len(photos(fake, USER)) == 1
+    assert len(fake.calls("editMessageMedia")) == 1

@@ -25,16 +25,16 @@ async def test_preview_arrives_before_the_painting_and_is_replaced_by_it(
     app = await runner.start(previews=True, default_iterations=1500)
     await fake.user_sends_photo(USER, USER, jpeg(64, 32, seed=1))
     await fake.user_sends_photo(USER, USER, jpeg(40, 40, seed=2))
-    preview = await fake.wait_for_message(USER, lambda m: m.kind == "photo", timeout=60)
-    assert preview.text == texts.PREVIEW
+    preview = await fake.wait_for_message(USER, lambda m: m.text == texts.PREVIEW, timeout=60)
+    assert preview.kind == "photo"
     assert size(preview.data) == (64, 32)
     store: Store = app.bot_data.store
-    job = await eventually(
-        lambda: store.jobs.get(1), lambda j: j is not None and j.preview_message_id is not None
-    )
-    # The preview came while the optimisation was still far from done.
+    job = await store.jobs.get(1)
+    assert job is not None
+    # The preview came while the optimisation was still far from done, in the status message itself.
     assert job.status in (JobStatus.QUEUED, JobStatus.RUNNING)
-    assert job.preview_message_id == preview.message_id
+    assert job.status_message_id == preview.message_id
+    assert job.preview_message_id is None
 
     await fake.wait_for(lambda: photos(fake, USER), timeout=JOB_TIMEOUT)
     (final,) = [m for m in fake.messages(USER) if m.kind == "photo"]
@@ -42,8 +42,11 @@ async def test_preview_arrives_before_the_painting_and_is_replaced_by_it(
     assert final.text is not None
     assert final.text.startswith("Here it is!")
     assert final.data != preview.data
-    assert [v.text for v in final.history] == [texts.PREVIEW, final.text]
-    assert fake.calls("editMessageMedia")
+    captions = [v.text or "" for v in final.history]
+    assert captions[0].startswith("Queued")
+    assert captions.index(texts.PREVIEW) < len(captions) - 1
+    assert captions[-1] == final.text
+    assert len(fake.calls("editMessageMedia")) == 2  # the preview, then the painting
 
 
 async def test_fast_mode_delivers_the_preview_as_the_result(fake: FakeTelegram, runner: BotRunner) -> None:

@@ -1,0 +1,219 @@
+"""What the chat sees of a job: its status message, the preview in it, and the result delivered once.
+
+Each job has one status message, a photo sent when the job is queued. Progress edits its caption, the
+instant preview and then the result replace its picture (`editMessageMedia`). A retry after a timeout,
+a stop or a crash therefore edits that message again instead of sending another copy; only a job
+without a status message gets its result as a new message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+from telegram import Bot, InlineKeyboardMarkup, InputMediaDocument, InputMediaPhoto, ReplyParameters
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+
+from bot import texts
+from engine.images import ALLOWED_FORMATS
+from storage import Job, JobStatus, Store
+
+logger = logging.getLogger(__name__)
+
+# Telegram's limits for a photo; anything beyond goes out as a document.
+PHOTO_MAX_BYTES = 10 * 1024 * 1024
+PHOTO_MAX_DIMENSIONS = 10_000
+# Delivery retries network trouble for as long as the bot runs, waiting twice as long each time up to
+# this; at the next start it begins again.
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 30.0
+# A job that finishes moments after it was queued may beat the handler recording its status message.
+STATUS_MESSAGE_WAIT = 15.0
+NOTICE_ATTEMPTS = 3
+# Errors that mean the message to edit is gone (deleted by the user) or is not a media message.
+_TARGET_GONE = ("message to edit not found", "message can't be edited", "no media", "message_id_invalid")
+
+
+class Messenger:
+    """Edits and sends on behalf of jobs; remembers which deliveries are waiting for Telegram."""
+
+    def __init__(self, bot: Bot, store: Store) -> None:
+        self.bot = bot
+        self.store = store
+        self._trouble: dict[int, str] = {}  # job id -> the last delivery error, while retrying
+        self._media: dict[int, asyncio.Lock] = {}  # one media edit at a time per job
+
+    def trouble(self, job_id: int) -> bool:
+        """Whether this job's result is waiting for Telegram to accept it."""
+        return job_id in self._trouble
+
+    async def show_status(self, job: Job, text: str, markup: InlineKeyboardMarkup | None = None) -> bool:
+        """Set the caption of the job's status message, best effort; False if the chat does not show it."""
+        current = await self.store.jobs.get(job.id)
+        message_id = current.status_message_id if current is not None else None
+        if message_id is None:
+            return False
+        try:
+            await self.bot.edit_message_caption(
+                chat_id=job.chat_id, message_id=message_id, caption=text, reply_markup=markup
+            )
+        except BadRequest as exc:
+            if "not modified" in str(exc).lower():
+                return True
+            logger.info("job %d: status edit refused: %s", job.id, exc)
+            return False
+        except TelegramError as exc:
+            logger.info("job %d: status edit dropped: %s", job.id, exc)
+            return False
+        return True
+
+    async def show_preview(self, job: Job, data: bytes, markup: InlineKeyboardMarkup | None) -> None:
+        """Put the instant preview into the status message (or a message of its own without one)."""
+        async with self._media.setdefault(job.id, asyncio.Lock()):
+            current = await self.store.jobs.get(job.id)
+            if current is None or current.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+                return  # already painted, cancelled or failed: the preview would only confuse
+            try:
+                if current.status_message_id is not None:
+                    await self.bot.edit_message_media(
+                        InputMediaPhoto(data, caption=texts.PREVIEW),
+                        chat_id=job.chat_id,
+                        message_id=current.status_message_id,
+                        reply_markup=markup,
+                    )
+                    return
+                message = await self.bot.send_photo(job.chat_id, photo=data, caption=texts.PREVIEW)
+            except TelegramError as exc:
+                logger.info("job %d: preview not shown: %s", job.id, exc)
+                return
+        await self.store.jobs.set_preview_message(job.id, message.message_id)
+
+    async def deliver(self, job: Job) -> None:
+        """Put the result in the chat and mark it delivered, retrying network trouble until it goes.
+
+        Only a stop (cancellation) ends the retries early; the job then stays `done` for the next start.
+        """
+        try:
+            async with self._media.setdefault(job.id, asyncio.Lock()):
+                await self._deliver(await self._settled(job))
+        finally:
+            self._trouble.pop(job.id, None)
+            self._media.pop(job.id, None)
+
+    async def tell(self, job: Job, text: str) -> None:
+        """A new text message to the job's chat, best effort."""
+        try:
+            await self.bot.send_message(job.chat_id, text)
+        except TelegramError as exc:
+            logger.info("job %d: could not tell the user: %s", job.id, exc)
+
+    async def _settled(self, job: Job) -> Job:
+        """The job as stored, once the handler that queued it has had time to record its status message."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STATUS_MESSAGE_WAIT
+        while True:
+            current = await self.store.jobs.get(job.id) or job
+            waited_enough = time.time() - current.created_at > STATUS_MESSAGE_WAIT
+            if current.status_message_id is not None or waited_enough or loop.time() > deadline:
+                return current
+            await asyncio.sleep(0.1)
+
+    async def _deliver(self, job: Job) -> None:
+        path = job.result_path
+        if path is None or not path.is_file():
+            await self.store.jobs.fail(job.id, "result file missing")
+            await self.tell(job, texts.failed("the result was lost"))
+            return
+        seconds = (job.finished_at - job.started_at) if job.finished_at and job.started_at else None
+        caption = texts.done(seconds)
+        as_photo = _fits_photo(path)
+        target = job.preview_message_id or job.status_message_id
+        delay = RETRY_FIRST_SECONDS
+        while True:
+            try:
+                await self._put(job, path, caption, as_photo, target)
+            except Forbidden:
+                logger.info("job %d: the user blocked the bot; closing the job", job.id)
+                await self.store.jobs.fail(job.id, "the user blocked the bot")
+                return
+            except BadRequest as exc:
+                reason = str(exc)
+                if "not modified" in reason.lower():
+                    break  # an earlier attempt put this very result there
+                if target is not None and any(gone in reason.lower() for gone in _TARGET_GONE):
+                    logger.info("job %d: message %d not editable (%s); sending anew", job.id, target, reason)
+                    target = None
+                elif as_photo:
+                    logger.info("job %d: photo refused (%s); sending as a document", job.id, reason)
+                    as_photo = False
+                else:
+                    logger.error("job %d: result refused by Telegram: %s", job.id, reason)
+                    await self.store.jobs.fail(job.id, f"delivery refused: {reason}")
+                    await self.show_status(job, texts.delivery_refused(reason))
+                    await self.tell(job, texts.delivery_refused(reason))
+                    return
+                continue
+            except RetryAfter as exc:
+                await asyncio.sleep(_seconds(exc.retry_after))
+                continue
+            except NetworkError as exc:
+                self._trouble[job.id] = str(exc)
+                logger.warning("job %d: delivery failed (%s); next try in %.0f s", job.id, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(RETRY_MAX_SECONDS, delay * 2)
+                continue
+            break
+        await self.store.jobs.mark_delivered(job.id)
+        logger.info("job %d: delivered", job.id)
+        if target is not None:
+            await self._notify(job, target)
+
+    async def _put(self, job: Job, path: Path, caption: str, as_photo: bool, target: int | None) -> None:
+        data = await asyncio.to_thread(path.read_bytes)
+        if target is not None:
+            media = (
+                InputMediaPhoto(data, caption=caption)
+                if as_photo
+                else InputMediaDocument(data, caption=caption, filename=path.name)
+            )
+            await self.bot.edit_message_media(
+                media, chat_id=job.chat_id, message_id=target, reply_markup=None
+            )
+        elif as_photo:
+            await self.bot.send_photo(job.chat_id, photo=data, caption=caption)
+        else:
+            await self.bot.send_document(job.chat_id, document=data, filename=path.name, caption=caption)
+
+    async def _notify(self, job: Job, target: int) -> None:
+        """Edits make no sound: a short reply to the painting tells the user it is there.
+
+        Retried only where nothing can have been sent; a timeout might have sent it, so it ends there.
+        """
+        reply = ReplyParameters(message_id=target, allow_sending_without_reply=True)
+        for attempt in range(NOTICE_ATTEMPTS):
+            try:
+                await self.bot.send_message(job.chat_id, texts.READY, reply_parameters=reply)
+                return
+            except (TimedOut, Forbidden, BadRequest) as exc:
+                logger.info("job %d: no notice sent: %s", job.id, exc)
+                return
+            except TelegramError as exc:
+                logger.info("job %d: notice attempt %d failed: %s", job.id, attempt + 1, exc)
+                await asyncio.sleep(RETRY_FIRST_SECONDS * 2**attempt)
+
+
+def _fits_photo(path: Path) -> bool:
+    from PIL import Image
+
+    if path.stat().st_size > PHOTO_MAX_BYTES:
+        return False
+    with Image.open(path, formats=ALLOWED_FORMATS) as img:
+        width, height = img.size
+    return width + height <= PHOTO_MAX_DIMENSIONS and max(width, height) <= 20 * min(width, height)
+
+
+def _seconds(value: object) -> float:
+    total = getattr(value, "total_seconds", None)
+    return float(total()) if callable(total) else float(value)  # type: ignore[arg-type]

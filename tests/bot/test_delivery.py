@@ -1,0 +1,107 @@
+"""A finished picture reaches the chat exactly once: through outages, slow answers, stops and refusals."""
+
+from __future__ import annotations
+
+from telegram.ext import Application
+
+from bot import texts
+from storage import JobStatus, Store
+from tests.bot.conftest import USER, delivered, eventually, jpeg, photos, pictures, text_containing
+from tests.bot.fake_telegram import FakeTelegram
+from tests.timing import scaled
+
+JOB_TIMEOUT = 90.0
+MEDIA = ("sendphoto", "senddocument", "editmessagemedia")
+
+
+async def submit(fake: FakeTelegram, chat_id: int = USER) -> None:
+    await fake.user_sends_photo(chat_id, chat_id, jpeg(32, 32, seed=1))
+    await fake.user_sends_photo(chat_id, chat_id, jpeg(32, 32, seed=2))
+
+
+def store_of(app: Application) -> Store:  # type: ignore[type-arg]
+    return app.bot_data.store
+
+
+async def test_the_result_replaces_the_status_picture(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+    await submit(fake)
+    job = await delivered(store_of(bot))
+    [result] = pictures(fake, USER)
+    assert result.message_id == job.status_message_id
+    assert result.history[0].text is not None
+    assert result.history[0].text.startswith("Queued")
+    assert photos(fake, USER) == [result]
+    assert job.result_path is not None
+    assert result.data == job.result_path.read_bytes()
+    # Edits make no sound, so a short reply says the painting is there.
+    notice = await fake.wait_for_message(USER, lambda m: m.text == texts.READY)
+    assert notice.reply_to_message_id == result.message_id
+
+
+async def test_an_upload_answered_after_the_timeout_is_not_sent_again(
+    fake: FakeTelegram,
+    bot: Application,  # type: ignore[type-arg]
+) -> None:
+    # Telegram applies the edit, but answers after the client's 5 s read timeout.
+    fake.fail_next("editMessageMedia", "timeout", then_apply=True, hold=7.0)
+    await submit(fake)
+    job = await delivered(store_of(bot))
+    assert [c.status for c in fake.calls("editMessageMedia")][:1] == [0]
+    assert len(fake.calls("editMessageMedia")) >= 2  # tried again, as an edit of the same message
+    assert len(fake.calls("sendPhoto")) == 1  # the status picture only
+    assert [m.message_id for m in pictures(fake, USER)] == [job.status_message_id]
+    assert len(photos(fake, USER)) == 1
+
+
+async def test_delivery_outlasts_an_outage_and_status_says_so(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+    store = store_of(bot)
+    fake.outage(("editmessagemedia", "senddocument"), seconds=600)
+    await submit(fake)
+    await fake.wait_for(lambda: len(fake.calls("editMessageMedia")) >= 2, timeout=scaled(JOB_TIMEOUT))
+    await fake.user_sends_text(USER, USER, "/status")
+    await fake.wait_for_message(USER, text_containing("Telegram isn't taking pictures right now"))
+    assert (await store.jobs.get(1)).status == JobStatus.DONE  # type: ignore[union-attr]
+    fake.end_outage()
+    # Retries back off to at most 30 s: the picture arrives within that of the recovery.
+    job = await eventually(
+        lambda: store.jobs.get(1), lambda j: j is not None and j.status != JobStatus.DONE, 45
+    )
+    assert job is not None
+    assert job.status == JobStatus.DELIVERED
+    assert len(photos(fake, USER)) == 1
+    assert len(pictures(fake, USER)) == 1
+
+
+async def test_a_result_refused_as_photo_goes_as_a_file(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+    fake.fail_next("editMessageMedia", 400, description="Bad Request: PHOTO_INVALID_DIMENSIONS")
+    await submit(fake)
+    await delivered(store_of(bot))
+    [result] = photos(fake, USER)
+    assert result.kind == "document"
+
+
+async def test_a_result_refused_altogether_is_explained(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+    fake.fail_next("editMessageMedia", 400, count=2, description="Bad Request: file is too big")
+    await submit(fake)
+    job = await eventually(
+        lambda: store_of(bot).jobs.get(1),
+        lambda j: j is not None and j.status == JobStatus.FAILED,
+        JOB_TIMEOUT,
+    )
+    assert job is not None
+    assert "file is too big" in (job.error or "").lower()
+    await fake.wait_for_message(USER, text_containing("Telegram refused to take it"))
+    assert photos(fake, USER) == []
+
+
+async def test_without_a_status_picture_the_result_comes_as_a_new_message(
+    fake: FakeTelegram,
+    bot: Application,  # type: ignore[type-arg]
+) -> None:
+    fake.fail_next("sendPhoto", 400, description="Bad Request: IMAGE_PROCESS_FAILED")
+    await submit(fake)
+    job = await delivered(store_of(bot))
+    assert job.status_message_id is None
+    [result] = photos(fake, USER)
+    assert result.kind == "photo"
+    assert fake.calls("editMessageMedia") == []

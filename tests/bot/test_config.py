@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import Config, ConfigError
+from tests.timing import scaled
 
 
 def test_defaults_with_only_a_token() -> None:
@@ -83,7 +84,12 @@ def test_mistakes_are_named(env: dict[str, str], message: str) -> None:
 def test_missing_token_stops_start_up_with_one_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "TELEGRAM_BOT_TOKEN"}
     done = subprocess.run(
-        [sys.executable, "-m", "bot"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "bot"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=scaled(60),
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [

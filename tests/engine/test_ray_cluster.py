@@ -25,6 +25,7 @@ import pytest
 
 from engine.images import save_image
 from tests.engine.conftest import smooth_image
+from tests.timing import scaled, slowdown
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
 
@@ -42,6 +43,7 @@ from engine.pool import JobSpec
 from engine.ray_pool import RayPool
 
 address, weights, folder, raylet_b = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+slowdown = float(sys.argv[5])  # the test session's, for deadlines on painting (tests/timing.py)
 
 
 def run_two(pool, prefix, iterations):
@@ -72,21 +74,21 @@ with RayPool(weights, workers=2, address=address) as pool:
     report["actors"] = sorted(label.values())
     report["nodes"] = [pool.worker_nodes(), {node: sorted(r) for node, r in resources.items()}]
     handles, report["placed"], _ = run_two(pool, "j", 300)
-    report["statuses"] = [handle.result(120).status for handle in handles.values()]
+    report["statuses"] = [handle.result(120 * slowdown).status for handle in handles.values()]
 
     # Node b's raylet dies mid-job: its job fails as crashed, the job on node a runs on.
     handles, placed, events = run_two(pool, "long", 100_000)
     os.kill(raylet_b, signal.SIGKILL)
     lost = next(job for job, node in placed.items() if node == "node_b")
     survivor = next(job for job in handles if job != lost)
-    outcome = handles[lost].result(60)
+    outcome = handles[lost].result(60 * slowdown)
     report["lost"] = [outcome.status, outcome.crashed]
     seen = len([e for e in events if e.job_id == survivor])
     while len([e for e in events if e.job_id == survivor]) < seen + 10:
         time.sleep(0.01)
     report["survivor_running"] = not handles[survivor].future.done()
     handles[survivor].cancel()
-    report["survivor"] = handles[survivor].result(30).status
+    report["survivor"] = handles[survivor].result(30 * slowdown).status
 print(json.dumps(report))
 """
 
@@ -105,7 +107,7 @@ def start_node(args: list[str], log: Path) -> subprocess.Popen[bytes]:
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + scaled(90)
     while b"Ray runtime started" not in log.read_bytes():
         assert process.poll() is None, log.read_text()
         assert time.monotonic() < deadline, log.read_text()
@@ -145,12 +147,13 @@ def test_jobs_run_on_both_nodes_and_a_lost_node_fails_only_its_job(
     save_image(smooth_image(24, 24, 1), tmp_path / "content.png")
     save_image(smooth_image(20, 20, 2), tmp_path / "style.png")
     address, raylet_b = two_nodes
+    args = [address, str(tiny_weights_file), str(tmp_path), str(raylet_b), str(slowdown())]
     done = subprocess.run(
-        [sys.executable, "-c", DRIVER, address, str(tiny_weights_file), str(tmp_path), str(raylet_b)],
+        [sys.executable, "-c", DRIVER, *args],
         env=ENV,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=scaled(240),  # above the driver's own deadlines, which add up to 210 s before scaling
     )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])

@@ -131,10 +131,11 @@ async def test_killed_while_running_and_queued(fake: FakeTelegram, bot: BotProce
 async def test_killed_after_the_result_was_written_before_it_was_sent(
     fake: FakeTelegram, bot: BotProcess
 ) -> None:
-    fake.fail_next("sendPhoto", "timeout", hold=60)  # the first send hangs and never takes effect
+    # The result goes into the job's status picture; that edit hangs and never takes effect.
+    fake.fail_next("editMessageMedia", "timeout", hold=60)
     bot.start()
     await submit(fake, USER)
-    await fake.wait_for(lambda: fake.calls("sendPhoto"), timeout=scaled(JOB_TIMEOUT))
+    await fake.wait_for(lambda: fake.calls("editMessageMedia"), timeout=scaled(JOB_TIMEOUT))
     bot.kill()
     data_dir = Path(bot.env["BOT_DATA_DIR"])
     assert jobs(data_dir) == [(1, "done", 0)]

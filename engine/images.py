@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from engine.files import replacing
+
 # A decoded image above this many pixels is refused before decoding (a small file can claim 30000×30000).
 MAX_PIXELS = 50_000_000
 # Below this the network has nothing to see (VGG-19 pools four times before relu5_1), and past this
@@ -300,14 +302,12 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 def save_image(image: np.ndarray, path: Path, quality: int = 92) -> None:
     """Write atomically; the format follows the suffix (.png, .jpg/.jpeg, .webp)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}.get(path.suffix.lower())
     if fmt is None:
         raise ImageError(f"{path.name}: output must end in .png, .jpg, .jpeg or .webp")
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
-    Image.fromarray(to_uint8(image), "RGB").save(tmp, format=fmt, **options)
-    tmp.replace(path)
+    with replacing(path) as tmp:
+        Image.fromarray(to_uint8(image), "RGB").save(tmp, format=fmt, **options)
 
 
 # Full-range YCbCr (JPEG/JFIF, as Pillow's "YCbCr" mode), in float so nothing is rounded twice.

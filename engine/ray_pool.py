@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.files import write_atomic
 from engine.jobs import JobSpec, Outcome, ProgressEvent
 from engine.pool import START_BACKOFF, QueuedJob, QueuedPool
 
@@ -260,7 +261,7 @@ class RayPool(QueuedPool):
         assert outcome is not None, "an actor's run always ends with its outcome"
         if outcome.status == "done" and result is not None:
             try:
-                _write(spec.output, result)
+                write_atomic(spec.output, result)
             except OSError as exc:
                 outcome = Outcome(
                     spec.job_id, "failed", error="the result could not be saved", detail=str(exc)
@@ -306,8 +307,8 @@ class _Actor:
         self._failure: str | None = None
         try:
             folder = Path(self._folder.name)
-            weights_path = _write(folder / "vgg19.npz", weights)
-            decoder_path = _write(folder / "decoder.npz", decoder) if decoder is not None else None
+            weights_path = write_atomic(folder / "vgg19.npz", weights)
+            decoder_path = write_atomic(folder / "decoder.npz", decoder) if decoder is not None else None
             self._runner = Runner(weights_path, threads, decoder_path)  # checks the sha256 of what arrived
             weights_path.unlink()
         except Exception as exc:  # told to the pool by `ready`, in a line fit for its log
@@ -332,9 +333,9 @@ class _Actor:
             try:
                 local = replace(
                     spec,
-                    content=_write(folder / f"content{spec.content.suffix}", content),
+                    content=write_atomic(folder / f"content{spec.content.suffix}", content),
                     styles=tuple(
-                        _write(folder / f"style{i}{path.suffix}", data)
+                        write_atomic(folder / f"style{i}{path.suffix}", data)
                         for i, (path, data) in enumerate(zip(spec.styles, styles, strict=True))
                     ),
                     output=folder / f"result{spec.output.suffix}",
@@ -386,15 +387,6 @@ def _init_ray(address: str | None) -> None:
     # ray.init makes SIGTERM exit at once; the application's own graceful shutdown must keep it.
     if previous is not None:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _write(path: Path, data: bytes) -> Path:
-    """Write atomically (a reader never sees half a file) and return `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return path
 
 
 def _kill(actor: Any) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.files import replacing
+
 # The layers of VGG-19 up to relu5_4, in order; pooling layers are named but carry no weights.
 LAYERS: tuple[str, ...] = (
     "conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",
@@ -126,11 +128,8 @@ def _save_npz(path: Path, arrays: dict[str, np.ndarray], names: list[str], sourc
     """`arrays` and a meta record with their checksum, written to a temporary file and renamed over `path`."""
     meta = {"format": FORMAT_VERSION, "source": source, "sha256": _digest(arrays, source, names)}
     arrays = {**arrays, "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as f:
+    with replacing(path) as tmp, tmp.open("wb") as f:
         np.savez(f, **arrays)  # type: ignore[arg-type]
-    tmp.replace(path)
 
 
 def _load_npz(path: Path, names: list[str]) -> tuple[dict[str, np.ndarray], str]:

@@ -2,8 +2,9 @@
 
     async with Store.open(data_dir, defaults=Settings(iterations=300), clock=time.time) as store:
         store.recovery  RecoveryReport: jobs requeued or failed at open, results still to deliver
-        store.jobs      submit, claim_next, update_progress, set_status_message, finish, mark_delivered,
-                        fail, cancel, requeue, get, active_for_chat, running, undelivered, queue_position
+        store.jobs      submit (a JobRequest), claim_next, update_progress, set_status_message,
+                        set_preview_message, finish, mark_delivered, fail, cancel, requeue, release, get,
+                        active_for_chat, running, undelivered, queue_position
         store.sessions  get, set_content, set_style_upload, set_style_preset, set_options, reset, expire
         store.presets   add, remove, get, all            (names checked by validate_preset_name)
         store.settings  get, set, history, defaults, limits
@@ -20,10 +21,10 @@ from storage.models import (
     MAX_ATTEMPTS,
     InboxItem,
     Job,
+    JobRequest,
     JobStatus,
     Limits,
     Options,
-    Param,
     Preset,
     QueuePosition,
     RecoveryReport,
@@ -44,10 +45,10 @@ __all__ = [
     "DataDir",
     "InboxItem",
     "Job",
+    "JobRequest",
     "JobStatus",
     "Limits",
     "Options",
-    "Param",
     "Preset",
     "QueuePosition",
     "RecoveryReport",

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from types import MappingProxyType
 
 from storage.db import Database, Transaction
-from storage.models import MAX_ATTEMPTS, Job, JobStatus, Param, QueuePosition, RecoveryReport
+from storage.models import MAX_ATTEMPTS, Job, JobRequest, JobStatus, QueuePosition, RecoveryReport
 from storage.sessions import CLEAR_INPUTS
 
 logger = logging.getLogger(__name__)
@@ -23,17 +21,13 @@ REFERENCE_SIZE = 512
 """A job's work is its iterations × (max_size / REFERENCE_SIZE)²: an iteration costs about its pixels."""
 
 _ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
-_SIZE = "json_extract(params, '$.max_size')"
-# SQL for a job's area factor; a job without a positive numeric `max_size` counts as the reference size.
-_AREA = (
-    f"(CASE WHEN typeof({_SIZE}) IN ('integer', 'real') AND {_SIZE} > 0"
-    f" THEN ({_SIZE} / {float(REFERENCE_SIZE)}) * ({_SIZE} / {float(REFERENCE_SIZE)}) ELSE 1.0 END)"
-)
+# SQL for a job's area factor: its output's pixels over the reference size's.
+_AREA = f"((max_size / {float(REFERENCE_SIZE)}) * (max_size / {float(REFERENCE_SIZE)}))"
 
 
 def _lane(table: str = "jobs") -> str:
     """SQL for a job's lane: 1 for fast jobs (one feed-forward pass), 0 for optimisations."""
-    return f"COALESCE(json_extract({table}.params, '$.fast'), 0)"
+    return f"{table}.fast"
 
 
 class Jobs:
@@ -48,38 +42,38 @@ class Jobs:
         user_id: int,
         content_path: Path,
         style_paths: Sequence[Path],
-        params: Mapping[str, Param],
+        request: JobRequest,
         *,
         handled_update: int | None = None,
     ) -> Job:
-        """Queue a job; `params` must hold a positive int `iterations`.
+        """Queue a job that is to make what `request` says.
 
         In the same transaction the chat's session forgets the photos the job took, and the inbox
         forgets `handled_update` (the message that completed the job): a crash leaves either all of it
         or none, never a job whose photos would pair again or whose message would make a second job.
         """
-        iterations = params.get("iterations")
-        if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
-            raise ValueError(f"params need a positive int 'iterations', got {iterations!r}")
         if not style_paths:
             raise ValueError("a job needs at least one style image")
-        for key, value in params.items():
-            if not isinstance(value, int | float | str) or (
-                isinstance(value, float) and not math.isfinite(value)
-            ):
-                raise ValueError(f"parameter {key!r} must be a finite number, a bool or a string")
         now = self._db.clock()
         async with self._db.transaction() as tx:
+            # `params` held the request as JSON before schema version 4; old rows still have it.
             job_id = await tx.insert(
-                "INSERT INTO jobs (chat_id, user_id, content_path, style_paths, params, iterations,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (chat_id, user_id, content_path, style_paths, params, iterations, max_size,"
+                " optimizer, initial, margin, preserve_colors, style_strength, fast, created_at)"
+                " VALUES (?, ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     chat_id,
                     user_id,
                     str(content_path),
                     json.dumps([str(path) for path in style_paths]),
-                    json.dumps(dict(params), sort_keys=True),
-                    iterations,
+                    request.iterations,
+                    request.max_size,
+                    request.optimizer,
+                    request.initial,
+                    request.margin,
+                    int(request.preserve_colors),
+                    float(request.style_strength),
+                    int(request.fast),
                     now,
                 ),
             )
@@ -101,7 +95,7 @@ class Jobs:
     async def claim_next(self, fast: bool = False) -> Job | None:
         """Atomically move the next queued job to `running` and return it, or None if none waits.
 
-        Fast jobs (param `fast`: one feed-forward pass) and optimisations are two lanes, each claimed
+        Fast jobs (`JobRequest.fast`: one feed-forward pass) and optimisations are two lanes, each claimed
         on its own, so a one-second job never waits behind a minutes-long one. Within a lane FIFO,
         except that users with fewer running jobs go first, so nobody runs two jobs while someone
         else waits.
@@ -321,8 +315,16 @@ def _job(row: sqlite3.Row) -> Job:
         status=JobStatus(row["status"]),
         content_path=Path(row["content_path"]),
         style_paths=tuple(Path(path) for path in json.loads(row["style_paths"])),
-        params=MappingProxyType(json.loads(row["params"])),
-        iterations=row["iterations"],
+        request=JobRequest(
+            iterations=row["iterations"],
+            max_size=row["max_size"],
+            optimizer=row["optimizer"],
+            initial=row["initial"],
+            margin=row["margin"],
+            preserve_colors=bool(row["preserve_colors"]),
+            style_strength=row["style_strength"],
+            fast=bool(row["fast"]),
+        ),
         progress=row["progress"],
         progress_total=row["progress_total"],
         status_message_id=row["status_message_id"],

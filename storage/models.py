@@ -8,9 +8,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-Param = int | float | bool | str
-"""One job parameter; the bot decides the names, storage keeps them as JSON."""
-
 MAX_ATTEMPTS = 3
 """A job whose worker died this many times is failed instead of queued again."""
 
@@ -26,6 +23,38 @@ class JobStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+OPTIMIZERS = ("lbfgs", "adam")
+INITIALS = ("content", "adain")
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What one picture is to be: the choices the bot made for it when it was queued."""
+
+    iterations: int  # optimisation steps (≥ 1)
+    max_size: int  # long side of the result in pixels (≥ 1)
+    optimizer: str = "lbfgs"  # "lbfgs" or "adam"
+    initial: str = "content"  # what the optimisation starts from: "content" or "adain"
+    margin: int = 0  # pixels of mirrored frame optimised and cropped off (≥ 0)
+    preserve_colors: bool = False
+    style_strength: float = 1.0  # × the engine's default style weight, in (0, 100]
+    fast: bool = False  # one feed-forward pass instead of the optimisation
+
+    def __post_init__(self) -> None:
+        if isinstance(self.iterations, bool) or not isinstance(self.iterations, int) or self.iterations < 1:
+            raise ValueError(f"iterations must be a positive int, got {self.iterations!r}")
+        if isinstance(self.max_size, bool) or not isinstance(self.max_size, int) or self.max_size < 1:
+            raise ValueError(f"max_size must be a positive number of pixels, got {self.max_size!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.initial not in INITIALS:
+            raise ValueError(f"initial must be one of {', '.join(INITIALS)}, got {self.initial!r}")
+        if isinstance(self.margin, bool) or not isinstance(self.margin, int) or self.margin < 0:
+            raise ValueError(f"margin must be a non-negative number of pixels, got {self.margin!r}")
+        if not (math.isfinite(self.style_strength) and 0 < self.style_strength <= 100):
+            raise ValueError(f"style strength must be in (0, 100], got {self.style_strength}")
+
+
 @dataclass(frozen=True)
 class Job:
     """One style transfer request and its history."""
@@ -36,8 +65,7 @@ class Job:
     status: JobStatus
     content_path: Path
     style_paths: tuple[Path, ...]
-    params: Mapping[str, Param]  # frozen at submit time, read-only
-    iterations: int
+    request: JobRequest  # frozen at submit time
     progress: int  # iterations done so far
     progress_total: int
     status_message_id: int | None  # the chat message that shows progress
@@ -49,6 +77,11 @@ class Job:
     started_at: float | None
     finished_at: float | None
     delivered_at: float | None
+
+    @property
+    def iterations(self) -> int:
+        """The optimisation steps the job was queued with."""
+        return self.request.iterations
 
 
 @dataclass(frozen=True)

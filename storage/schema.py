@@ -93,7 +93,70 @@ V3 = (
     "ALTER TABLE sessions ADD COLUMN fast INTEGER NOT NULL DEFAULT 0",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (V1, V2, V3)
+LEGACY_STYLE_WEIGHT = 1e6
+"""The `style_weight` the bot stored in `params` for style strength 1, before version 4."""
+
+LEGACY_MAX_SIZE = 512
+"""The output size of a job whose `params` named none, before version 4."""
+
+
+def _legacy(key: str) -> str:
+    return f"json_extract(params, '$.{key}')"
+
+
+def _legacy_number(key: str, minimum: int, default: int) -> str:
+    """SQL for a whole number ≥ `minimum` from `params`, or `default` when it is missing or unusable."""
+    value = _legacy(key)
+    return (
+        f"CASE WHEN typeof({value}) IN ('integer', 'real') AND {value} >= {minimum}"
+        f" THEN CAST({value} AS INTEGER) ELSE {default} END"
+    )
+
+
+def _legacy_choice(key: str, choices: tuple[str, ...]) -> str:
+    """SQL for one of `choices` from `params`, or the first when it is missing or another value."""
+    names = ", ".join(f"'{choice}'" for choice in choices)
+    return f"CASE WHEN {_legacy(key)} IN ({names}) THEN {_legacy(key)} ELSE '{choices[0]}' END"
+
+
+def _legacy_flag(key: str) -> str:
+    """SQL for 1 when `params` holds true (or a non-zero number) under `key`, else 0."""
+    kind = f"json_type(params, '$.{key}')"
+    return (
+        f"CASE WHEN {kind} = 'true' OR ({kind} IN ('integer', 'real') AND {_legacy(key)} <> 0)"
+        " THEN 1 ELSE 0 END"
+    )
+
+
+_WEIGHT = _legacy("style_weight")
+_STRENGTH = f"({_WEIGHT} / {LEGACY_STYLE_WEIGHT!r})"
+
+# Version 4: a job's request in columns of its own instead of a JSON dict of parameters, and the
+# style strength itself instead of the engine weight it was turned into. Old rows keep `params`;
+# new ones write '{}' there. An old row's missing or unusable value becomes the request's default, a
+# strength above 100 becomes 100. The choices are spelled out here, not imported, so that this step
+# stays what it was when `JobRequest` learns new ones.
+V4 = (
+    f"ALTER TABLE jobs ADD COLUMN max_size INTEGER NOT NULL DEFAULT {LEGACY_MAX_SIZE}",
+    "ALTER TABLE jobs ADD COLUMN optimizer TEXT NOT NULL DEFAULT 'lbfgs'",
+    "ALTER TABLE jobs ADD COLUMN initial TEXT NOT NULL DEFAULT 'content'",
+    "ALTER TABLE jobs ADD COLUMN margin INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE jobs ADD COLUMN preserve_colors INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE jobs ADD COLUMN style_strength REAL NOT NULL DEFAULT 1.0",
+    "ALTER TABLE jobs ADD COLUMN fast INTEGER NOT NULL DEFAULT 0",
+    f"""UPDATE jobs SET
+        max_size = {_legacy_number("max_size", 1, LEGACY_MAX_SIZE)},
+        optimizer = {_legacy_choice("optimizer", ("lbfgs", "adam"))},
+        initial = {_legacy_choice("initial", ("content", "adain"))},
+        margin = {_legacy_number("margin", 0, 0)},
+        preserve_colors = {_legacy_flag("preserve_colors")},
+        style_strength = CASE WHEN typeof({_WEIGHT}) IN ('integer', 'real') AND {_STRENGTH} > 0
+            THEN MIN({_STRENGTH}, 100.0) ELSE 1.0 END,
+        fast = {_legacy_flag("fast")}
+        WHERE json_valid(params)""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (V1, V2, V3, V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

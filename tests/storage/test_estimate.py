@@ -6,18 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from storage import Job, Store
+from storage import Job, JobRequest, Store
 from tests.storage.support import FakeClock
 
 
-async def sized(store: Store, iterations: int, max_size: object = None, user_id: int = 1) -> Job:
-    params: dict[str, object] = {"iterations": iterations}
-    if max_size is not None:
-        params["max_size"] = max_size
-    return await store.jobs.submit(user_id, user_id, Path("c.jpg"), [Path("s.jpg")], params)  # type: ignore[arg-type]
+async def sized(store: Store, iterations: int, max_size: int, user_id: int = 1) -> Job:
+    request = JobRequest(iterations=iterations, max_size=max_size)
+    return await store.jobs.submit(user_id, user_id, Path("c.jpg"), [Path("s.jpg")], request)
 
 
-async def finished(store: Store, clock: FakeClock, iterations: int, max_size: object, seconds: float) -> None:
+async def finished(store: Store, clock: FakeClock, iterations: int, max_size: int, seconds: float) -> None:
     job = await sized(store, iterations, max_size)
     await store.jobs.claim_next()
     clock.advance(seconds)
@@ -45,16 +43,3 @@ async def test_an_iteration_costs_by_area(store: Store, clock: FakeClock) -> Non
     head = await store.jobs.queue_position(ahead.id, workers=2)
     assert head is not None
     assert head.estimate == pytest.approx((200 + 100) * 0.2 / 2)
-
-
-@pytest.mark.parametrize("max_size", [None, "large", 0, -5])
-async def test_jobs_without_a_usable_size_count_as_the_reference_size(
-    store: Store, clock: FakeClock, max_size: object
-) -> None:
-    await finished(store, clock, 100, max_size, 10.0)
-    job = await sized(store, 100, 512)
-
-    position = await store.jobs.queue_position(job.id)
-
-    assert position is not None
-    assert position.estimate == pytest.approx(10.0)

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from storage import MAX_ATTEMPTS, JobStatus, Store
+from storage import MAX_ATTEMPTS, JobRequest, JobStatus, Store
 from tests.storage.support import START, FakeClock, submit
 
 
-async def test_submit_freezes_params_and_queues(store: Store) -> None:
+async def test_submit_freezes_the_request_and_queues(store: Store) -> None:
     job = await submit(store, user_id=7, iterations=250)
 
     assert job.status == JobStatus.QUEUED
     assert (job.chat_id, job.user_id, job.iterations) == (7, 7, 250)
-    assert dict(job.params) == {"iterations": 250, "preserve_colors": False, "style_weight": 1.5, "size": 512}
+    assert job.request == JobRequest(iterations=250, max_size=512, preserve_colors=True, style_strength=1.5)
     assert job.content_path == Path("/data/uploads/content.jpg")
     assert job.style_paths == (Path("/data/uploads/style.jpg"),)
     assert (job.attempts, job.progress, job.error, job.result_path) == (0, 0, None, None)
@@ -23,19 +24,68 @@ async def test_submit_freezes_params_and_queues(store: Store) -> None:
     assert await store.jobs.get(job.id) == job
 
 
+async def test_every_choice_of_the_request_reads_back(store: Store) -> None:
+    request = JobRequest(
+        iterations=42,
+        max_size=1536,
+        optimizer="adam",
+        initial="adain",
+        margin=24,
+        preserve_colors=True,
+        style_strength=0.25,
+        fast=True,
+    )
+    job = await store.jobs.submit(3, 4, Path("c.jpg"), [Path("s1.jpg"), Path("s2.jpg")], request)
+
+    claimed = await store.jobs.claim_next(fast=True)
+
+    assert claimed is not None
+    assert (job.request, claimed.request, claimed.style_paths) == (
+        request,
+        request,
+        (Path("s1.jpg"), Path("s2.jpg")),
+    )
+    assert (claimed.progress, claimed.progress_total) == (0, 42)
+
+
 @pytest.mark.parametrize(
-    "params",
+    ("choices", "message"),
     [
-        {},
-        {"iterations": 0},
-        {"iterations": True},
-        {"iterations": "100"},
-        {"iterations": 5, "x": float("nan")},
+        ({"iterations": 0}, "iterations must be a positive int, got 0"),
+        ({"iterations": True}, "iterations must be a positive int, got True"),
+        ({"iterations": 2.5}, "iterations must be a positive int, got 2.5"),
+        ({"max_size": 0}, "max_size must be a positive number of pixels, got 0"),
+        ({"max_size": -5}, "max_size must be a positive number of pixels, got -5"),
+        ({"optimizer": "sgd"}, "optimizer must be one of lbfgs, adam, got 'sgd'"),
+        ({"initial": "noise"}, "initial must be one of content, adain, got 'noise'"),
+        ({"margin": -1}, "margin must be a non-negative number of pixels, got -1"),
+        ({"style_strength": 0.0}, r"style strength must be in \(0, 100\], got 0.0"),
+        ({"style_strength": 100.5}, r"style strength must be in \(0, 100\], got 100.5"),
+        ({"style_strength": float("nan")}, r"style strength must be in \(0, 100\], got nan"),
+        ({"style_strength": float("inf")}, r"style strength must be in \(0, 100\], got inf"),
     ],
 )
-async def test_submit_rejects_bad_params(store: Store, params: dict[str, object]) -> None:
-    with pytest.raises(ValueError, match=r"iterations|finite"):
-        await store.jobs.submit(1, 1, Path("c.jpg"), [Path("s.jpg")], params)  # type: ignore[arg-type]
+def test_a_request_out_of_range_is_refused(choices: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        JobRequest(**({"iterations": 10, "max_size": 512} | choices))
+
+
+def test_a_request_at_its_bounds_is_accepted() -> None:
+    request = JobRequest(iterations=1, max_size=1, margin=0, style_strength=100)
+
+    assert (request.optimizer, request.initial, request.preserve_colors, request.fast) == (
+        "lbfgs",
+        "content",
+        False,
+        False,
+    )
+
+
+async def test_submit_without_a_style_is_refused_and_queues_nothing(store: Store) -> None:
+    with pytest.raises(ValueError, match="at least one style image"):
+        await store.jobs.submit(1, 1, Path("c.jpg"), [], JobRequest(iterations=5, max_size=512))
+
+    assert await store.jobs.claim_next() is None
 
 
 async def test_happy_path_queued_running_done_delivered(store: Store, clock: FakeClock) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from storage import JobStatus, Store
+from storage import JobRequest, JobStatus, Store
 from tests.storage.support import FakeClock
 
 CONTENT = Path("/data/uploads/content.jpg")
 STYLE = Path("/data/uploads/style.jpg")
+SLOW = JobRequest(iterations=100, max_size=512)
+FAST = JobRequest(iterations=100, max_size=512, fast=True)
 
 
 async def test_submit_clears_the_session_and_the_inbox_row_with_the_job(store: Store) -> None:
@@ -18,7 +20,9 @@ async def test_submit_clears_the_session_and_the_inbox_row_with_the_job(store: S
     await store.inbox.add(555, 7, "{}")
     await store.inbox.add(556, 7, "{}")
 
-    job = await store.jobs.submit(7, 70, CONTENT, [STYLE], {"iterations": 5}, handled_update=555)
+    job = await store.jobs.submit(
+        7, 70, CONTENT, [STYLE], JobRequest(iterations=5, max_size=512), handled_update=555
+    )
 
     session = await store.sessions.get(7)
     assert (session.content_path, session.style_path) == (None, None)
@@ -35,7 +39,9 @@ async def test_rollback_keeps_the_photos_when_the_insert_fails(tmp_path: Path) -
         db.commit()
         db.close()
         try:
-            await store.jobs.submit(7, 70, CONTENT, [STYLE], {"iterations": 5}, handled_update=555)
+            await store.jobs.submit(
+                7, 70, CONTENT, [STYLE], JobRequest(iterations=5, max_size=512), handled_update=555
+            )
         except sqlite3.IntegrityError:
             pass
         else:
@@ -45,8 +51,8 @@ async def test_rollback_keeps_the_photos_when_the_insert_fails(tmp_path: Path) -
 
 
 async def test_fast_jobs_are_claimed_in_their_own_lane(store: Store) -> None:
-    slow = await store.jobs.submit(1, 1, CONTENT, [STYLE], {"iterations": 100})
-    fast = await store.jobs.submit(2, 2, CONTENT, [STYLE], {"iterations": 100, "fast": True})
+    slow = await store.jobs.submit(1, 1, CONTENT, [STYLE], SLOW)
+    fast = await store.jobs.submit(2, 2, CONTENT, [STYLE], FAST)
 
     claimed_fast = await store.jobs.claim_next(fast=True)
     assert claimed_fast is not None
@@ -62,14 +68,14 @@ async def test_fast_jobs_do_not_count_in_the_estimates_of_the_other_lane(
     store: Store, clock: FakeClock
 ) -> None:
     for fast in (False, True):
-        done = await store.jobs.submit(9, 9, CONTENT, [STYLE], {"iterations": 100, "fast": fast})
+        done = await store.jobs.submit(9, 9, CONTENT, [STYLE], FAST if fast else SLOW)
         await store.jobs.claim_next(fast=fast)
         clock.advance(100.0 if not fast else 1.0)
         await store.jobs.finish(done.id, Path("/r.png"))
-    running_slow = await store.jobs.submit(1, 1, CONTENT, [STYLE], {"iterations": 100})
+    running_slow = await store.jobs.submit(1, 1, CONTENT, [STYLE], SLOW)
     await store.jobs.claim_next()
-    queued_fast = await store.jobs.submit(2, 2, CONTENT, [STYLE], {"iterations": 100, "fast": True})
-    queued_slow = await store.jobs.submit(3, 3, CONTENT, [STYLE], {"iterations": 100})
+    queued_fast = await store.jobs.submit(2, 2, CONTENT, [STYLE], FAST)
+    queued_slow = await store.jobs.submit(3, 3, CONTENT, [STYLE], SLOW)
 
     fast_position = await store.jobs.queue_position(queued_fast.id)
     slow_position = await store.jobs.queue_position(queued_slow.id)

@@ -1,4 +1,4 @@
-"""Schema versions: a fresh database, upgrading a version-1 database, refusing a newer one."""
+"""Schema versions: a fresh database, upgrading version-1 and version-3 databases, refusing a newer one."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from storage import SCHEMA_VERSION, JobStatus, Options, Settings, Store
+from storage import SCHEMA_VERSION, JobRequest, JobStatus, Options, Settings, Store
+from storage.schema import MIGRATIONS
+from tests.storage.support import REQUEST, FakeClock, submit
 
 # The version-1 schema as released; databases in the field look like this.
 V1_SCHEMA = """
@@ -63,6 +65,101 @@ def _v1_database(data_dir: Path) -> Path:
     return path
 
 
+# Jobs as the bot queued them at version 3: the request as JSON in `params`, the strength as the
+# engine's style weight (1e6 × strength). Older bots wrote fewer keys; a few rows hold nonsense.
+V3_JOBS: tuple[tuple[str, dict[str, object], float | None, float | None, JobRequest], ...] = (
+    (
+        "queued",
+        {
+            "iterations": 300,
+            "optimizer": "adam",
+            "margin": 16,
+            "max_size": 768,
+            "preserve_colors": True,
+            "style_weight": 2.5e6,
+            "fast": False,
+            "initial": "adain",
+        },
+        None,
+        None,
+        JobRequest(300, 768, "adam", "adain", 16, preserve_colors=True, style_strength=2.5),
+    ),
+    (
+        "queued",
+        {
+            "iterations": 300,
+            "optimizer": "lbfgs",
+            "margin": 16,
+            "max_size": 1024,
+            "preserve_colors": False,
+            "style_weight": 0.5e6,
+            "fast": True,
+            "initial": "content",
+        },
+        None,
+        None,
+        JobRequest(300, 1024, margin=16, style_strength=0.5, fast=True),
+    ),
+    (
+        "done",
+        {"iterations": 100, "max_size": 512, "preserve_colors": True, "style_weight": 3e6},
+        1000.0,
+        1020.0,
+        JobRequest(100, 512, preserve_colors=True, style_strength=3.0),
+    ),
+    ("delivered", {"iterations": 50}, None, None, JobRequest(50, 512)),
+    (
+        "delivered",
+        {
+            "iterations": 100,
+            "max_size": "large",
+            "optimizer": "sgd",
+            "initial": 7,
+            "margin": -3,
+            "preserve_colors": "yes",
+            "style_weight": 0,
+            "fast": None,
+        },
+        2000.0,
+        2020.0,
+        JobRequest(100, 512),
+    ),
+    (
+        "failed",
+        {"iterations": 10, "max_size": 0, "style_weight": 5e9},
+        None,
+        None,
+        JobRequest(10, 512, style_strength=100),
+    ),
+    (
+        "cancelled",
+        {"iterations": 10, "max_size": -5, "style_weight": "strong"},
+        None,
+        None,
+        JobRequest(10, 512),
+    ),
+)
+
+
+def _v3_database(data_dir: Path) -> Path:
+    """A database at version 3 (version 1 as released, then the steps to 3) with `V3_JOBS` in it."""
+    path = data_dir / "bot.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(V1_SCHEMA)
+        for statement in (*MIGRATIONS[1], *MIGRATIONS[2]):
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 3")
+        for number, (status, params, started, finished, _) in enumerate(V3_JOBS, start=1):
+            conn.execute(
+                "INSERT INTO jobs (chat_id, user_id, status, content_path, style_paths, params, iterations,"
+                " started_at, finished_at, created_at)"
+                " VALUES (?, ?, ?, 'c.jpg', '[\"s.jpg\"]', ?, ?, ?, ?, ?)",
+                (number, number, status, json.dumps(params), params["iterations"], started, finished, 900.0),
+            )
+    conn.close()
+    return path
+
+
 def _version(path: Path) -> int:
     with sqlite3.connect(path) as conn:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -86,10 +183,10 @@ async def test_version_1_database_upgrades_in_place(tmp_path: Path) -> None:
     async with Store.open(tmp_path, recover=False) as store:
         first = await store.jobs.get(1)
         assert first is not None
-        assert (first.status, first.iterations, dict(first.params)) == (
+        assert (first.status, first.iterations, first.request) == (
             JobStatus.DELIVERED,
             100,
-            {"iterations": 100},
+            JobRequest(iterations=100, max_size=512),
         )
         assert [job.id for job in await store.jobs.undelivered()] == [3]
         claimed = await store.jobs.claim_next()
@@ -112,6 +209,40 @@ async def test_version_1_database_upgrades_in_place(tmp_path: Path) -> None:
         assert change.old_value == 750
 
     assert _version(path) == SCHEMA_VERSION
+
+
+async def test_version_3_jobs_read_back_as_their_requests(tmp_path: Path) -> None:
+    path = _v3_database(tmp_path)
+
+    async with Store.open(tmp_path, clock=FakeClock(), recover=False) as store:
+        jobs = [await store.jobs.get(number) for number in range(1, len(V3_JOBS) + 1)]
+        assert [job.request if job else None for job in jobs] == [expected for *_, expected in V3_JOBS]
+        # Estimates count old rows by their size: the done job (100 at 512 px in 20 s) and the one
+        # whose size made no sense (counted at 512 px) give 0.2 s per reference iteration, and the
+        # queued adam job is 300 iterations at 768 px, 2.25 times the reference area.
+        slow = await store.jobs.queue_position(1)
+        fast = await store.jobs.queue_position(2)
+        assert slow is not None
+        assert fast is not None
+        assert slow.position == 1
+        assert slow.estimate == pytest.approx(300 * 2.25 * 0.2)
+        assert (fast.position, fast.estimate) == (1, None)  # no fast job has finished yet
+        # The fast row went to its own lane.
+        claimed_fast = await store.jobs.claim_next(fast=True)
+        assert claimed_fast is not None
+        assert (claimed_fast.id, await store.jobs.claim_next(fast=True)) == (2, None)
+        claimed = await store.jobs.claim_next()
+        assert claimed is not None
+        assert (claimed.id, claimed.progress_total) == (1, 300)
+        new = await submit(store, user_id=8)
+        assert new.request == REQUEST
+
+    assert _version(path) == SCHEMA_VERSION
+    with sqlite3.connect(path) as conn:
+        params = [row[0] for row in conn.execute("SELECT params FROM jobs ORDER BY id")]
+    conn.close()
+    # Old rows keep the JSON they were written with; new rows no longer write any.
+    assert params == [json.dumps(row[1]) for row in V3_JOBS] + ["{}"]
 
 
 async def test_newer_database_is_refused(tmp_path: Path) -> None:

@@ -41,9 +41,9 @@ async def write(data_dir: Path) -> None:
         while time.monotonic() < deadline:
             row += 1
             await tx.execute(
-                "INSERT INTO jobs (chat_id, user_id, content_path, style_paths, params, iterations,"
-                " created_at) VALUES (?, ?, 'c.jpg', '[\"s.jpg\"]', ?, 10, 0)",
-                (row, 1000 + row, json.dumps({"iterations": 10, "padding": PADDING})),
+                "INSERT INTO jobs (chat_id, user_id, content_path, style_paths, params, iterations, error,"
+                " created_at) VALUES (?, ?, 'c.jpg', '[\"s.jpg\"]', '{}', 10, ?, 0)",
+                (row, 1000 + row, PADDING),
             )
             await tx.execute(
                 "INSERT INTO users (user_id, first_seen, last_seen) VALUES (?, 0, 0)", (1000 + row,)

@@ -58,13 +58,12 @@ def _seconds(call: Callable[[], object]) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from engine.fetch import load_decoder, load_weights
     from engine.images import fit_long_side, load_image
-    from engine.weights import WeightsError
+    from engine.weights import WeightsError, load_adain_decoder, load_weights
 
     try:
         weights = load_weights()
-        decoder = load_decoder()
+        decoder = load_adain_decoder()
         content = load_image(args.images / args.content)
         style = load_image(args.images / args.style)
     except (WeightsError, ValueError) as exc:

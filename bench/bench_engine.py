@@ -75,9 +75,8 @@ def measure(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from engine.fetch import load_weights
     from engine.images import load_image
-    from engine.weights import WeightsError
+    from engine.weights import WeightsError, load_weights
 
     try:
         weights = load_weights(args.weights)

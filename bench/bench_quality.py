@@ -75,12 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     from engine.compiled import Compiled, compiled
-    from engine.fetch import load_weights
     from engine.images import load_image, resize
     from engine.objective import Objective
     from engine.params import StyleParams
     from engine.stylize import Progress, iterate, prepare
     from engine.vgg import VGG19
+    from engine.weights import load_weights
 
     network = VGG19(load_weights(None))
     methods = [Method("Adam", "adam", False, args.adam), Method("L-BFGS", "lbfgs", False, args.lbfgs)]

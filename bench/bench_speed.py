@@ -48,12 +48,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.seed_baseline import SeedAdam
     from engine.compiled import Compiled
-    from engine.fetch import load_weights
     from engine.images import load_image
     from engine.objective import Objective
     from engine.params import StyleParams
     from engine.stylize import initial_image, prepare
     from engine.vgg import VGG19
+    from engine.weights import load_weights
 
     weights = load_weights(None)
     network = VGG19(weights)

@@ -62,17 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = parse_args(argv)
     from engine.adain import AdaIN, initial_from_adain
-    from engine.fetch import load_decoder, load_weights
     from engine.images import load_image, to_uint8
     from engine.params import StyleParams
     from engine.stylize import Progress, stylize
     from engine.vgg import VGG19
-    from engine.weights import WeightsError
+    from engine.weights import WeightsError, load_adain_decoder, load_weights
 
     try:
         weights = load_weights(args.weights)
         network = VGG19(weights)
-        adain = AdaIN(weights, load_decoder()) if args.initial == "adain" else None
+        adain = AdaIN(weights, load_adain_decoder()) if args.initial == "adain" else None
         contents = {name: load_image(args.images / name) for name in args.contents}
         styles = {name: load_image(args.images / name) for name in args.styles}
     except (WeightsError, ValueError) as exc:

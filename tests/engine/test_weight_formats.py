@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.weight_formats import load_decoder, load_vgg
-from engine.weights import VGGWeights, WeightsError, synthetic, synthetic_decoder
+from engine.weights import VGGWeights, WeightsError, load_decoder, load_vgg, synthetic, synthetic_decoder
 from tests.engine.weight_files import (
     assert_same_decoder,
     assert_same_weights,

@@ -16,14 +16,14 @@ from typing import Any, Literal
 import numpy as np
 import scipy.io
 
-from engine.torch_legacy import (
+from engine.weights import CONV_LAYERS, DECODER_LAYERS, LAYERS, DecoderWeights, VGGWeights
+from engine.weights.torch_legacy import (
     BGR_MEAN,
     DECODER_INDICES,
     MAGIC_NUMBER,
     NORMALISED_VGG19_INDICES,
     PROTOCOL_VERSION,
 )
-from engine.weights import CONV_LAYERS, DECODER_LAYERS, LAYERS, DecoderWeights, VGGWeights
 
 _STORAGE_KINDS = {
     np.dtype("<f4"): "FloatStorage",

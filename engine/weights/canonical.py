@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +33,6 @@ DECODER_LAYERS: tuple[str, ...] = (
     "dec4_1", "dec3_4", "dec3_3", "dec3_2", "dec3_1", "dec2_2", "dec2_1", "dec1_2", "dec1_1",
 )  # fmt: skip
 DECODER_UPSAMPLE: frozenset[str] = frozenset({"dec4_1", "dec3_1", "dec2_1"})
-
-# The environment variables that name a weights file to use instead of the cached one.
-WEIGHTS_ENV = "VGG_WEIGHTS"
-DECODER_ENV = "ADAIN_DECODER"
-DECODER_FILE = "adain-decoder.npz"  # cached beside the VGG-19 weights
 
 
 class WeightsError(ValueError):
@@ -171,35 +165,6 @@ def _digest(arrays: Mapping[str, np.ndarray], source: str, names: list[str]) -> 
     return h.hexdigest()
 
 
-def default_cache_path(environ: Mapping[str, str] | None = None) -> Path:
-    """Where `neural-style weights fetch` caches the weights: `$XDG_CACHE_HOME/neural-style-bot/vgg19.npz`."""
-    env = os.environ if environ is None else environ
-    cache = env.get("XDG_CACHE_HOME", "")
-    # The XDG spec says a relative XDG_CACHE_HOME is invalid and must be ignored.
-    base = Path(cache) if os.path.isabs(cache) else Path.home() / ".cache"
-    return base / "neural-style-bot" / "vgg19.npz"
-
-
-def resolve_weights_path(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
-    """The weights file to use: `path` if given, else `$VGG_WEIGHTS` if set, else the default cache path."""
-    if path is not None:
-        return path
-    env = os.environ if environ is None else environ
-    if env.get(WEIGHTS_ENV):
-        return Path(env[WEIGHTS_ENV]).expanduser()
-    return default_cache_path(env)
-
-
-def resolve_decoder_path(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
-    """The AdaIN decoder: `path` if given, else `$ADAIN_DECODER` if set, else beside the cached VGG-19."""
-    if path is not None:
-        return path
-    env = os.environ if environ is None else environ
-    if env.get(DECODER_ENV):
-        return Path(env[DECODER_ENV]).expanduser()
-    return default_cache_path(env).with_name(DECODER_FILE)
-
-
 def validate(weights: VGGWeights) -> None:
     """Check dtypes and that every layer's shape chains into the next; raise `WeightsError` if not."""
     if weights.mean_pixel.shape != (3,) or weights.mean_pixel.dtype != np.float32:
@@ -232,46 +197,6 @@ def _validate_chain(
         if not (np.all(np.isfinite(kernel)) and np.all(np.isfinite(bias))):
             raise WeightsError(f"layer {name} holds non-finite numbers")
         in_channels = kernel.shape[3]
-
-
-def synthetic(channels: int = 4, seed: int = 0, source: str = "synthetic") -> VGGWeights:
-    """Random He-initialised weights with VGG-19's layer structure and `channels`..8×`channels` widths.
-
-    Used by tests and the load benchmark: shapes are derived from weights everywhere, so a narrow network
-    exercises exactly the code paths of the real one.
-    """
-    rng = np.random.default_rng(seed)
-    kernels: dict[str, np.ndarray] = {}
-    biases: dict[str, np.ndarray] = {}
-    in_channels = 3
-    for name in CONV_LAYERS:
-        block = int(name[4])
-        out_channels = channels * min(2 ** (block - 1), 8)
-        scale = np.sqrt(2.0 / (9 * in_channels))
-        kernels[name] = (rng.standard_normal((3, 3, in_channels, out_channels)) * scale).astype(np.float32)
-        biases[name] = (rng.standard_normal(out_channels) * 0.01).astype(np.float32)
-        in_channels = out_channels
-    mean = np.array([123.68, 116.779, 103.939], dtype=np.float32)
-    return VGGWeights(kernels=kernels, biases=biases, mean_pixel=mean, source=source)
-
-
-def synthetic_decoder(channels: int = 4, seed: int = 0, source: str = "synthetic") -> DecoderWeights:
-    """Random weights with the AdaIN decoder's structure for `synthetic(channels)`'s 8×`channels` relu4_1."""
-    rng = np.random.default_rng(seed)
-    widths = (8, 4, 4, 4, 4, 2, 2, 1, 1)  # input widths in units of `channels`; dec1_1 gives RGB
-    kernels: dict[str, np.ndarray] = {}
-    biases: dict[str, np.ndarray] = {}
-    for i, name in enumerate(DECODER_LAYERS):
-        in_channels = channels * widths[i]
-        out_channels = channels * widths[i + 1] if i + 1 < len(widths) else 3
-        scale = np.sqrt(2.0 / (9 * in_channels))
-        kernels[name] = (rng.standard_normal((3, 3, in_channels, out_channels)) * scale).astype(np.float32)
-        biases[name] = (rng.standard_normal(out_channels) * 0.01).astype(np.float32)
-    # `synthetic`'s relu4_1 features are ~30, not ~1 as the normalised network's: scale the output layer
-    # so they decode to about the [0, 1] the real decoder gives, rather than to clipped black and white.
-    kernels["dec1_1"] *= np.float32(0.03)
-    biases["dec1_1"] += np.float32(0.5)
-    return DecoderWeights(kernels=kernels, biases=biases, source=source)
 
 
 def check_pair(vgg: VGGWeights, decoder: DecoderWeights) -> None:

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.io
 
-from engine.weights import CONV_LAYERS, LAYERS, VGGWeights, WeightsError
+from engine.weights.canonical import CONV_LAYERS, LAYERS, VGGWeights, WeightsError
 
 
 def read_mat(path: Path, source: str | None = None) -> VGGWeights:
     """Read conv1_1..conv5_4 and the mean pixel of a MatConvNet VGG-19 `.mat`; refuse anything else."""
+    import scipy.io  # only here: importing the weights package stays light for the bot's process
+
     try:
         data = scipy.io.loadmat(path)
     except FileNotFoundError:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.weights import CONV_LAYERS, DECODER_LAYERS, DecoderWeights, VGGWeights, WeightsError
+from engine.weights.canonical import CONV_LAYERS, DECODER_LAYERS, DecoderWeights, VGGWeights, WeightsError
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001

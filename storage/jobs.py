@@ -89,7 +89,7 @@ class Jobs:
                 await tx.execute("DELETE FROM inbox WHERE update_id = ?", (handled_update,))
             row = await tx.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
         assert row is not None
-        logger.info("Job %d queued for chat %d", job_id, chat_id)
+        logger.debug("job %d: queued for chat %d", job_id, chat_id)
         return _job(row)
 
     async def claim_next(self, fast: bool = False) -> Job | None:
@@ -109,7 +109,7 @@ class Jobs:
         )
         if row is None:
             return None
-        logger.info("Job %d claimed", row["id"])
+        logger.debug("job %d: claimed", row["id"])
         return _job(row)
 
     async def update_progress(self, job_id: int, iteration: int, total: int) -> bool:
@@ -139,7 +139,7 @@ class Jobs:
             (str(result_path), self._db.clock()),
         )
         if changed:
-            logger.info("Job %d done", job_id)
+            logger.debug("job %d: done", job_id)
         return changed
 
     async def mark_delivered(self, job_id: int) -> bool:
@@ -158,7 +158,7 @@ class Jobs:
             (error, self._db.clock()),
         )
         if changed:
-            logger.info("Job %d failed: %s", job_id, error)
+            logger.debug("job %d: failed: %s", job_id, error)
         return changed
 
     async def cancel(self, job_id: int) -> bool:
@@ -170,7 +170,7 @@ class Jobs:
             job_id, _ACTIVE, JobStatus.CANCELLED, "finished_at = ?", (self._db.clock(),)
         )
         if changed:
-            logger.info("Job %d cancelled", job_id)
+            logger.debug("job %d: cancelled", job_id)
         return changed
 
     async def requeue(self, job_id: int, error: str) -> Job | None:
@@ -184,7 +184,7 @@ class Jobs:
             )
             row = await tx.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
         if requeued or failed:
-            logger.warning("Job %d lost its worker (%s); %s", job_id, error, "failed" if failed else "queued")
+            logger.debug("job %d: lost its worker (%s); %s", job_id, error, "failed" if failed else "queued")
         return _job(row) if row is not None and (requeued or failed) else None
 
     async def release(self, job_id: int) -> bool:
@@ -193,7 +193,7 @@ class Jobs:
             job_id, (JobStatus.RUNNING,), JobStatus.QUEUED, "progress = 0, started_at = NULL", ()
         )
         if changed:
-            logger.info("Job %d released for the next start", job_id)
+            logger.debug("job %d: released for the next start", job_id)
         return changed
 
     async def get(self, job_id: int) -> Job | None:
@@ -269,9 +269,9 @@ class Jobs:
             )
             rows = await tx.fetchall("SELECT * FROM jobs WHERE status = 'done' ORDER BY id")
         for job_id in requeued:
-            logger.warning("Job %d was running at shutdown; queued again", job_id)
+            logger.warning("job %d: was running at shutdown; queued again", job_id)
         for job_id in failed:
-            logger.warning("Job %d was running at shutdown and is out of attempts; failed", job_id)
+            logger.warning("job %d: was running at shutdown and is out of attempts; failed", job_id)
         return RecoveryReport(requeued=requeued, failed=failed, undelivered=tuple(_job(row) for row in rows))
 
     async def _transition(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from telegram import BotCommand, Update
 from telegram.ext import (
@@ -18,8 +20,9 @@ from telegram.ext import (
     filters,
 )
 
-from bot import handlers, texts
+from bot import admin, commands, intake, options, texts
 from bot.config import Config
+from bot.context import CONTEXT_TYPES, BotContext, BotData
 from bot.dispatcher import Dispatcher
 from bot.ordering import ChatOrderedProcessor, UploadLimiter
 from engine.pool import EngineBackend, EnginePool
@@ -27,6 +30,10 @@ from engine.weights import VGGWeights
 from storage import Settings, Store, validate_preset_name
 
 logger = logging.getLogger(__name__)
+
+Handler = Callable[[Update, BotContext], Coroutine[Any, Any, None]]
+# A photo whose caption is /addstyle NAME adds a preset instead of being painted.
+ADDSTYLE_CAPTION = r"^\s*/addstyle(@\w+)?(\s|$)"
 
 
 def build_application(config: Config) -> Application:  # type: ignore[type-arg]
@@ -36,7 +43,7 @@ def build_application(config: Config) -> Application:  # type: ignore[type-arg]
         .token(config.token)
         .base_url(config.api_url)
         .base_file_url(config.file_url)
-        .context_types(handlers.CONTEXT_TYPES)
+        .context_types(CONTEXT_TYPES)
         .rate_limiter(AIORateLimiter(max_retries=3))
         .concurrent_updates(ChatOrderedProcessor())
         .post_init(_post_init)
@@ -44,47 +51,47 @@ def build_application(config: Config) -> Application:  # type: ignore[type-arg]
         .post_shutdown(_post_shutdown)
         .build()
     )
-    app.bot_data.config = config
-    app.bot_data.uploads = UploadLimiter(config.uploads_per_minute)
-    admin = [
-        ("iterations", handlers.iterations),
-        ("addstyle", handlers.addstyle),
-        ("delstyle", handlers.delstyle),
-        ("stats", handlers.stats),
+    data: BotData = app.bot_data
+    data.config = config
+    data.uploads = UploadLimiter(config.uploads_per_minute)
+    admin_commands = [
+        ("iterations", admin.iterations),
+        ("addstyle", admin.addstyle),
+        ("delstyle", admin.delstyle),
+        ("stats", admin.stats),
     ]
-    public = [
-        (("start", "help"), handlers.start),
-        ("styles", handlers.styles),
-        ("style", handlers.style),
-        ("cancel", handlers.cancel),
-        ("status", handlers.status),
-        ("options", handlers.options),
+    public: list[tuple[str | tuple[str, ...], Handler]] = [
+        (("start", "help"), commands.start),
+        ("styles", commands.styles),
+        ("style", intake.style),
+        ("cancel", commands.cancel),
+        ("status", commands.status),
+        ("options", options.options),
+        *admin_commands,
     ]
     # Only new messages in private chats make anything happen: an edited caption is not a new photo,
     # a channel post has no sender, and in a group one member's photo must not pair with another's.
     private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
-    for command, callback in [*public, *admin]:
+    for command, callback in public:
         app.add_handler(CommandHandler(command, callback, filters=private))
-    names = [name for command, _ in [*public, *admin] for name in _names(command)]  # type: ignore[arg-type]
+    names = [name for command, _ in public for name in ((command,) if isinstance(command, str) else command)]
     groups = filters.ChatType.GROUPS & filters.UpdateType.MESSAGE
-    app.add_handler(CommandHandler(names, handlers.private_only, filters=groups))
-    images = filters.PHOTO | filters.Document.IMAGE
-    app.add_handler(MessageHandler(private & images, handlers.image))
-    app.add_handler(CallbackQueryHandler(handlers.button))
-    app.add_handler(MessageHandler(private & filters.COMMAND, handlers.unknown_command))
-    app.add_handler(MessageHandler(private & ~filters.StatusUpdate.ALL, handlers.hint))
-    app.add_error_handler(handlers.error_handler)
+    app.add_handler(CommandHandler(names, commands.private_only, filters=groups))
+    images = private & (filters.PHOTO | filters.Document.IMAGE)
+    app.add_handler(MessageHandler(images & filters.CaptionRegex(ADDSTYLE_CAPTION), admin.addstyle_caption))
+    app.add_handler(MessageHandler(images, intake.image))
+    app.add_handler(CallbackQueryHandler(commands.button))
+    app.add_handler(MessageHandler(private & filters.COMMAND, commands.unknown_command))
+    app.add_handler(MessageHandler(private & ~filters.StatusUpdate.ALL, commands.hint))
+    app.add_error_handler(commands.error_handler)
     return app
 
 
-def _names(command: str | tuple[str, ...]) -> tuple[str, ...]:
-    return (command,) if isinstance(command, str) else command
-
-
 async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
-    data: handlers.BotData = app.bot_data
+    data: BotData = app.bot_data
     config = data.config
-    assert config is not None
+    if config is None:
+        raise RuntimeError("build_application sets the configuration")
     weights, vgg = await asyncio.to_thread(_weights, config.weights)
     store = await Store.open(
         config.data_dir,
@@ -101,7 +108,7 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     if config.previews and decoder is not None:
         previews = EnginePool(weights, workers=1, threads_per_worker=1, decoder_path=decoder).start()
     dispatcher = Dispatcher(app.bot, store, pool, config, previews, adain_start=decoder is not None)
-    data.store, data.pool, data.dispatcher = store, pool, dispatcher
+    data.store, data.dispatcher = store, dispatcher
     await app.bot.set_my_commands([BotCommand(name, text) for name, text in texts.COMMANDS])
     dispatcher.start()
     recovered = store.recovery
@@ -115,19 +122,19 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
 
 async def _post_stop(app: Application) -> None:  # type: ignore[type-arg]
     """Stop taking jobs and let deliveries under way finish while the HTTP client is still open."""
-    data: handlers.BotData = app.bot_data
+    data: BotData = app.bot_data
     if data.dispatcher is not None:
         await data.dispatcher.stop()
 
 
 async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
-    data: handlers.BotData = app.bot_data
-    if data.dispatcher is not None:
-        await data.dispatcher.stop()  # nothing left to do after post_stop; needed when start failed
-    if data.pool is not None:
-        await asyncio.to_thread(data.pool.close)
-    if data.dispatcher is not None and data.dispatcher.previews is not None:
-        await asyncio.to_thread(data.dispatcher.previews.close)
+    data: BotData = app.bot_data
+    dispatcher = data.dispatcher
+    if dispatcher is not None:
+        await dispatcher.stop()  # nothing left to do after post_stop; needed when the start failed
+        await asyncio.to_thread(dispatcher.pool.close)
+        if dispatcher.previews is not None:
+            await asyncio.to_thread(dispatcher.previews.close)
     if data.store is not None:
         await data.store.close()
 
@@ -188,7 +195,7 @@ def _decoder_path(config: Config, weights: Path, vgg: VGGWeights) -> Path | None
 
 async def _sync_preset_folder(store: Store, folder: Path) -> None:
     """Every image in the presets folder is a preset named by its file stem."""
-    for path in handlers.preset_files(folder):
+    for path in admin.preset_files(folder):
         try:
             name = validate_preset_name(path.stem)
         except ValueError:

@@ -19,7 +19,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from bot import texts
 from bot.config import Config
 from bot.delivery import Messenger
-from engine.params import StyleParams
+from bot.requests import preview_alpha, style_params
 from engine.pool import EngineBackend, EnginePool, JobSpec, Outcome, ProgressEvent
 from storage import Job, JobStatus, Store
 
@@ -35,7 +35,9 @@ SESSION_MAX_IDLE = 24 * 3600.0
 
 
 def cancel_keyboard(job_id: int) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[InlineKeyboardButton("Cancel", callback_data=f"cancel:{job_id}")]])
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(texts.CANCEL_BUTTON, callback_data=f"cancel:{job_id}")]]
+    )
 
 
 @dataclass
@@ -92,10 +94,11 @@ class Dispatcher:
 
     async def _preview(self, job: Job) -> None:
         assert self.previews is not None
-        params = _style_params(job)
+        params = style_params(job.request)
         output = self.store.files.preview_path(job.id)
+        alpha = preview_alpha(job.request)
         spec = JobSpec(
-            f"{job.id}-preview", job.content_path, job.style_paths, output, params, "preview", _alpha(job)
+            f"{job.id}-preview", job.content_path, job.style_paths, output, params, "preview", alpha
         )
         outcome = await self.previews.submit_async(spec).wait()
         if outcome.status != "done" or outcome.output is None:
@@ -208,13 +211,14 @@ class Dispatcher:
         job = running.job
         logger.info("job %d: running (%d iterations)", job.id, job.iterations)
         try:
-            params = _style_params(job)
+            params = style_params(job.request)
         except (TypeError, ValueError) as exc:
             return Outcome(str(job.id), "failed", error="its settings are invalid", detail=str(exc))
         # A fast job is its preview: one feed-forward pass instead of the optimisation.
-        mode: Literal["stylize", "preview"] = "preview" if job.params.get("fast") else "stylize"
+        mode: Literal["stylize", "preview"] = "preview" if job.request.fast else "stylize"
         output = self.store.files.result_path(job.id, ".jpg" if mode == "preview" else ".png")
-        spec = JobSpec(str(job.id), job.content_path, job.style_paths, output, params, mode, _alpha(job))
+        alpha = preview_alpha(job.request)
+        spec = JobSpec(str(job.id), job.content_path, job.style_paths, output, params, mode, alpha)
 
         def on_progress(event: ProgressEvent) -> None:
             running.latest = event
@@ -309,14 +313,3 @@ class Dispatcher:
 
     async def _tell(self, job: Job, text: str) -> None:
         await self.messenger.tell(job, text)
-
-
-def _style_params(job: Job) -> StyleParams:
-    """The engine's parameters from a job's frozen ones (less the bot's own keys)."""
-    return StyleParams().with_overrides(**{k: v for k, v in job.params.items() if k != "fast"})
-
-
-def _alpha(job: Job) -> float:
-    """AdaIN's style strength for a job's preview: weak styles blend in part of the photo."""
-    strength = float(job.params.get("style_weight", StyleParams().style_weight)) / StyleParams().style_weight
-    return min(1.0, 0.5 + 0.5 * strength)

@@ -60,6 +60,7 @@ SOMETHING_WRONG = "Sorry, something went wrong on my side. Please try again."
 FIRST_FRAME = "That's an animation; I'll use its first frame."
 PREVIEW = "A quick preview — the full painting is on its way."
 FAST_UNAVAILABLE = "Fast mode isn't available on this bot right now."
+CANCEL_BUTTON = "Cancel"
 RETRYING = "The painter stopped unexpectedly; your picture is queued again."
 
 
@@ -140,6 +141,19 @@ def options(size: int, max_size: int, preserve_colors: bool, strength: str, fast
         "Tap to change, or use /options size 512, /options colors on, /options strength strong, "
         "/options fast on."
     )
+
+
+def choice(label: str, chosen: bool) -> str:
+    """An option button's label, marked when it is the current choice."""
+    return f"• {label}" if chosen else label
+
+
+def colours_button(keep: bool) -> str:
+    return f"Colours: {'keep' if keep else 'from style'}"
+
+
+def fast_button(on: bool) -> str:
+    return f"Fast mode: {'on' if on else 'off'}"
 
 
 OPTIONS_USAGE = (

@@ -13,13 +13,13 @@ from PIL import Image
 _INTAKE = """
 import resource, sys
 from pathlib import Path
-import bot.handlers as handlers
+from bot.intake import status_picture
 from engine.images import inspect_image
 path = Path(sys.argv[1])
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 data = path.read_bytes()                        # the download, held as bytes
 info = inspect_image(data, "it")                # validation from the header
-thumbnail = handlers._thumbnail(path)           # the status picture
+thumbnail = status_picture(path)                # the status picture
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(info.width, info.height, len(thumbnail), (after - before) // 1024)
 """

@@ -9,7 +9,7 @@ from PIL import Image
 from telegram.ext import Application
 
 from bot import texts
-from bot.handlers import CALLBACK_DATA_LIMIT
+from bot.intake import CALLBACK_DATA_LIMIT
 from storage import JobStatus, Store
 from tests.bot.conftest import ADMIN, USER, BotRunner, eventually, jpeg, text_containing
 from tests.bot.fake_telegram import FakeTelegram

@@ -9,6 +9,7 @@ from PIL import Image
 from telegram.ext import Application
 
 from bot import texts
+from bot.requests import style_params
 from storage import JobStatus, Store
 from tests.bot.conftest import ADMIN, USER, BotRunner, delivered, jpeg, photos, text_containing
 from tests.bot.fake_telegram import FakeTelegram
@@ -123,7 +124,7 @@ async def test_admin_sets_iterations_and_next_job_uses_them(
     await fake.user_sends_photo(USER, USER, jpeg(32, 32, seed=2))
     await fake.wait_for(lambda: photos(fake, USER), timeout=JOB_TIMEOUT)
     job = await delivered(bot.bot_data.store)
-    assert (job.iterations, job.params["iterations"]) == (7, 7)
+    assert (job.iterations, job.request.iterations) == (7, 7)
 
     # The setting is persisted: a restarted bot still uses 7.
     await runner.stop()
@@ -214,11 +215,12 @@ async def test_options_change_the_next_job(fake: FakeTelegram, bot: Application)
     store: Store = bot.bot_data.store
     job = await store.jobs.get(1)
     assert job is not None
-    assert job.params["preserve_colors"] is True
-    assert job.params["style_weight"] == 3e6
-    assert job.params["initial"] == "adain"  # the workers hold the decoder, so jobs start from its image
-    assert job.params["optimizer"] == "lbfgs"  # the bot's default (DEFAULT_OPTIMIZER)
-    assert job.params["margin"] == 16  # a mirrored frame against dark edges, cropped off
+    assert job.request.preserve_colors is True
+    assert job.request.style_strength == 3.0
+    assert style_params(job.request).style_weight == 3e6
+    assert job.request.initial == "adain"  # the workers hold the decoder, so jobs start from its image
+    assert job.request.optimizer == "lbfgs"  # the bot's default (DEFAULT_OPTIMIZER)
+    assert job.request.margin == 16  # a mirrored frame against dark edges, cropped off
 
 
 async def test_restart_mid_job_delivers_exactly_once(fake: FakeTelegram, runner: BotRunner) -> None:

@@ -71,13 +71,15 @@ async def test_blocked_user_closes_the_job(fake: FakeTelegram, bot: Application)
     await submit(fake)
     await fake.wait_for_message(USER, text_containing("Queued"))
     fake.block(USER)
-    await fake.wait_for(lambda: [c for c in fake.calls("sendPhoto") if c.status == 403], timeout=JOB_TIMEOUT)
+    await fake.wait_for(
+        lambda: [c for c in fake.calls("editMessageMedia") if c.status == 403], timeout=JOB_TIMEOUT
+    )
     store: Store = bot.bot_data.store
     job = await eventually(
         lambda: store.jobs.get(1), lambda j: j is not None and j.status == JobStatus.FAILED
     )
     assert job.error == "the user blocked the bot"
-    assert len(fake.calls("sendPhoto")) == 1
+    assert len(fake.calls("editMessageMedia")) == 1  # no retries into a blocked chat
 
 
 async def test_killed_worker_job_is_retried_and_others_continue(
@@ -92,7 +94,7 @@ async def test_killed_worker_job_is_retried_and_others_continue(
         lambda: all(any("Painting" in (m.text or "") for m in fake.messages(c)) for c in (USER, other)),
         timeout=60,
     )
-    pool = app.bot_data.pool
+    pool = app.bot_data.dispatcher.pool
     victim = next(w for w in pool._workers if w.job is not None and w.job.spec.job_id == "1")
     os.kill(victim.process.pid, signal.SIGKILL)
     await fake.wait_for(

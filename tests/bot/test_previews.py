@@ -61,7 +61,7 @@ async def test_fast_mode_delivers_the_preview_as_the_result(fake: FakeTelegram, 
     job = await eventually(
         lambda: store.jobs.get(1), lambda j: j is not None and j.status == JobStatus.DELIVERED
     )
-    assert job.params["fast"] is True
+    assert job.request.fast is True
     assert not any("Painting" in (v.text or "") for m in fake.messages(USER) for v in m.history)
 
 

@@ -43,7 +43,7 @@ async def submit(fake: FakeTelegram, chat_id: int, size: int = 32) -> None:
 
 
 async def test_content_then_style_is_painted_by_a_ray_actor(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
-    assert isinstance(bot.bot_data.pool, RayPool)
+    assert isinstance(bot.bot_data.dispatcher.pool, RayPool)
     await fake.user_sends_photo(USER, USER, jpeg(96, 48, seed=1))
     await fake.wait_for_message(USER, text_containing(texts.CONTENT_RECEIVED), timeout=scaled(5))
     await fake.user_sends_photo(USER, USER, jpeg(40, 40, seed=2))
@@ -73,7 +73,7 @@ async def test_progress_edits_and_cancel_go_through_ray(fake: FakeTelegram, runn
         timeout=scaled(20),
     )
     await fake.wait_for(lambda: not app.bot_data.dispatcher._running, timeout=scaled(20))
-    assert app.bot_data.pool.busy() == 0
+    assert app.bot_data.dispatcher.pool.busy() == 0
     store: Store = app.bot_data.store
     job = await store.jobs.get(1)
     assert job is not None
@@ -90,7 +90,7 @@ async def test_killed_actor_job_is_requeued_and_delivered_once(fake: FakeTelegra
         lambda: all(any("Painting" in (m.text or "") for m in fake.messages(c)) for c in (USER, other)),
         timeout=scaled(60),
     )
-    pool: RayPool = app.bot_data.pool
+    pool: RayPool = app.bot_data.dispatcher.pool
     victim = next(s for s in pool._slots if s.job is not None and s.job.spec.job_id == "1")
     os.kill(victim.pid, signal.SIGKILL)
     await fake.wait_for(

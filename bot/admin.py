@@ -1,0 +1,128 @@
+"""Commands for the admins (BOT_ADMIN_IDS): iterations, presets, statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from telegram import Message, Update
+
+from bot import texts
+from bot.context import BotContext, number, sender
+from bot.intake import download_image, valid_name
+from storage import validate_preset_name
+
+logger = logging.getLogger(__name__)
+
+AdminCommand = Callable[[Message, int, BotContext, list[str]], Coroutine[Any, Any, None]]
+Handler = Callable[[Update, BotContext], Coroutine[Any, Any, None]]
+PRESET_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+def admin_command(command: AdminCommand) -> Handler:
+    """A command for the admins only: anyone else gets a polite refusal and nothing changes."""
+
+    @functools.wraps(command)
+    async def handler(update: Update, context: BotContext) -> None:
+        message, user = sender(update)
+        if not context.config.is_admin(user.id):
+            await message.reply_text(texts.NOT_ADMIN)
+            return
+        await command(message, user.id, context, context.args or [])
+
+    return handler
+
+
+@admin_command
+async def iterations(message: Message, user_id: int, context: BotContext, args: list[str]) -> None:
+    """/iterations [N]: show or set the iteration count for new jobs."""
+    settings = context.store.settings
+    low, high = settings.limits.iterations
+    if not args:
+        await message.reply_text(texts.iterations_now((await settings.get()).iterations, low, high))
+        return
+    value = number(args[0]) if len(args) == 1 else None
+    try:
+        if value is None:
+            raise ValueError(args)
+        await settings.set("iterations", value, user_id)
+    except ValueError:
+        await message.reply_text(texts.iterations_bad(low, high))
+        return
+    logger.info("user %d set iterations to %d", user_id, value)
+    await message.reply_text(texts.iterations_set(value))
+
+
+@admin_command
+async def addstyle(message: Message, user_id: int, context: BotContext, args: list[str]) -> None:
+    """/addstyle NAME in reply to a photo."""
+    await _add_preset(message, user_id, " ".join(args), message.reply_to_message, context)
+
+
+async def addstyle_caption(update: Update, context: BotContext) -> None:
+    """A photo captioned /addstyle NAME."""
+    message, user = sender(update)
+    if not context.config.is_admin(user.id):
+        await message.reply_text(texts.NOT_ADMIN)
+        return
+    _, _, name = (message.caption or "").strip().partition(" ")
+    await _add_preset(message, user.id, name.strip(), message, context)
+
+
+async def _add_preset(
+    message: Message, user_id: int, name: str, source: Message | None, context: BotContext
+) -> None:
+    if not name or source is None or not (source.photo or source.document):
+        await message.reply_text(texts.ADDSTYLE_USAGE)
+        return
+    try:
+        name = validate_preset_name(name)
+    except ValueError as exc:
+        await message.reply_text(texts.preset_bad_name(str(exc)))
+        return
+    presets = context.store.presets
+    if await presets.get(name) is not None:
+        await message.reply_text(texts.preset_exists(name))
+        return
+    data = await download_image(source)
+    if data is None:
+        return
+    path = await asyncio.to_thread(context.store.files.save_preset, data[0], data[1])
+    if await presets.add(name, path, user_id) is None:
+        await message.reply_text(texts.preset_exists(name))
+        return
+    logger.info("user %d added preset %s", user_id, name)
+    await message.reply_text(texts.preset_added(name))
+
+
+@admin_command
+async def delstyle(message: Message, user_id: int, context: BotContext, args: list[str]) -> None:
+    """/delstyle NAME: remove a preset."""
+    name = " ".join(args)
+    if not name:
+        await message.reply_text(texts.DELSTYLE_USAGE)
+        return
+    if not valid_name(name) or not await context.store.presets.remove(name):
+        await message.reply_text(texts.unknown_preset(name[:40]))
+        return
+    logger.info("user %d removed preset %s", user_id, name)
+    await message.reply_text(texts.preset_removed(name))
+
+
+@admin_command
+async def stats(message: Message, user_id: int, context: BotContext, args: list[str]) -> None:
+    """/stats: jobs per status, mean duration, users today."""
+    s = await context.store.stats()
+    by_status = [(str(k), v) for k, v in s.jobs_by_status.items() if v]
+    await message.reply_text(texts.stats(by_status, s.mean_duration, s.users_today, s.jobs_today))
+
+
+def preset_files(folder: Path) -> list[Path]:
+    """Image files an operator dropped into the presets folder, named by the preset they define."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PRESET_SUFFIXES)

@@ -1,0 +1,149 @@
+"""The user's commands and buttons: help, styles, cancel, status; hints for anything else; errors."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.error import TelegramError
+
+from bot import options, texts
+from bot.context import BotContext, number, sender
+from bot.intake import preset_button_data, preset_hash, use_preset
+from storage import JobStatus
+
+logger = logging.getLogger(__name__)
+
+
+async def start(update: Update, context: BotContext) -> None:
+    """/start and /help."""
+    message, user = sender(update)
+    await context.store.users.touch(user.id, user.language_code)
+    text = texts.HELP + (texts.ADMIN_HELP if context.config.is_admin(user.id) else "")
+    await message.reply_text(text)
+
+
+async def styles(update: Update, context: BotContext) -> None:
+    """/styles: the presets as buttons."""
+    message, _ = sender(update)
+    presets = await context.store.presets.all()
+    if not presets:
+        await message.reply_text(texts.NO_PRESETS)
+        return
+    buttons = [InlineKeyboardButton(p.name, callback_data=preset_button_data(p.name)) for p in presets]
+    rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+    await message.reply_text(texts.PRESETS_HEADER, reply_markup=InlineKeyboardMarkup(rows))
+
+
+async def button(update: Update, context: BotContext) -> None:
+    """Inline buttons: style:NAME, preset:HASH, cancel:JOB, opt:KEY:VALUE."""
+    query = update.callback_query
+    if query is None:
+        return
+    message = query.message
+    kind, _, value = (query.data or "").partition(":")
+    await query.answer()
+    if not isinstance(message, Message):
+        return
+    if kind == "preset":
+        presets = await context.store.presets.all()
+        value = next((p.name for p in presets if preset_hash(p.name) == value), "")
+        kind = "style"
+    if kind == "style":
+        await use_preset(message, query.from_user.id, value, context)
+    elif kind == "cancel":
+        await _cancel_button(message, query.from_user.id, value, context)
+    elif kind == "opt":
+        await options.pressed(message, query.from_user.id, value, context)
+
+
+async def _cancel_button(message: Message, user_id: int, value: str, context: BotContext) -> None:
+    job_id = number(value)
+    job = await context.store.jobs.get(job_id) if job_id is not None else None
+    if job is None or job.chat_id != message.chat_id:
+        return
+    if await context.dispatcher.cancel(job.id):
+        logger.info("job %d: cancelled by user %d", job.id, user_id)
+        await context.dispatcher.show_status(job, texts.CANCELLED)
+
+
+async def cancel(update: Update, context: BotContext) -> None:
+    """/cancel: forget photos sent so far, else stop the latest picture; `/cancel all` stops them all."""
+    message, _ = sender(update)
+    store, dispatcher = context.store, context.dispatcher
+    everything = [arg.lower() for arg in context.args or []] == ["all"]
+    session = await store.sessions.get(message.chat_id)
+    had_photos = session.content_path is not None or session.style_path is not None
+    if had_photos:
+        await store.sessions.reset(message.chat_id)
+        if not everything:
+            await message.reply_text(texts.SESSION_CLEARED)
+            return
+    jobs = await store.jobs.active_for_chat(message.chat_id)
+    active = [job for job in jobs if job.status != JobStatus.DONE]
+    targets = active if everything else active[-1:]
+    cancelled = [job for job in reversed(targets) if await dispatcher.cancel(job.id)]
+    for job in cancelled:
+        logger.info("job %d: cancelled with /cancel", job.id)
+        await dispatcher.show_status(job, texts.CANCELLED)
+    if cancelled:
+        await message.reply_text(texts.cancelled(len(cancelled), len(active) - len(cancelled)))
+    elif had_photos:
+        await message.reply_text(texts.SESSION_CLEARED)
+    else:
+        await message.reply_text(texts.NOTHING_TO_CANCEL)
+
+
+async def status(update: Update, context: BotContext) -> None:
+    """/status: where this chat's pictures stand."""
+    message, _ = sender(update)
+    store, dispatcher = context.store, context.dispatcher
+    jobs = await store.jobs.active_for_chat(message.chat_id)
+    if not jobs:
+        await message.reply_text(texts.NO_JOB)
+        return
+    lines = []
+    for job in jobs:
+        fast = job.request.fast
+        position = await store.jobs.queue_position(job.id, dispatcher.lane_size(fast))
+        lines.append(
+            texts.status(
+                job.status,
+                position.position if position else None,
+                position.estimate if position else None,
+                job.progress,
+                job.progress_total or job.iterations,
+                waiting_for_telegram=dispatcher.delivery_trouble(job.id),
+                painter_down=not dispatcher.lane_healthy(fast),
+            )
+        )
+    await message.reply_text("\n".join(lines))
+
+
+async def unknown_command(update: Update, context: BotContext) -> None:
+    """Any command not handled above."""
+    message, _ = sender(update)
+    await message.reply_text(texts.UNKNOWN_COMMAND)
+
+
+async def hint(update: Update, context: BotContext) -> None:
+    """Text, stickers, voice, locations, other files: a short hint."""
+    message, _ = sender(update)
+    await message.reply_text(texts.NOT_AN_IMAGE if message.document is not None else texts.HINT)
+
+
+async def private_only(update: Update, context: BotContext) -> None:
+    """Any of the bot's commands in a group: it works in private chats, where photos pair up per person."""
+    message, _ = sender(update)
+    await message.reply_text(texts.private_only(context.bot.username))
+
+
+async def error_handler(update: object, context: BotContext) -> None:
+    """Log every unhandled error once and tell the user something short (in private chats only)."""
+    logger.error("unhandled error while handling an update", exc_info=context.error)
+    chat = update.effective_chat if isinstance(update, Update) else None
+    if chat is not None and chat.type == chat.PRIVATE:
+        try:
+            await context.bot.send_message(chat.id, texts.SOMETHING_WRONG)
+        except TelegramError:
+            logger.info("could not report the error to chat %d", chat.id)

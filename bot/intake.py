@@ -1,0 +1,218 @@
+"""Photos in, jobs out: downloads and checks pictures, pairs content with a style, and queues the job."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import logging
+from pathlib import Path
+
+from PIL import Image, ImageOps
+from telegram import Message, Update
+from telegram.error import TelegramError
+
+from bot import texts
+from bot.context import BotContext, sender
+from bot.dispatcher import cancel_keyboard
+from bot.requests import new_request
+from engine.images import ALLOWED_FORMATS, ImageError, inspect_image
+from storage import validate_preset_name
+
+logger = logging.getLogger(__name__)
+
+# Telegram lets bots download files up to 20 MB.
+DOWNLOAD_LIMIT = 20 * 1024 * 1024
+IMAGE_MIME_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
+FORMAT_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
+# The status message shows the photo being painted this small until the preview and result replace it.
+THUMBNAIL_SIDE = 320
+# Telegram refuses inline buttons whose callback data is longer than this many bytes.
+CALLBACK_DATA_LIMIT = 64
+
+
+async def image(update: Update, context: BotContext) -> None:
+    """A photo or an image document: content first, style second; a caption can name a preset."""
+    message, _ = sender(update)
+    inbox = context.store.inbox
+    # Recorded before the download starts, so a crash before the answer gets it handled after restart.
+    await inbox.add(update.update_id, message.chat_id, json.dumps(update.to_dict()))
+    try:
+        await _image(update, context)
+    finally:
+        await inbox.done(update.update_id)
+
+
+async def _image(update: Update, context: BotContext) -> None:
+    message, user = sender(update)
+    store = context.store
+    command, _, argument = (message.caption or "").strip().partition(" ")
+    known = await store.users.get(user.id)
+    if known is not None and known.active_jobs >= context.config.max_queued_per_user:
+        await message.reply_text(texts.QUEUE_FULL.format(count=known.active_jobs))
+        return
+    if not context.uploads.allow(user.id):
+        await message.reply_text(texts.TOO_MANY_UPLOADS)
+        return
+    data = await download_image(message)
+    if data is None:
+        return
+    picture, ext, size = data
+    path = await asyncio.to_thread(store.files.save_upload, picture, ext)
+    session = await store.sessions.get(message.chat_id)
+    if command.split("@")[0].lower() == "/style":
+        await store.sessions.set_content(message.chat_id, user.id, path, size)
+        if not await choose_preset(message, user.id, argument.strip(), context):
+            return
+    elif session.content_path is None:
+        session = await store.sessions.set_content(message.chat_id, user.id, path, size)
+        if session.style_path is None:
+            await message.reply_text(texts.CONTENT_RECEIVED)
+            return
+    else:
+        await store.sessions.set_style_upload(message.chat_id, user.id, path)
+    await submit(message, user.id, context, update.update_id)
+
+
+async def download_image(message: Message) -> tuple[bytes, str, tuple[int, int]] | None:
+    """The image's bytes, extension and upright (width, height), or None after telling the user why not."""
+    if message.photo:
+        attachment = message.photo[-1]
+        size = attachment.file_size
+    elif message.document is not None:
+        if message.document.mime_type not in IMAGE_MIME_TYPES:
+            await message.reply_text(texts.NOT_AN_IMAGE)
+            return None
+        attachment = message.document  # type: ignore[assignment]
+        size = message.document.file_size
+    else:
+        await message.reply_text(texts.NOT_AN_IMAGE)
+        return None
+    if size is not None and size > DOWNLOAD_LIMIT:
+        await message.reply_text(texts.TOO_BIG_TO_DOWNLOAD)
+        return None
+    try:
+        file = await attachment.get_file()
+        data = bytes(await file.download_as_bytearray())
+    except TelegramError as exc:
+        logger.warning("chat %d: download failed: %s", message.chat_id, exc)
+        await message.reply_text(texts.DOWNLOAD_FAILED)
+        return None
+    try:
+        info = await asyncio.to_thread(inspect_image, data, "it")
+    except ImageError as exc:
+        await message.reply_text(texts.bad_image(str(exc)))
+        return None
+    if info.frames > 1:
+        await message.reply_text(texts.FIRST_FRAME)
+    return data, FORMAT_EXTENSIONS[info.format], (info.width, info.height)
+
+
+async def style(update: Update, context: BotContext) -> None:
+    """/style NAME: use a preset as the style (now, or for the next photo)."""
+    message, user = sender(update)
+    await use_preset(message, user.id, " ".join(context.args or []), context, update.update_id)
+
+
+async def use_preset(
+    message: Message, user_id: int, name: str, context: BotContext, update_id: int | None = None
+) -> None:
+    """Make a preset the chat's style, and queue the job if the photo is already there."""
+    if not await choose_preset(message, user_id, name, context):
+        return
+    session = await context.store.sessions.get(message.chat_id)
+    if session.content_path is None:
+        await message.reply_text(texts.STYLE_FIRST.format(name=session.style_preset))
+        return
+    await submit(message, user_id, context, update_id)
+
+
+async def choose_preset(message: Message, user_id: int, name: str, context: BotContext) -> bool:
+    """Set the chat's style to the preset `name`; False after telling the user why not."""
+    if not name:
+        await message.reply_text(texts.STYLE_USAGE)
+        return False
+    preset = await context.store.presets.get(name) if valid_name(name) else None
+    if preset is None:
+        await message.reply_text(texts.unknown_preset(name[:40]))
+        return False
+    await context.store.sessions.set_style_preset(message.chat_id, user_id, preset.name)
+    return True
+
+
+def valid_name(name: str) -> bool:
+    try:
+        validate_preset_name(name)
+    except ValueError:
+        return False
+    return True
+
+
+def preset_button_data(name: str) -> str:
+    """`style:NAME`, or `preset:HASH` when the name's bytes would pass Telegram's 64-byte limit."""
+    data = f"style:{name}"
+    if len(data.encode()) <= CALLBACK_DATA_LIMIT:
+        return data
+    return f"preset:{preset_hash(name)}"
+
+
+def preset_hash(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:16]
+
+
+async def submit(message: Message, user_id: int, context: BotContext, update_id: int | None) -> None:
+    """Turn the chat's complete session into a queued job and show where it stands.
+
+    The status message is a photo (the picture being painted, small) so that the preview and then
+    the result can replace it: delivery edits one message and never adds a second copy.
+    """
+    store, dispatcher = context.store, context.dispatcher
+    session = await store.sessions.get(message.chat_id)
+    if session.content_path is None or session.style_path is None:
+        raise ValueError(f"chat {message.chat_id}: a job needs a photo and a style")
+    user = await store.users.get(user_id)
+    if user is not None and user.active_jobs >= context.config.max_queued_per_user:
+        await store.sessions.reset(message.chat_id)
+        await message.reply_text(texts.QUEUE_FULL.format(count=user.active_jobs))
+        return
+    request = new_request(
+        session.options,
+        await store.settings.get(),
+        context.config.optimizer,
+        fast_available=dispatcher.previews is not None,
+        adain_start=dispatcher.adain_start,
+    )
+    job = await store.jobs.submit(
+        message.chat_id,
+        user_id,
+        session.content_path,
+        [session.style_path],
+        request,
+        handled_update=update_id,
+    )
+    logger.info("job %d: queued for chat %d", job.id, message.chat_id)
+    position = await store.jobs.queue_position(job.id, dispatcher.lane_size(request.fast))
+    text = texts.queued(position.position, position.estimate) if position else texts.progress(0, 1)
+    try:
+        thumbnail = await asyncio.to_thread(status_picture, session.content_path)
+        status = await message.reply_photo(thumbnail, caption=text, reply_markup=cancel_keyboard(job.id))
+    except (TelegramError, OSError, ValueError) as exc:
+        # The job is queued all the same; its result will come as a message of its own.
+        logger.warning("job %d: status message not sent: %s", job.id, exc)
+    else:
+        await store.jobs.set_status_message(job.id, status.message_id)
+    dispatcher.wake()
+    if not request.fast:
+        dispatcher.preview(job)
+
+
+def status_picture(path: Path) -> bytes:
+    """A small upright JPEG of a saved upload (JPEG decodes at a fraction of its size via `draft`)."""
+    with Image.open(path, formats=ALLOWED_FORMATS) as img:
+        img.draft("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+        small = ImageOps.exif_transpose(img).convert("RGB")
+        small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+        buffer = io.BytesIO()
+        small.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()

@@ -1,0 +1,53 @@
+"""A picture's request: built once from the chat's choices; the one place the engine's settings come from."""
+
+from __future__ import annotations
+
+from engine.params import StyleParams
+from storage import JobRequest, Options, Settings
+
+# Pixels of mirrored frame optimised around each picture and cropped off: no dark, ragged edges.
+MARGIN = 16
+
+
+def new_request(
+    options: Options,
+    settings: Settings,
+    optimizer: str,
+    fast_available: bool,
+    adain_start: bool,
+) -> JobRequest:
+    """What the next picture of a chat will be, from its options and the bot's current settings.
+
+    `fast_available`: the preview worker is there (fast mode needs it); `adain_start`: the workers
+    hold the AdaIN decoder, whose image the optimisation starts from because it converges sooner.
+    """
+    size = min(options.output_size or settings.max_image_size, settings.max_image_size)
+    return JobRequest(
+        iterations=settings.iterations,
+        max_size=size,
+        optimizer=optimizer,
+        initial="adain" if adain_start else "content",
+        margin=MARGIN,
+        preserve_colors=options.preserve_colors,
+        style_strength=options.style_strength,
+        fast=options.fast and fast_available,
+    )
+
+
+def style_params(request: JobRequest) -> StyleParams:
+    """The engine's parameters for a request: its defaults, with what the request chose."""
+    defaults = StyleParams()
+    return defaults.with_overrides(
+        iterations=request.iterations,
+        max_size=request.max_size,
+        optimizer=request.optimizer,
+        initial=request.initial,
+        margin=request.margin,
+        preserve_colors=request.preserve_colors,
+        style_weight=defaults.style_weight * request.style_strength,
+    )
+
+
+def preview_alpha(request: JobRequest) -> float:
+    """AdaIN's style strength (0..1) for the request's preview: weak styles blend in part of the photo."""
+    return min(1.0, 0.5 + 0.5 * request.style_strength)

@@ -88,8 +88,7 @@ def run_layout(
     import ray
 
     from engine.params import StyleParams
-    from engine.pool import JobSpec, ProgressEvent
-    from engine.ray_pool import RayPool
+    from engine.workers import JobSpec, ProgressEvent, RayPool
 
     temp = Path(tempfile.mkdtemp(prefix="rayb", dir="/tmp"))  # Ray's socket paths must stay short
     address = f"{ray.util.get_node_ip_address()}:{free_port()}"

@@ -157,7 +157,7 @@ def _stylize(args: argparse.Namespace) -> int:
         return 2
 
     if args.threads:
-        from engine.worker import configure_tensorflow
+        from engine.workers.runner import configure_tensorflow
 
         configure_tensorflow(args.threads)
     if args.fast:

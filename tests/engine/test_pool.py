@@ -12,7 +12,7 @@ import pytest
 
 from engine.images import load_image, save_image
 from engine.params import StyleParams
-from engine.pool import EnginePool, JobSpec, ProgressEvent
+from engine.workers import EnginePool, JobSpec, ProgressEvent
 from tests.engine.conftest import smooth_image
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from engine.images import save_image
-from engine.pool import EnginePool
+from engine.workers import EnginePool
 from tests.engine.conftest import smooth_image
 from tests.engine.test_pool import spec, wait_until
 
@@ -33,7 +33,7 @@ def start_failures_logged(caplog: pytest.LogCaptureFixture) -> int:
 def test_job_waits_while_workers_cannot_start_and_runs_once_they_can(
     tmp_path: Path, images: tuple[Path, Path], tiny_weights_file: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="engine.pool")
+    caplog.set_level(logging.ERROR, logger="engine.workers.queued")
     weights = tmp_path / "vgg19.npz"
     weights.write_bytes(b"garbage")
     # The next try (0.5 s, then seconds loading TensorFlow) reads the file after the test has put it right.
@@ -59,7 +59,7 @@ def test_job_waits_while_workers_cannot_start_and_runs_once_they_can(
 def test_worker_killed_while_starting_counts_once_and_close_does_not_wait_for_the_retry(
     tmp_path: Path, images: tuple[Path, Path], tiny_weights_file: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="engine.pool")
+    caplog.set_level(logging.ERROR, logger="engine.workers.queued")
     backoff = 60.0
     pool = EnginePool(tiny_weights_file, workers=1, threads_per_worker=1, start_backoff=(backoff, backoff))
     pool.start()

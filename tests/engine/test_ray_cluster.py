@@ -39,8 +39,7 @@ import json, os, signal, sys, time
 from pathlib import Path
 import ray
 from engine.params import StyleParams
-from engine.pool import JobSpec
-from engine.ray_pool import RayPool
+from engine.workers import JobSpec, RayPool
 
 address, weights, folder, raylet_b = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
 slowdown = float(sys.argv[5])  # the test session's, for deadlines on painting (tests/timing.py)

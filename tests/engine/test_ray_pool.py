@@ -14,12 +14,12 @@ import pytest
 
 from engine.images import load_image, save_image
 from engine.params import StyleParams
-from engine.pool import JobSpec, ProgressEvent
+from engine.workers import JobSpec, ProgressEvent
 from tests.engine.conftest import smooth_image
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
 
-from engine.ray_pool import RayPool  # noqa: E402 - only once ray is known to be there
+from engine.workers import RayPool  # noqa: E402 - only once ray is known to be there
 
 
 @pytest.fixture(scope="module")

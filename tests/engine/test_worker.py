@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import engine.worker
+import engine.workers.runner
 from engine.images import load_image, save_image
 from engine.params import StyleParams
-from engine.pool import JobSpec
 from engine.weights import VGGWeights, WeightsError, synthetic_decoder
-from engine.worker import Runner
+from engine.workers import JobSpec
+from engine.workers.runner import Runner
 from tests.engine.conftest import smooth_image
 from tests.engine.weight_files import (
     assert_same_weights,
@@ -53,7 +53,7 @@ def test_full_disk_is_a_clear_failure_and_leaves_no_file(
     def full_disk(image: np.ndarray, path: Path) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(engine.worker, "save_image", full_disk)
+    monkeypatch.setattr(engine.workers.runner, "save_image", full_disk)
     outcome = runner.run(spec, lambda event: None, lambda: False)
     assert (outcome.status, outcome.error) == ("failed", "the server ran out of disk space")
     assert not spec.output.exists()

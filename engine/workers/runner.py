@@ -1,4 +1,7 @@
-"""What one worker process does: set TensorFlow up once, hold the network, and run jobs to an `Outcome`."""
+"""The in-process runner: set TensorFlow up once, hold the network, and run jobs to an `Outcome`.
+
+Every worker runs jobs through it: a process of `EnginePool`, an actor of `RayPool`, or a test calling it.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +19,9 @@ from PIL import Image
 
 from engine.images import ImageError, save_image, to_uint8
 from engine.inputs import load_inputs
-from engine.jobs import JobSpec, Outcome, ProgressEvent
 from engine.stylize import Cancelled, iterate
 from engine.weights import WeightsError, load_decoder, load_vgg
+from engine.workers.jobs import JobSpec, Outcome, ProgressEvent
 
 if TYPE_CHECKING:
     from engine.adain import AdaIN

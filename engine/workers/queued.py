@@ -1,0 +1,214 @@
+"""What every engine pool shares: the queue of jobs no worker has yet, and the one failure policy.
+
+A worker that cannot start fails no job: queued jobs wait while the pool tries again, ever less often
+(`start_backoff`), and `healthy` and `start_error` say what is wrong meanwhile. A worker that dies under a
+job fails that job alone, as `crashed`, so that the caller's store, the source of truth, may run it again.
+`EnginePool` (local processes) and `RayPool` (Ray actors) are the two kinds of worker behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import threading
+from collections import deque
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Self
+
+from engine.workers.jobs import JobHandle, JobSpec, Outcome, ProgressCallback, ProgressEvent
+
+__all__ = ["START_BACKOFF", "QueuedJob", "QueuedPool"]
+
+logger = logging.getLogger(__name__)
+
+# Seconds to wait before starting a worker again after failed starts in a row: the first wait, doubled
+# after each further failure, up to the second.
+START_BACKOFF = (1.0, 60.0)
+
+
+@dataclass
+class QueuedJob:
+    """A job inside a pool: its spec, whom to tell of its progress, and the future of its outcome."""
+
+    seq: int  # unique in its pool; a worker is told to stop a job by this number
+    spec: JobSpec
+    on_progress: ProgressCallback | None
+    future: Future[Outcome] = field(default_factory=Future)
+
+    def report(self, event: ProgressEvent) -> None:
+        """Pass on a progress event; a failing callback is logged, it never stops the job or the pool."""
+        if self.on_progress is None:
+            return
+        try:
+            self.on_progress(event)
+        except Exception:
+            logger.exception("job %s: progress callback failed", self.spec.job_id)
+
+    def resolve(self, outcome: Outcome) -> None:
+        """Set the outcome unless the caller already gave up on the future (cancelled it)."""
+        if not self.future.done():
+            with contextlib.suppress(InvalidStateError):
+                self.future.set_result(outcome)
+
+
+class QueuedPool:
+    """What every engine pool shares: the queue of jobs no worker has yet, how they are submitted, cancelled
+    and counted, and the failure policy. A worker that cannot start fails no job: its replacement is tried
+    after a wait that doubles with each failure in a row (`start_backoff`), and `healthy`/`start_error` tell
+    why meanwhile. A worker that dies under a job fails that job alone, as `crashed` (`_crashed`).
+
+    A subclass starts its workers, reports each start to `_worker_started` or `_start_failed`, hands them
+    queued jobs when `_kick`ed, and stops a running job in `_stop_running`.
+    """
+
+    size: int  # how many jobs run at once
+    worker_noun = "worker"  # what the log calls one of its workers
+
+    def __init__(
+        self,
+        weights_path: Path,
+        decoder_path: Path | None,
+        start_backoff: tuple[float, float] = START_BACKOFF,
+    ) -> None:
+        if not weights_path.is_file():
+            raise FileNotFoundError(f"VGG-19 weights not found at {weights_path}")
+        first, cap = start_backoff
+        if not 0 < first <= cap:
+            raise ValueError(f"start_backoff must be (first, cap) with 0 < first <= cap, not {start_backoff}")
+        self.weights_path = weights_path
+        self.decoder_path = decoder_path  # the AdaIN decoder, for "preview" jobs
+        self.start_backoff = start_backoff
+        self._lock = threading.Lock()
+        self._pending: deque[QueuedJob] = deque()
+        self._jobs: dict[str, QueuedJob] = {}  # queued and running, by job id
+        self._seq = itertools.count(1)
+        self._closing = False
+        self._closed = threading.Event()  # set with `_closing`, for threads that wait to try a start again
+        self._start_failures = 0  # since the pool began
+        self._failures_in_row = 0  # since a worker last started
+        self._start_error: str | None = None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def close(self, timeout: float = 10.0) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def healthy(self) -> bool:
+        """False while workers fail to start; queued jobs then wait for one that does."""
+        with self._lock:
+            return self._start_error is None
+
+    @property
+    def start_error(self) -> str | None:
+        """Why the last try to start a worker failed; None once a worker has started (or none failed)."""
+        with self._lock:
+            return self._start_error
+
+    @property
+    def start_failures(self) -> int:
+        """How many worker starts have failed since the pool began, one per failed start."""
+        with self._lock:
+            return self._start_failures
+
+    def submit(self, spec: JobSpec, on_progress: ProgressCallback | None = None) -> JobHandle:
+        """Queue a job; `on_progress` is called on one of the pool's threads after each iteration."""
+        job = QueuedJob(next(self._seq), spec, on_progress)
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("the engine pool is closed")
+            if spec.job_id in self._jobs:
+                raise ValueError(f"job {spec.job_id} is already in the pool")
+            self._jobs[spec.job_id] = job
+            self._pending.append(job)
+        self._kick()
+        return JobHandle(self, spec.job_id, job.future)
+
+    def submit_async(self, spec: JobSpec, on_progress: ProgressCallback | None = None) -> JobHandle:
+        """Like `submit`, but `on_progress` runs on the calling thread's running event loop."""
+        if on_progress is None:
+            return self.submit(spec)
+        loop = asyncio.get_running_loop()
+        callback = on_progress
+
+        def relay(event: ProgressEvent) -> None:
+            loop.call_soon_threadsafe(callback, event)
+
+        return self.submit(spec, relay)
+
+    def cancel(self, job_id: str) -> bool:
+        """Drop a queued job or stop a running one; False if the pool does not hold it."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return False
+            if job in self._pending:
+                self._pending.remove(job)
+                del self._jobs[job_id]
+                job.resolve(Outcome(job_id, "cancelled"))
+                return True
+        self._stop_running(job)
+        return True
+
+    def busy(self) -> int:
+        """How many jobs are queued or running in the pool."""
+        with self._lock:
+            return len(self._jobs)
+
+    def _drop_pending(self, error: str) -> None:
+        """Resolve every queued job as cancelled with `error`; the caller holds the lock."""
+        while self._pending:
+            job = self._pending.popleft()
+            del self._jobs[job.spec.job_id]
+            job.resolve(Outcome(job.spec.job_id, "cancelled", error=error))
+
+    def _worker_started(self) -> None:
+        """A worker is ready: the pool is healthy again, and the next failure waits the shortest time."""
+        with self._lock:
+            self._failures_in_row = 0
+            self._start_error = None
+
+    def _start_failed(self, index: int, reason: str) -> float:
+        """Count and log one failed start of worker `index`; the seconds to wait before trying again."""
+        first, cap = self.start_backoff
+        with self._lock:
+            self._start_failures += 1
+            self._failures_in_row += 1
+            self._start_error = reason
+            delay = min(cap, first * 2 ** min(self._failures_in_row - 1, 32))
+        logger.error(
+            "engine %s %d failed to start: %s (next try in %g s)", self.worker_noun, index, reason, delay
+        )
+        return delay
+
+    def _crashed(self, job: QueuedJob, worker: str, what: str) -> Outcome:
+        """The outcome of a job whose worker died under it (`worker` names it, `what` says how): failed,
+        but `crashed`, so the caller's store may run it again.
+        """
+        logger.error("job %s: %s %s", job.spec.job_id, worker, what)
+        return Outcome(
+            job.spec.job_id,
+            "failed",
+            error="the engine stopped while working on it (it may have run out of memory)",
+            detail=f"{worker} {what}",
+            crashed=True,
+        )
+
+    def _kick(self) -> None:
+        """A job was queued: hand it to an idle worker when there is one."""
+        raise NotImplementedError
+
+    def _stop_running(self, job: QueuedJob) -> None:
+        """Ask the worker running `job` to stop between two iterations."""
+        raise NotImplementedError

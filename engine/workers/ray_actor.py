@@ -1,0 +1,111 @@
+"""The Ray actor behind `RayPool`: it lives in a Ray worker process, holds the network and runs one job at a
+time, from image bytes to result bytes, so that no host needs a shared filesystem.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engine.files import write_atomic
+from engine.workers.jobs import JobSpec, Outcome, ProgressEvent
+
+if TYPE_CHECKING:
+    from engine.workers.runner import Runner
+
+__all__ = ["ActorItem", "RayActor"]
+
+# What an actor's `run` yields: the progress events since the last yield, then the outcome and result bytes.
+ActorItem = list[ProgressEvent] | tuple[Outcome, bytes | None]
+
+
+class RayActor:
+    """Lives in a Ray worker process: holds the network and runs one job at a time, `cancel` beside it."""
+
+    def __init__(self, weights: bytes, decoder: bytes | None, threads: int) -> None:
+        import ray
+
+        if not ray.get_gpu_ids():
+            os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # a CPU actor must not take a GPU another actor owns
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from engine.workers.runner import Runner
+
+        # Files for as long as the actor lives: the decoder is only read on the first preview job.
+        self._folder = tempfile.TemporaryDirectory(prefix="neural-style-actor-")
+        self._cancel = 0
+        self._runner: Runner | None = None
+        self._failure: str | None = None
+        try:
+            folder = Path(self._folder.name)
+            weights_path = write_atomic(folder / "vgg19.npz", weights)
+            decoder_path = write_atomic(folder / "decoder.npz", decoder) if decoder is not None else None
+            self._runner = Runner(weights_path, threads, decoder_path)  # checks the sha256 of what arrived
+            weights_path.unlink()
+        except Exception as exc:  # told to the pool by `ready`, in a line fit for its log
+            self._failure = f"{type(exc).__name__}: {exc}"
+
+    def ready(self) -> tuple[str, str, int, str | None]:
+        """Where the actor runs (host name, Ray node id, process id), and why it cannot work, if so."""
+        import ray
+
+        return socket.gethostname(), ray.get_runtime_context().get_node_id(), os.getpid(), self._failure
+
+    def cancel(self, seq: int) -> None:
+        """Stop the job `seq` if it runs now or starts later."""
+        self._cancel = seq
+
+    def run(self, seq: int, spec: JobSpec, content: bytes, styles: list[bytes]) -> Iterator[ActorItem]:
+        """Run a job from image bytes; yield its progress in batches, then its `Outcome` and result bytes."""
+        runner = self._runner
+        assert runner is not None, "the pool runs jobs only on actors that started"
+        with tempfile.TemporaryDirectory(prefix=f"neural-style-job-{spec.job_id}-") as name:
+            folder = Path(name)
+            try:
+                local = replace(
+                    spec,
+                    content=write_atomic(folder / f"content{spec.content.suffix}", content),
+                    styles=tuple(
+                        write_atomic(folder / f"style{i}{path.suffix}", data)
+                        for i, (path, data) in enumerate(zip(spec.styles, styles, strict=True))
+                    ),
+                    output=folder / f"result{spec.output.suffix}",
+                )
+            except OSError as exc:
+                yield (
+                    Outcome(spec.job_id, "failed", error="the engine ran out of disk space", detail=str(exc)),
+                    None,
+                )
+                return
+            # `Runner.run` reports through a callback; it runs on its own thread so that this generator
+            # can hand each batch of events to Ray as they come.
+            items: queue.SimpleQueue[ProgressEvent | Outcome] = queue.SimpleQueue()
+            worker = threading.Thread(
+                target=lambda: items.put(runner.run(local, items.put, lambda: self._cancel == seq)),
+                name=f"job-{spec.job_id}",
+            )
+            worker.start()
+            outcome: Outcome | None = None
+            while outcome is None:
+                batch: list[ProgressEvent] = []
+                item: ProgressEvent | Outcome | None = items.get()
+                while isinstance(item, ProgressEvent):
+                    batch.append(item)
+                    try:
+                        item = items.get_nowait()
+                    except queue.Empty:
+                        item = None
+                        break
+                if batch:
+                    yield batch
+                if isinstance(item, Outcome):
+                    outcome = item
+            worker.join()
+            result = local.output.read_bytes() if outcome.status == "done" else None
+            yield outcome, result

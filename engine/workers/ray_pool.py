@@ -1,0 +1,308 @@
+"""The engine's pool on Ray actors across many hosts, behind the same interface as `EnginePool`.
+
+One actor per GPU (on CPU-only clusters, one per `cpus_per_worker` CPUs) loads the network once. Nothing
+needs a shared filesystem: the weights go through Ray's object store (put once, fetched once per node,
+checked by the sha256 `VGGWeights.load` verifies), a job's images go to its actor as bytes and the result's
+bytes come back to be written here. A job streams its progress back while it runs (a Ray generator).
+
+Ray never queues or retries a job: the pool hands a job to an actor only when that actor is idle, and an
+actor that dies (killed, out of memory, its node lost) fails its one job with `crashed=True` so that the
+caller's store, the source of truth, requeues it; the pool then starts a fresh actor in its place. An actor
+that cannot start fails no job: as in `EnginePool`, the pool tries again after a growing wait, reading the
+weights file again if it changed, and queued jobs wait meanwhile.
+
+`ray` is imported when the pool starts, never at import, and TensorFlow only inside the actors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from engine.files import write_atomic
+from engine.workers.jobs import Outcome
+from engine.workers.queued import START_BACKOFF, QueuedJob, QueuedPool
+from engine.workers.ray_actor import ActorItem, RayActor
+
+__all__ = ["RayPool"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Slot:
+    index: int
+    actor: Any  # ray.actor.ActorHandle of a `RayActor`
+    ready: bool = False
+    where: str = ""  # "host pid N node ID", once the actor has started
+    pid: int = 0
+    node_id: str = ""
+    job: QueuedJob | None = None
+
+
+class RayPool(QueuedPool):
+    """Run `JobSpec`s on `workers` Ray actors (default: one per GPU in the cluster, else by CPUs)."""
+
+    worker_noun = "actor"
+
+    def __init__(
+        self,
+        weights_path: Path,
+        workers: int | None = None,
+        cpus_per_worker: int = 1,
+        address: str | None = None,
+        decoder_path: Path | None = None,
+        start_backoff: tuple[float, float] = START_BACKOFF,
+    ) -> None:
+        super().__init__(weights_path, decoder_path, start_backoff)
+        self.cpus_per_worker = cpus_per_worker
+        self.address = address  # None: start a Ray of our own on this machine
+        self.size = workers or 0  # 0 until `start` has counted the cluster's GPUs or CPUs
+        self._slots: list[_Slot] = []
+        self._runs: set[threading.Thread] = set()  # one per running job, until it has its outcome
+        self._owns_ray = False
+        self._actor_class: Any = None
+        self._files: tuple[Any, Any] = (None, None)  # ObjectRefs of the weights' and decoder's bytes
+        self._stamp: tuple[int, int] | None = None  # the weights file's (mtime_ns, size) when it was put
+
+    def start(self) -> RayPool:
+        """Join Ray (a connected Ray as it is, else `address` or a new local one) and create the actors.
+
+        Returns once the actors are placed, before they have loaded the weights.
+        """
+        import ray
+
+        if not ray.is_initialized():
+            _init_ray(self.address)
+            self._owns_ray = True
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0))
+        if not self.size:
+            self.size = gpus or max(1, int(resources.get("CPU", 1)) // self.cpus_per_worker)
+        # max_concurrency=2: `cancel` must get in while `run` works. No restarts or retries: a job that
+        # lost its actor goes back to the caller, whose store decides whether it runs again.
+        self._actor_class = ray.remote(
+            num_cpus=self.cpus_per_worker,
+            num_gpus=1 if gpus else 0,
+            max_concurrency=2,
+            max_restarts=0,
+            max_task_retries=0,
+        )(RayActor)
+        self._put_files()
+        with self._lock:
+            self._slots = [self._spawn(i) for i in range(self.size)]
+        logger.info(
+            "ray pool: %d actors (%s each) on a cluster of %d CPUs, %d GPUs",
+            self.size,
+            "1 GPU" if gpus else f"{self.cpus_per_worker} CPUs",
+            int(resources.get("CPU", 0)),
+            gpus,
+        )
+        return self
+
+    def _kick(self) -> None:
+        self._dispatch()
+
+    def _stop_running(self, job: QueuedJob) -> None:
+        with self._lock:
+            actors = [slot.actor for slot in self._slots if slot.job is job]
+        for actor in actors:
+            actor.cancel.remote(job.seq)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Cancel what is left, stop the actors, and Ray too if the pool started it."""
+        import ray
+
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+            self._closed.set()
+            self._drop_pending("the engine is shutting down")
+            running = [(slot.actor, slot.job.seq) for slot in self._slots if slot.job is not None]
+            runs, slots = list(self._runs), list(self._slots)
+        for actor, seq in running:
+            actor.cancel.remote(seq)
+        deadline = time.monotonic() + timeout
+        for thread in runs:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for slot in slots:
+            with contextlib.suppress(Exception):
+                _kill(slot.actor)
+        for thread in runs:  # a job its actor did not stop in time ends as its actor dies
+            thread.join(5.0)
+        if self._owns_ray:
+            ray.shutdown()
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the actors that have started (for tests and monitoring)."""
+        with self._lock:
+            return [slot.pid for slot in self._slots if slot.ready]
+
+    def worker_nodes(self) -> list[str]:
+        """Ray node ids of the actors that have started, one per actor."""
+        with self._lock:
+            return [slot.node_id for slot in self._slots if slot.ready]
+
+    # Everything below runs on the pool's threads: one per starting actor, one per running job.
+
+    def _put_files(self) -> None:
+        """Put the weights' and decoder's bytes in Ray's object store for the actors to load."""
+        import ray
+
+        stat = self.weights_path.stat()
+        decoder = self.decoder_path.read_bytes() if self.decoder_path is not None else None
+        self._files = (ray.put(self.weights_path.read_bytes()), ray.put(decoder))
+        self._stamp = (stat.st_mtime_ns, stat.st_size)
+
+    def _spawn(self, index: int) -> _Slot:
+        slot = _Slot(index, self._actor_class.remote(*self._files, self.cpus_per_worker))
+        threading.Thread(
+            target=self._await_ready, args=(slot,), name=f"ray-actor-{index}", daemon=True
+        ).start()
+        return slot
+
+    def _await_ready(self, slot: _Slot) -> None:
+        import ray
+
+        try:
+            host, node_id, pid, failure = ray.get(slot.actor.ready.remote())
+        except ray.exceptions.RayError as exc:
+            host, node_id, pid, failure = "", "", 0, _reason(exc)
+        if failure is not None:
+            with contextlib.suppress(Exception):
+                _kill(slot.actor)
+            if not self._closing:
+                self._retry(slot, self._start_failed(slot.index, failure))
+            return
+        with self._lock:
+            slot.ready, slot.pid, slot.node_id = True, pid, node_id
+            slot.where = f"{host} pid {pid} node {node_id[:8]}"
+        self._worker_started()
+        logger.info("engine actor %d ready on %s", slot.index, slot.where)
+        self._dispatch()
+
+    def _retry(self, slot: _Slot, delay: float) -> None:
+        """Start a new actor in the place of `slot`, whose actor failed to start, after `delay` seconds."""
+        if self._closed.wait(delay):
+            return
+        try:
+            stat = self.weights_path.stat()
+            if (stat.st_mtime_ns, stat.st_size) != self._stamp:  # someone put right what failed, perhaps
+                self._put_files()
+        except OSError as exc:  # gone since the pool started: the bytes already in Ray are all there is
+            logger.warning("engine weights not read again: %s", exc)
+        with self._lock:
+            if not self._closing and slot in self._slots:
+                self._slots[self._slots.index(slot)] = self._spawn(slot.index)
+
+    def _dispatch(self) -> None:
+        """Give queued jobs to idle, started actors: Ray itself never holds a job that waits."""
+        with self._lock:
+            if self._closing:
+                return
+            for slot in self._slots:
+                if not self._pending:
+                    break
+                if slot.ready and slot.job is None:
+                    job = slot.job = self._pending.popleft()
+                    run = threading.Thread(
+                        target=self._run, args=(slot, job), name=f"ray-job-{job.spec.job_id}", daemon=True
+                    )
+                    self._runs.add(run)
+                    run.start()
+
+    def _run(self, slot: _Slot, job: QueuedJob) -> None:
+        import ray
+
+        spec = job.spec
+        logger.info("job %s: running on engine actor %d (%s)", spec.job_id, slot.index, slot.where)
+        try:
+            content = spec.content.read_bytes()
+            styles = [path.read_bytes() for path in spec.styles]
+        except OSError as exc:
+            self._finish(
+                slot, job, Outcome(spec.job_id, "failed", error="the pictures were lost", detail=str(exc))
+            )
+            return
+        outcome: Outcome | None = None
+        result: bytes | None = None
+        try:
+            stream = slot.actor.run.options(num_returns="streaming").remote(job.seq, spec, content, styles)
+            for ref in stream:
+                item: ActorItem = ray.get(ref)
+                if isinstance(item, list):
+                    for event in item:
+                        job.report(event)
+                else:
+                    outcome, result = item
+        except ray.exceptions.RayTaskError as exc:
+            outcome = Outcome(
+                spec.job_id, "failed", error="something went wrong while painting it", detail=_reason(exc)
+            )
+        except ray.exceptions.RayError as exc:
+            lost = self._crashed(job, f"ray actor {slot.index} ({slot.where})", f"died: {_reason(exc)}")
+            self._finish(slot, job, lost, died=True)
+            return
+        assert outcome is not None, "an actor's run always ends with its outcome"
+        if outcome.status == "done" and result is not None:
+            try:
+                write_atomic(spec.output, result)
+            except OSError as exc:
+                outcome = Outcome(
+                    spec.job_id, "failed", error="the result could not be saved", detail=str(exc)
+                )
+            else:
+                outcome = replace(outcome, output=spec.output)
+        self._finish(slot, job, outcome)
+
+    def _finish(self, slot: _Slot, job: QueuedJob, outcome: Outcome, died: bool = False) -> None:
+        """End a job on its own thread (`_run`'s): resolve it, replace a dead actor, dispatch the next."""
+        with self._lock:
+            self._jobs.pop(job.spec.job_id, None)
+            self._runs.discard(threading.current_thread())
+            slot.job = None
+            if died and slot in self._slots:
+                with contextlib.suppress(Exception):
+                    _kill(slot.actor)
+                if self._closing:
+                    self._slots.remove(slot)
+                else:
+                    # The replacement is in place before anyone hears of the loss, so a caller that
+                    # resubmits at once finds a full pool.
+                    self._slots[self._slots.index(slot)] = self._spawn(slot.index)
+        job.resolve(outcome)
+        self._dispatch()
+
+
+def _init_ray(address: str | None) -> None:
+    """Connect to the cluster at `address`, or start a Ray of our own; keep the caller's SIGTERM handler."""
+    import ray
+
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if on_main else None
+    if address:
+        ray.init(address=address)
+    else:
+        ray.init(address="local", include_dashboard=False)
+    # ray.init makes SIGTERM exit at once; the application's own graceful shutdown must keep it.
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _kill(actor: Any) -> None:
+    import ray
+
+    ray.kill(actor, no_restart=True)
+
+
+def _reason(exc: BaseException) -> str:
+    """A Ray error's first and last lines: what happened and why, without the ids and tracebacks between."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return " ".join([type(exc).__name__ + ":", *dict.fromkeys(lines[:1] + lines[-1:])])

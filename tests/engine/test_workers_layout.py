@@ -1,0 +1,36 @@
+"""The job types sit below the pools and their workers; the old module paths re-export the new objects."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import engine.pool
+import engine.ray_pool
+import engine.workers
+import engine.workers.jobs
+
+WORKERS = Path(engine.workers.__file__).parent
+
+
+def engine_imports(path: Path) -> set[str]:
+    """Every `engine.*` module `path` imports, at the top or inside a function."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("engine.")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("engine"):
+            found.add(node.module)
+    return found
+
+
+def test_jobs_import_no_sibling_but_params() -> None:
+    assert engine_imports(WORKERS / "jobs.py") == {"engine.params"}
+
+
+def test_old_paths_re_export_the_same_objects() -> None:
+    for name in engine.pool.__all__:
+        assert getattr(engine.pool, name) is getattr(engine.workers, name)
+    assert engine.ray_pool.RayPool is engine.workers.RayPool
+    for name in ["JobSpec", "Outcome", "ProgressCallback", "ProgressEvent", "EngineBackend", "JobHandle"]:
+        assert getattr(engine.workers, name) is getattr(engine.workers.jobs, name)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.images import ImageError, save_image
+from engine.images import OUTPUT_FORMATS, ImageError, ImageProblem, save_image
 from engine.inputs import load_inputs
 from engine.params import StyleParams
 from engine.weights import (
@@ -144,8 +144,9 @@ def _stylize(args: argparse.Namespace) -> int:
         params = StyleParams(**{k: v for k, v in vars(args).items() if k in names and v is not None})
         if args.checkpoint_output:
             params = params.with_overrides(preview_every=args.checkpoint_iterations)
-        if args.output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
-            raise ImageError(f"{args.output.name}: output must end in .png, .jpg, .jpeg or .webp")
+        if args.output.suffix.lower() not in OUTPUT_FORMATS:
+            message = f"{args.output.name}: output must end in .png, .jpg, .jpeg or .webp"
+            raise ImageError(ImageProblem.NOT_ALLOWED_FORMAT, args.output.name, message)
         content, styles = load_inputs(args.content, args.styles, params)
         if not 0.0 <= args.alpha <= 1.0:
             raise ValueError("alpha must be within [0, 1]")

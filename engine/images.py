@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,43 @@ MAX_ASPECT = 10.0
 REDUCING_GAP = 3
 
 
+class ImageProblem(StrEnum):
+    """Why an image was refused, for a caller to word in its own voice (the bot's texts)."""
+
+    MISSING = "missing"  # no such file, or a folder
+    UNREADABLE = "unreadable"  # no allowed decoder recognises it: not an image, or not JPEG, PNG or WebP
+    NOT_ALLOWED_FORMAT = "not_allowed_format"  # an output named with a suffix the engine does not write
+    DAMAGED = "damaged"  # cut off or corrupt
+    TOO_LARGE = "too_large"  # more than `limit` pixels
+    TOO_SMALL = "too_small"  # a side shorter than `limit` pixels
+    TOO_THIN = "too_thin"  # its long side more than `limit` times its short side
+
+
 class ImageError(ValueError):
-    """The input is not an image the engine can use; the message is fit to show a user."""
+    """The input is not an image the engine can use: `kind` says why, with the numbers a message needs.
+
+    Its text is a plain English sentence naming the image `name`, as the CLI and the logs show it.
+    """
+
+    def __init__(
+        self,
+        kind: ImageProblem,
+        name: str,
+        message: str,
+        width: int | None = None,
+        height: int | None = None,
+        limit: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.name = name  # what the message calls the image: its path, or a name the caller gave
+        self.width = width  # pixels as displayed, when known
+        self.height = height
+        self.limit = limit  # TOO_LARGE: pixels; TOO_SMALL: pixels of the short side; TOO_THIN: the ratio
+
+    def __reduce__(self) -> tuple[type[ImageError], tuple[object, ...]]:
+        # Rebuilt from all its fields, not just the message, when it crosses to another process.
+        return type(self), (self.kind, self.name, str(self), self.width, self.height, self.limit)
 
 
 # The only decoders ever run on a user's bytes. A file's name and MIME type are the sender's claim, and an
@@ -36,6 +72,8 @@ class ImageError(ValueError):
 # with extra pictures appended, as phones write) is opened by the JPEG plugin, which reports it as "MPO";
 # Pillow registers no opener of that name, so it must not be listed here.
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP")
+# What `save_image` writes, by the output's suffix.
+OUTPUT_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
 
 # EXIF orientation → the transpose that shows the image upright (as `ImageOps.exif_transpose`).
 _TRANSPOSE = {
@@ -177,13 +215,14 @@ def _opened(source: Path | bytes, name: str, max_pixels: int) -> Iterator[ImageF
                 assert isinstance(img, ImageFile.ImageFile)
                 yield img
     except FileNotFoundError:
-        raise ImageError(f"{name} does not exist") from None
+        raise ImageError(ImageProblem.MISSING, name, f"{name} does not exist") from None
     except IsADirectoryError:
-        raise ImageError(f"{name} is a folder, not an image") from None
+        raise ImageError(ImageProblem.MISSING, name, f"{name} is a folder, not an image") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{name} is too large (over {max_pixels // 1_000_000} megapixels)") from exc
+        message = f"{name} is too large (over {max_pixels // 1_000_000} megapixels)"
+        raise ImageError(ImageProblem.TOO_LARGE, name, message, limit=max_pixels) from exc
     except UnidentifiedImageError as exc:
-        raise ImageError(f"{name} is not an image that can be read") from exc
+        raise ImageError(ImageProblem.UNREADABLE, name, f"{name} is not an image that can be read") from exc
     except (
         OSError,
         SyntaxError,
@@ -192,7 +231,7 @@ def _opened(source: Path | bytes, name: str, max_pixels: int) -> Iterator[ImageF
     ) as exc:  # Pillow's errors for truncated or corrupt data
         if isinstance(exc, ImageError):
             raise
-        raise ImageError(f"{name} is damaged or incomplete") from exc
+        raise ImageError(ImageProblem.DAMAGED, name, f"{name} is damaged or incomplete") from exc
 
 
 def _head(path: Path, size: int) -> bytes:
@@ -232,11 +271,11 @@ def _upright(size: tuple[int, int], orientation: int) -> tuple[int, int]:
 def check_dimensions(width: int, height: int, name: str = "image") -> None:
     """Refuse images too small or too long and thin to stylise, with a message fit for a user."""
     if min(width, height) < MIN_SIDE:
-        raise ImageError(
-            f"{name} is too small ({width}×{height} pixels; at least {MIN_SIDE}×{MIN_SIDE} needed)"
-        )
+        message = f"{name} is too small ({width}×{height} pixels; at least {MIN_SIDE}×{MIN_SIDE} needed)"
+        raise ImageError(ImageProblem.TOO_SMALL, name, message, width, height, MIN_SIDE)
     if max(width, height) > MAX_ASPECT * min(width, height):
-        raise ImageError(f"{name} is too long and thin ({width}×{height} pixels; at most {MAX_ASPECT:g}:1)")
+        message = f"{name} is too long and thin ({width}×{height} pixels; at most {MAX_ASPECT:g}:1)"
+        raise ImageError(ImageProblem.TOO_THIN, name, message, width, height, MAX_ASPECT)
 
 
 def _eight_bit(img: Image.Image) -> Image.Image:
@@ -302,9 +341,10 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 def save_image(image: np.ndarray, path: Path, quality: int = 92) -> None:
     """Write atomically; the format follows the suffix (.png, .jpg/.jpeg, .webp)."""
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}.get(path.suffix.lower())
+    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise ImageError(f"{path.name}: output must end in .png, .jpg, .jpeg or .webp")
+        message = f"{path.name}: output must end in .png, .jpg, .jpeg or .webp"
+        raise ImageError(ImageProblem.NOT_ALLOWED_FORMAT, path.name, message)
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     with replacing(path) as tmp:
         Image.fromarray(to_uint8(image), "RGB").save(tmp, format=fmt, **options)

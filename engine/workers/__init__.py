@@ -15,7 +15,16 @@ Importing this package loads neither TensorFlow nor Ray.
 
 from __future__ import annotations
 
-from engine.workers.jobs import EngineBackend, JobHandle, JobSpec, Outcome, ProgressCallback, ProgressEvent
+from engine.workers.jobs import (
+    EngineBackend,
+    Failure,
+    ImageRole,
+    JobHandle,
+    JobSpec,
+    Outcome,
+    ProgressCallback,
+    ProgressEvent,
+)
 from engine.workers.local import EnginePool
 from engine.workers.queued import START_BACKOFF, QueuedPool
 from engine.workers.ray_pool import RayPool
@@ -24,6 +33,8 @@ __all__ = [
     "START_BACKOFF",
     "EngineBackend",
     "EnginePool",
+    "Failure",
+    "ImageRole",
     "JobHandle",
     "JobSpec",
     "Outcome",

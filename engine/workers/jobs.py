@@ -1,22 +1,35 @@
 """The job types every engine backend and its workers share: what to run, its progress, how it ended, and
 what a backend offers (`EngineBackend`) and hands back (`JobHandle`).
 
-This module imports no sibling, only `engine.params`, so the pools, their workers and the bot can all import
-it without importing each other.
+This module imports no sibling, only `engine.params` and `engine.images`, so the pools, their workers and the
+bot can all import it without importing each other.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Literal, Protocol
 
+from engine.images import ImageError, ImageProblem
 from engine.params import Losses, StyleParams
 
-__all__ = ["EngineBackend", "JobHandle", "JobSpec", "Outcome", "ProgressCallback", "ProgressEvent"]
+__all__ = [
+    "EngineBackend",
+    "Failure",
+    "ImageRole",
+    "JobHandle",
+    "JobSpec",
+    "Outcome",
+    "ProgressCallback",
+    "ProgressEvent",
+    "failure_of",
+]
 
 
 @dataclass(frozen=True)
@@ -44,12 +57,37 @@ class ProgressEvent:
     preview: bytes | None = None
 
 
+ImageRole = Literal["content", "style", "output"]  # which of a job's images an image failure is about
+
+
+class Failure(StrEnum):
+    """Why a job failed, for the caller to word in its own voice; `Outcome.detail` says more, for the log."""
+
+    BAD_IMAGE = "bad_image"  # an input is not an image the engine can use: `Outcome.problem` says why
+    OUT_OF_MEMORY = "out_of_memory"  # the picture is too large for the engine's memory
+    NO_DISK_SPACE = "no_disk_space"  # the engine's disk is full
+    WORKER_DIED = "worker_died"  # its worker stopped under it (killed, out of memory); `crashed` is set
+    INVALID_SETTINGS = "invalid_settings"  # its settings cannot be run
+    INTERNAL = "internal"  # anything else: an error the engine did not expect
+
+
+# Old: the English each failure had in `Outcome.error`. Kept until bot/ words `Outcome.failure` itself.
+OLD_ERROR_TEXTS = {
+    Failure.OUT_OF_MEMORY: "the picture is too large for the engine's memory",
+    Failure.NO_DISK_SPACE: "the server ran out of disk space",
+    Failure.WORKER_DIED: "the engine stopped while working on it (it may have run out of memory)",
+    Failure.INVALID_SETTINGS: "its settings are invalid",
+    Failure.INTERNAL: "something went wrong while painting it",
+}
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """How a job ended. `error` is short and fit to show a user; `detail` is for the log.
+    """How a job ended: `status` is "done" (the result is at `output`), "failed" (`failure` says why) or
+    "cancelled" (asked to stop, or the backend shut down before it ran; `detail` says which).
 
-    `status` is "done" (the result is at `output`), "failed" (see `error`) or "cancelled" (asked to stop,
-    or the pool shut down before it ran).
+    A failure carries no text for a user: the caller words `failure` (and for `BAD_IMAGE`, `problem`,
+    `image` and the numbers) itself; `detail` is for the log.
     """
 
     job_id: str
@@ -57,9 +95,51 @@ class Outcome:
     output: Path | None = None
     losses: Losses | None = None
     seconds: float = 0.0
-    error: str | None = None
-    detail: str | None = None
+    failure: Failure | None = None  # why it failed; None unless status is "failed"
+    detail: str | None = None  # for the log: what the engine saw, e.g. the exception; never for a user
     crashed: bool = False  # the worker process died: the job itself may well succeed if run again
+    problem: ImageProblem | None = None  # with BAD_IMAGE: what is wrong with the image
+    image: ImageRole | None = None  # with BAD_IMAGE: which image
+    width: int | None = None  # with BAD_IMAGE: the image's size in pixels as displayed, when known
+    height: int | None = None
+    limit: float | None = None  # with TOO_LARGE, TOO_SMALL, TOO_THIN: the limit it broke (see ImageError)
+    error: str | None = None  # Old: English for the bot's texts; kept until bot/ words `failure` itself
+
+    @classmethod
+    def failed(
+        cls, job_id: str, failure: Failure, detail: str, *, crashed: bool = False, seconds: float = 0.0
+    ) -> Outcome:
+        """A failed job, for any failure but `BAD_IMAGE` (see `bad_image`)."""
+        error = OLD_ERROR_TEXTS.get(failure)
+        return cls(
+            job_id, "failed", seconds=seconds, failure=failure, detail=detail, crashed=crashed, error=error
+        )
+
+    @classmethod
+    def bad_image(cls, job_id: str, exc: ImageError, image: ImageRole, seconds: float = 0.0) -> Outcome:
+        """A job failed by one of its images, as `exc` describes it."""
+        return cls(
+            job_id,
+            "failed",
+            seconds=seconds,
+            failure=Failure.BAD_IMAGE,
+            detail=str(exc),
+            problem=exc.kind,
+            image=image,
+            width=exc.width,
+            height=exc.height,
+            limit=exc.limit,
+            error=str(exc),
+        )
+
+
+def failure_of(exc: BaseException) -> Failure:
+    """The failure an unexpected exception stands for: memory, a full disk, or else an internal error."""
+    if isinstance(exc, MemoryError):
+        return Failure.OUT_OF_MEMORY
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return Failure.NO_DISK_SPACE
+    return Failure.INTERNAL
 
 
 ProgressCallback = Callable[[ProgressEvent], None]

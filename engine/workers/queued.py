@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
-from engine.workers.jobs import JobHandle, JobSpec, Outcome, ProgressCallback, ProgressEvent
+from engine.workers.jobs import Failure, JobHandle, JobSpec, Outcome, ProgressCallback, ProgressEvent
 
 __all__ = ["START_BACKOFF", "QueuedJob", "QueuedPool"]
 
@@ -166,12 +166,12 @@ class QueuedPool:
         with self._lock:
             return len(self._jobs)
 
-    def _drop_pending(self, error: str) -> None:
-        """Resolve every queued job as cancelled with `error`; the caller holds the lock."""
+    def _drop_pending(self, why: str) -> None:
+        """Resolve every queued job as cancelled, `why` as its detail; the caller holds the lock."""
         while self._pending:
             job = self._pending.popleft()
             del self._jobs[job.spec.job_id]
-            job.resolve(Outcome(job.spec.job_id, "cancelled", error=error))
+            job.resolve(Outcome(job.spec.job_id, "cancelled", detail=why))
 
     def _worker_started(self) -> None:
         """A worker is ready: the pool is healthy again, and the next failure waits the shortest time."""
@@ -197,13 +197,7 @@ class QueuedPool:
         but `crashed`, so the caller's store may run it again.
         """
         logger.error("job %s: %s %s", job.spec.job_id, worker, what)
-        return Outcome(
-            job.spec.job_id,
-            "failed",
-            error="the engine stopped while working on it (it may have run out of memory)",
-            detail=f"{worker} {what}",
-            crashed=True,
-        )
+        return Outcome.failed(job.spec.job_id, Failure.WORKER_DIED, f"{worker} {what}", crashed=True)
 
     def _kick(self) -> None:
         """A job was queued: hand it to an idle worker when there is one."""

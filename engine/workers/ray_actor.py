@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.files import write_atomic
-from engine.workers.jobs import JobSpec, Outcome, ProgressEvent
+from engine.workers.jobs import JobSpec, Outcome, ProgressEvent, failure_of
 
 if TYPE_CHECKING:
     from engine.workers.runner import Runner
@@ -79,7 +79,7 @@ class RayActor:
                 )
             except OSError as exc:
                 yield (
-                    Outcome(spec.job_id, "failed", error="the engine ran out of disk space", detail=str(exc)),
+                    Outcome.failed(spec.job_id, failure_of(exc), f"the job's files cannot be written: {exc}"),
                     None,
                 )
                 return

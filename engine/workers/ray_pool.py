@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.files import write_atomic
-from engine.workers.jobs import Outcome
+from engine.workers.jobs import Failure, Outcome, failure_of
 from engine.workers.queued import START_BACKOFF, QueuedJob, QueuedPool
 from engine.workers.ray_actor import ActorItem, RayActor
 
@@ -228,7 +228,7 @@ class RayPool(QueuedPool):
             styles = [path.read_bytes() for path in spec.styles]
         except OSError as exc:
             self._finish(
-                slot, job, Outcome(spec.job_id, "failed", error="the pictures were lost", detail=str(exc))
+                slot, job, Outcome.failed(spec.job_id, failure_of(exc), f"its images cannot be read: {exc}")
             )
             return
         outcome: Outcome | None = None
@@ -243,9 +243,7 @@ class RayPool(QueuedPool):
                 else:
                     outcome, result = item
         except ray.exceptions.RayTaskError as exc:
-            outcome = Outcome(
-                spec.job_id, "failed", error="something went wrong while painting it", detail=_reason(exc)
-            )
+            outcome = Outcome.failed(spec.job_id, Failure.INTERNAL, _reason(exc))
         except ray.exceptions.RayError as exc:
             lost = self._crashed(job, f"ray actor {slot.index} ({slot.where})", f"died: {_reason(exc)}")
             self._finish(slot, job, lost, died=True)
@@ -255,9 +253,7 @@ class RayPool(QueuedPool):
             try:
                 write_atomic(spec.output, result)
             except OSError as exc:
-                outcome = Outcome(
-                    spec.job_id, "failed", error="the result could not be saved", detail=str(exc)
-                )
+                outcome = Outcome.failed(spec.job_id, failure_of(exc), f"the result cannot be saved: {exc}")
             else:
                 outcome = replace(outcome, output=spec.output)
         self._finish(slot, job, outcome)

@@ -5,7 +5,6 @@ Every worker runs jobs through it: a process of `EnginePool`, an actor of `RayPo
 
 from __future__ import annotations
 
-import errno
 import io
 import logging
 import time
@@ -21,12 +20,17 @@ from engine.images import ImageError, save_image, to_uint8
 from engine.inputs import load_inputs
 from engine.stylize import Cancelled, iterate
 from engine.weights import WeightsError, load_decoder, load_vgg
-from engine.workers.jobs import JobSpec, Outcome, ProgressEvent
+from engine.workers.jobs import Failure, ImageRole, JobSpec, Outcome, ProgressEvent, failure_of
 
 if TYPE_CHECKING:
     from engine.adain import AdaIN
 
 logger = logging.getLogger(__name__)
+
+# What an `ImageError` calls a job's images, and so which one it was about.
+CONTENT_NAME = "the photo"
+STYLE_NAME = "the style picture"
+IMAGE_ROLES: dict[str, ImageRole] = {CONTENT_NAME: "content", STYLE_NAME: "style"}
 
 
 def configure_tensorflow(threads: int) -> None:
@@ -77,10 +81,8 @@ class Runner:
         started = time.perf_counter()
         try:
             # Decoded straight to the sizes the run uses (a 40-megapixel photo is never held at full size
-            # in float), and named as the user knows them: these messages reach the chat, paths must not.
-            content, styles = load_inputs(
-                spec.content, spec.styles, spec.params, "the photo", "the style picture"
-            )
+            # in float), and named as the user knows them: these messages reach the log, paths need not.
+            content, styles = load_inputs(spec.content, spec.styles, spec.params, CONTENT_NAME, STYLE_NAME)
             if spec.mode == "preview":
                 p = spec.params
                 image = self.adain().preview(
@@ -108,22 +110,14 @@ class Runner:
         except Cancelled:
             return Outcome(spec.job_id, "cancelled", seconds=time.perf_counter() - started)
         except ImageError as exc:
-            return Outcome(spec.job_id, "failed", error=str(exc), detail=str(exc))
+            return Outcome.bad_image(spec.job_id, exc, IMAGE_ROLES.get(exc.name, "output"))
         except (MemoryError, tf.errors.ResourceExhaustedError) as exc:
-            return Outcome(
-                spec.job_id,
-                "failed",
-                error="the picture is too large for the engine's memory",
-                detail=f"{type(exc).__name__}: {exc}",
-            )
+            return Outcome.failed(spec.job_id, Failure.OUT_OF_MEMORY, f"{type(exc).__name__}: {exc}")
         except Exception as exc:
-            detail = "".join(traceback.format_exception_only(exc)).strip()
-            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-                return Outcome(spec.job_id, "failed", error="the server ran out of disk space", detail=detail)
-            logger.exception("job %s failed", spec.job_id)
-            return Outcome(
-                spec.job_id, "failed", error="something went wrong while painting it", detail=detail
-            )
+            failure = failure_of(exc)
+            if failure is Failure.INTERNAL:
+                logger.exception("job %s: failed", spec.job_id)
+            return Outcome.failed(spec.job_id, failure, "".join(traceback.format_exception_only(exc)).strip())
         return Outcome(spec.job_id, "done", spec.output, step.losses, time.perf_counter() - started)
 
 

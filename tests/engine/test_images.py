@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,8 +12,11 @@ import pytest
 from PIL import Image
 
 from engine.images import (
+    MAX_ASPECT,
+    MIN_SIDE,
     ImageError,
     ImageInfo,
+    ImageProblem,
     fit_long_side,
     inspect_image,
     load_image,
@@ -256,3 +260,50 @@ def test_reduced_decode_matches_a_full_decode_then_resize(kind: str, orientation
 def test_max_side_never_enlarges() -> None:
     data = encode(photo(80, 50), "PNG")
     np.testing.assert_array_equal(load_image(data, max_side=512), load_image(data))
+
+
+@pytest.mark.parametrize(
+    ("data", "kind", "numbers"),
+    [
+        (b"%PDF-1.4 not an image", ImageProblem.UNREADABLE, (None, None, None)),
+        (encode(Image.new("RGB", (64, 64)), "PNG")[:60], ImageProblem.DAMAGED, (None, None, None)),
+        (encode(Image.new("RGB", (12, 30)), "PNG"), ImageProblem.TOO_SMALL, (12, 30, MIN_SIDE)),
+        (encode(Image.new("RGB", (400, 20)), "PNG"), ImageProblem.TOO_THIN, (400, 20, MAX_ASPECT)),
+        (encode(Image.new("L", (3000, 3000)), "PNG"), ImageProblem.TOO_LARGE, (None, None, 1_000_000)),
+    ],
+)
+def test_refusal_says_why_with_the_numbers_a_message_needs(
+    data: bytes, kind: ImageProblem, numbers: tuple[int | None, int | None, float | None]
+) -> None:
+    with pytest.raises(ImageError) as caught:
+        load_image(data, max_pixels=1_000_000, name="it")
+    assert (caught.value.kind, caught.value.name) == (kind, "it")
+    assert (caught.value.width, caught.value.height, caught.value.limit) == numbers
+
+
+def test_missing_file_and_folder_are_missing(tmp_path: Path) -> None:
+    for source in (tmp_path / "nope.png", tmp_path):
+        with pytest.raises(ImageError) as caught:
+            inspect_image(source)
+        assert caught.value.kind is ImageProblem.MISSING
+
+
+def test_refusal_survives_pickling_whole() -> None:
+    with pytest.raises(ImageError) as caught:
+        load_image(encode(Image.new("RGB", (12, 30)), "PNG"), name="it")
+    copy = pickle.loads(pickle.dumps(caught.value))
+    assert (str(copy), copy.kind, copy.name, copy.width, copy.height, copy.limit) == (
+        str(caught.value),
+        ImageProblem.TOO_SMALL,
+        "it",
+        12,
+        30,
+        MIN_SIDE,
+    )
+
+
+def test_unwritable_output_format_is_its_own_kind(tmp_path: Path) -> None:
+    with pytest.raises(ImageError) as caught:
+        save_image(np.zeros((4, 4, 3), dtype=np.float32), tmp_path / "a.gif")
+    assert caught.value.kind is ImageProblem.NOT_ALLOWED_FORMAT
+    assert list(tmp_path.iterdir()) == []

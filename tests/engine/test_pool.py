@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.images import load_image, save_image
+from engine.images import ImageProblem, load_image, save_image
 from engine.params import StyleParams
-from engine.workers import EnginePool, JobSpec, ProgressEvent
+from engine.workers import EnginePool, Failure, JobSpec, ProgressEvent
 from tests.engine.conftest import smooth_image
 
 
@@ -92,11 +92,8 @@ def test_killed_worker_fails_only_its_job(
     victim_pid = next(w.process.pid for w in pool._workers if w.job and w.job.spec.job_id == "victim")
     os.kill(victim_pid, signal.SIGKILL)
     outcome = victim.result(30)
-    assert outcome.status == "failed"
-    assert outcome.error is not None
-    assert "stopped" in outcome.error
+    assert (outcome.status, outcome.failure, outcome.crashed) == ("failed", Failure.WORKER_DIED, True)
     assert "killed" in (outcome.detail or "")
-    assert outcome.crashed
     assert other.result(60).status == "done"
     # The pool replaced the dead worker and still runs jobs.
     assert victim_pid not in pool.worker_pids()
@@ -112,8 +109,9 @@ def test_bad_image_fails_with_a_clear_message(
     outcome = pool.submit(
         JobSpec("bad", bogus, (images[1],), tmp_path / "x.png", StyleParams(iterations=2))
     ).result(60)
-    assert outcome.status == "failed"
-    assert outcome.error == "the photo is not an image that can be read"
+    assert (outcome.status, outcome.failure) == ("failed", Failure.BAD_IMAGE)
+    assert (outcome.problem, outcome.image, outcome.crashed) == (ImageProblem.UNREADABLE, "content", False)
+    assert outcome.detail == "the photo is not an image that can be read"
 
 
 async def test_async_caller_gets_progress_on_its_loop(

@@ -79,5 +79,9 @@ def test_worker_killed_while_starting_counts_once_and_close_does_not_wait_for_th
     assert not closer.is_alive(), "close waited for the next start"
     assert time.monotonic() - started < backoff / 2
     outcome = handle.result(0)
-    assert (outcome.status, outcome.error) == ("cancelled", "the engine is shutting down")
+    assert (outcome.status, outcome.failure, outcome.detail) == (
+        "cancelled",
+        None,
+        "the engine is shutting down",
+    )
     assert pool.start_failures == start_failures_logged(caplog) == 1

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.images import load_image, save_image
+from engine.images import ImageProblem, load_image, save_image
 from engine.params import StyleParams
-from engine.workers import JobSpec, ProgressEvent
+from engine.workers import Failure, JobSpec, ProgressEvent
 from tests.engine.conftest import smooth_image
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
@@ -116,10 +116,7 @@ def test_killed_actor_fails_only_its_job(pool: RayPool, images: tuple[Path, Path
     victim_pid = next(s.pid for s in pool._slots if s.job and s.job.spec.job_id == "victim")
     os.kill(victim_pid, signal.SIGKILL)
     outcome = victim.result(60)
-    assert outcome.status == "failed"
-    assert outcome.crashed
-    assert outcome.error is not None
-    assert "stopped" in outcome.error
+    assert (outcome.status, outcome.failure, outcome.crashed) == ("failed", Failure.WORKER_DIED, True)
     assert "died" in (outcome.detail or "")
     assert other.result(60).status == "done"
     # The pool started a fresh actor in the dead one's place and still runs jobs.
@@ -136,9 +133,9 @@ def test_bad_image_fails_with_a_clear_message(
     outcome = pool.submit(
         JobSpec("bad", bogus, (images[1],), tmp_path / "x.png", StyleParams(iterations=2))
     ).result(60)
-    assert outcome.status == "failed"
-    assert outcome.error == "the photo is not an image that can be read"
-    assert not outcome.crashed
+    assert (outcome.status, outcome.failure) == ("failed", Failure.BAD_IMAGE)
+    assert (outcome.problem, outcome.image, outcome.crashed) == (ImageProblem.UNREADABLE, "content", False)
+    assert outcome.detail == "the photo is not an image that can be read"
 
 
 async def test_async_caller_gets_progress_on_its_loop(

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import engine.workers.runner
-from engine.images import load_image, save_image
+from engine.images import MIN_SIDE, ImageProblem, load_image, save_image
 from engine.params import StyleParams
 from engine.weights import VGGWeights, WeightsError, synthetic_decoder
-from engine.workers import JobSpec
+from engine.workers import Failure, JobSpec
 from engine.workers.runner import Runner
 from tests.engine.conftest import smooth_image
 from tests.engine.weight_files import (
@@ -55,16 +55,28 @@ def test_full_disk_is_a_clear_failure_and_leaves_no_file(
 
     monkeypatch.setattr(engine.workers.runner, "save_image", full_disk)
     outcome = runner.run(spec, lambda event: None, lambda: False)
-    assert (outcome.status, outcome.error) == ("failed", "the server ran out of disk space")
+    assert (outcome.status, outcome.failure, outcome.crashed) == ("failed", Failure.NO_DISK_SPACE, False)
+    assert "No space left on device" in (outcome.detail or "")
     assert not spec.output.exists()
 
 
-def test_unreadable_input_names_the_picture_not_the_path(runner: Runner, spec: JobSpec) -> None:
+def test_unreadable_input_says_which_picture_and_why(runner: Runner, spec: JobSpec) -> None:
     spec.styles[0].write_bytes(b"\x89PNG\r\n\x1a\n broken")
     outcome = runner.run(spec, lambda event: None, lambda: False)
-    assert outcome.status == "failed"
-    assert outcome.error == "the style picture is not an image that can be read"
-    assert str(spec.styles[0]) not in (outcome.error or "")
+    assert (outcome.status, outcome.failure) == ("failed", Failure.BAD_IMAGE)
+    assert (outcome.problem, outcome.image) == (ImageProblem.UNREADABLE, "style")
+    assert outcome.detail == "the style picture is not an image that can be read"
+
+
+def test_too_small_content_carries_its_size_and_the_limit(runner: Runner, spec: JobSpec) -> None:
+    save_image(smooth_image(12, 40, 3), spec.content)
+    outcome = runner.run(spec, lambda event: None, lambda: False)
+    assert (outcome.failure, outcome.problem, outcome.image) == (
+        Failure.BAD_IMAGE,
+        ImageProblem.TOO_SMALL,
+        "content",
+    )
+    assert (outcome.width, outcome.height, outcome.limit) == (40, 12, MIN_SIDE)
 
 
 def test_preview_job_writes_a_feed_forward_image_without_iterating(runner: Runner, spec: JobSpec) -> None:

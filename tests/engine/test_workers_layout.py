@@ -24,8 +24,8 @@ def engine_imports(path: Path) -> set[str]:
     return found
 
 
-def test_jobs_import_no_sibling_but_params() -> None:
-    assert engine_imports(WORKERS / "jobs.py") == {"engine.params"}
+def test_jobs_import_no_sibling_only_params_and_images() -> None:
+    assert engine_imports(WORKERS / "jobs.py") == {"engine.params", "engine.images"}
 
 
 def test_old_paths_re_export_the_same_objects() -> None:

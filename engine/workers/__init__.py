@@ -28,6 +28,7 @@ from engine.workers.jobs import (
 from engine.workers.local import EnginePool
 from engine.workers.queued import START_BACKOFF, QueuedPool
 from engine.workers.ray_pool import RayPool
+from engine.workers.scripted import Scripted, ScriptedBackend
 
 __all__ = [
     "START_BACKOFF",
@@ -42,4 +43,6 @@ __all__ = [
     "ProgressEvent",
     "QueuedPool",
     "RayPool",
+    "Scripted",
+    "ScriptedBackend",
 ]

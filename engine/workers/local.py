@@ -265,6 +265,12 @@ class EnginePool(QueuedPool):
                     return
                 job = self._pending.popleft()
             worker.job = job
+            logger.info(
+                "job %s: running on engine worker %d (pid %d)",
+                job.spec.job_id,
+                worker.index,
+                worker.process.pid,
+            )
             try:
                 worker.conn.send(("run", job.seq, job.spec))
             except OSError:
@@ -309,7 +315,7 @@ def _worker_main(
 
         started = time.perf_counter()
         outcome = runner.run(spec, report, should_cancel)
-        logger.debug("job %s ended in %.1f s", spec.job_id, time.perf_counter() - started)
+        logger.debug("job %s: ended in %.1f s", spec.job_id, time.perf_counter() - started)
         try:
             conn.send(("done", seq, outcome))
         except OSError:

@@ -1,4 +1,14 @@
 """Neural style transfer: the Gatys et al. VGG-19 optimisation on TensorFlow 2.
 
+Three audiences share this package:
+
+- The maths, flat here and read top to bottom as one pipeline: `params` (the settings), `images` and
+  `inputs` (pictures in and out), `vgg` (the network), `objective` and `compiled` (the losses), `lbfgs`
+  and `multiscale` (the optimisers' plumbing), `stylize` (the optimisation), `adain` (the one-pass
+  stylisation and start). `cli` is its command line; `files` writes files atomically for all of engine.
+- `weights/`: the networks' weights, every file format behind one loader, the cache and its fetch.
+- `workers/`: running jobs in worker processes or Ray actors for the bot, and in process for tests.
+
+`pool`, `ray_pool`, `fetch` and `weight_formats` are old paths that only re-export the new ones.
 Importing this package does no work and loads no TensorFlow; the modules that need it import it.
 """

@@ -25,8 +25,9 @@ from bot.config import Config
 from bot.context import CONTEXT_TYPES, BotContext, BotData
 from bot.dispatcher import Dispatcher
 from bot.ordering import ChatOrderedProcessor, UploadLimiter
-from engine.pool import EngineBackend, EnginePool
 from engine.weights import VGGWeights
+from engine.workers.jobs import EngineBackend
+from engine.workers.local import EnginePool
 from storage import Settings, Store, validate_preset_name
 
 logger = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
 def _engine_pool(config: Config, weights: Path, decoder: Path | None) -> EngineBackend:
     """The engine's workers, started: processes on this machine, or actors on a Ray cluster."""
     if config.engine_backend == "ray":
-        from engine.ray_pool import RayPool
+        from engine.workers.ray_pool import RayPool
 
         workers, cpus, address = config.engine_workers, config.ray_cpus_per_worker, config.ray_address
         return RayPool(weights, workers, cpus, address, decoder).start()
@@ -155,9 +156,8 @@ def _weights(configured: Path | None) -> tuple[Path, VGGWeights]:
     The file is read once here, through the loader the workers use, so a wrong file stops the start
     with its reason instead of failing every job after "ready".
     """
-    from engine.fetch import fetch_weights
-    from engine.weight_formats import load_vgg
-    from engine.weights import WeightsError, resolve_weights_path
+    from engine.weights import WeightsError, load_vgg, resolve_weights_path
+    from engine.weights.fetch import fetch_weights
 
     path = resolve_weights_path(configured)
     if not path.is_file():
@@ -175,9 +175,8 @@ def _decoder_path(config: Config, weights: Path, vgg: VGGWeights) -> Path | None
 
     Only the cache is filled on demand: beside weights named by VGG_WEIGHTS nothing is downloaded.
     """
-    from engine.fetch import decoder_path, fetch_weights
-    from engine.weight_formats import load_decoder
-    from engine.weights import WeightsError, check_pair
+    from engine.weights import WeightsError, check_pair, decoder_path, load_decoder
+    from engine.weights.fetch import fetch_weights
 
     path = config.decoder or decoder_path(weights)
     try:

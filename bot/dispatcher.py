@@ -20,7 +20,8 @@ from bot import texts
 from bot.config import Config
 from bot.delivery import Messenger
 from bot.requests import preview_alpha, style_params
-from engine.pool import EngineBackend, EnginePool, JobSpec, Outcome, ProgressEvent
+from engine.workers.jobs import EngineBackend, Failure, JobSpec, Outcome, ProgressEvent
+from engine.workers.local import EnginePool
 from storage import Job, JobStatus, Store
 
 logger = logging.getLogger(__name__)
@@ -213,7 +214,7 @@ class Dispatcher:
         try:
             params = style_params(job.request)
         except (TypeError, ValueError) as exc:
-            return Outcome(str(job.id), "failed", error="its settings are invalid", detail=str(exc))
+            return Outcome.failed(str(job.id), Failure.INVALID_SETTINGS, str(exc))
         # A fast job is its preview: one feed-forward pass instead of the optimisation.
         mode: Literal["stylize", "preview"] = "preview" if job.request.fast else "stylize"
         output = self.store.files.result_path(job.id, ".jpg" if mode == "preview" else ".png")
@@ -278,16 +279,17 @@ class Dispatcher:
             await self.store.jobs.cancel(job.id)
             await self._edit_status(job, texts.CANCELLED, None)
             return
-        logger.warning("job %d: failed: %s (%s)", job.id, outcome.error, outcome.detail)
+        logger.warning("job %d: failed: %s (%s)", job.id, outcome.failure, outcome.detail)
         if outcome.crashed:
             again = await self.store.jobs.requeue(job.id, outcome.detail or "worker died")
             if again is not None and again.status == JobStatus.QUEUED:
                 await self._edit_status(job, texts.RETRYING, cancel_keyboard(job.id))
                 return
         else:
-            await self.store.jobs.fail(job.id, outcome.detail or outcome.error or "failed")
-        if not await self._edit_status(job, texts.failed(outcome.error), None):
-            await self._tell(job, texts.failed(outcome.error))
+            await self.store.jobs.fail(job.id, outcome.detail or str(outcome.failure))
+        text = texts.job_failed(outcome)
+        if not await self._edit_status(job, text, None):
+            await self._tell(job, text)
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(work, name=name)

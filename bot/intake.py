@@ -102,7 +102,7 @@ async def download_image(message: Message) -> tuple[bytes, str, tuple[int, int]]
     try:
         info = await asyncio.to_thread(inspect_image, data, "it")
     except ImageError as exc:
-        await message.reply_text(texts.bad_image(str(exc)))
+        await message.reply_text(texts.bad_image(exc.kind, exc.width, exc.height, exc.limit))
         return None
     if info.frames > 1:
         await message.reply_text(texts.FIRST_FRAME)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from engine.images import ImageProblem
+from engine.workers.jobs import Failure, Outcome
+
 HELP = (
     "I repaint your photo in the style of another picture.\n\n"
     "1. Send the photo you want painted.\n"
@@ -68,8 +71,54 @@ def unknown_preset(name: str) -> str:
     return f"There's no style called “{name}”. See /styles for the names."
 
 
-def bad_image(reason: str) -> str:
+def bad_image(problem: ImageProblem, width: int | None, height: int | None, limit: float | None) -> str:
+    """A refused upload, said to the user who sent it."""
+    reason = image_problem(problem, "it", width, height, limit)
     return f"I can't use that picture: {reason}. Please send another JPEG, PNG or WebP image."
+
+
+# What the engine refuses an image for, said of `subject` ("it", "the photo", "the style picture").
+_IMAGE_PROBLEMS = {
+    ImageProblem.MISSING: "{subject} is missing",
+    ImageProblem.UNREADABLE: "{subject} is not an image I can read",
+    ImageProblem.NOT_ALLOWED_FORMAT: "{subject} is not an image I can read",
+    ImageProblem.DAMAGED: "{subject} is damaged or incomplete",
+    ImageProblem.TOO_LARGE: "{subject} is too large (over {megapixels} megapixels)",
+    ImageProblem.TOO_SMALL: "{subject} is too small ({width}×{height} pixels; at least {side}×{side} needed)",
+    ImageProblem.TOO_THIN: "{subject} is too long and thin ({width}×{height} pixels; at most {ratio}:1)",
+}
+_IMAGE_SUBJECTS = {"content": "the photo", "style": "the style picture", "output": "the painting"}
+_FAILURES = {
+    Failure.OUT_OF_MEMORY: "the picture is too large for my memory (a smaller size in /options will do)",
+    Failure.NO_DISK_SPACE: "the server ran out of disk space",
+    Failure.WORKER_DIED: "the painter stopped while working on it (it may have run out of memory)",
+    Failure.INVALID_SETTINGS: "its settings are invalid",
+    Failure.INTERNAL: "something went wrong while painting it",
+}
+
+
+def image_problem(
+    problem: ImageProblem, subject: str, width: int | None, height: int | None, limit: float | None
+) -> str:
+    limit = limit or 0
+    return _IMAGE_PROBLEMS[problem].format(
+        subject=subject,
+        width=width,
+        height=height,
+        megapixels=f"{limit / 1_000_000:g}",
+        side=int(limit),
+        ratio=f"{limit:g}",
+    )
+
+
+def job_failed(outcome: Outcome) -> str:
+    """Why the engine could not paint a job, from its `Failure` (and image problem)."""
+    if outcome.failure == Failure.BAD_IMAGE and outcome.problem is not None:
+        subject = _IMAGE_SUBJECTS.get(outcome.image or "", "a picture")
+        reason = image_problem(outcome.problem, subject, outcome.width, outcome.height, outcome.limit)
+    else:
+        reason = _FAILURES.get(outcome.failure or Failure.INTERNAL, _FAILURES[Failure.INTERNAL])
+    return failed(reason)
 
 
 def cancelled(count: int, remaining: int) -> str:

@@ -20,7 +20,7 @@ from tests.timing import scaled
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
 
-from engine.ray_pool import RayPool  # noqa: E402 - only once ray is known to be there
+from engine.workers.ray_pool import RayPool  # noqa: E402 - only once ray is known to be there
 
 JOB_TIMEOUT = 90.0  # every deadline here waits on painting or on Ray's actors: `scaled`
 

@@ -1,0 +1,149 @@
+"""The dispatcher's requeue, cancel, failure and delivery paths, fast: a scripted backend, no engine.
+
+The store is a real SQLite file and the chat is the fake Bot API server; only the engine is scripted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from telegram import Bot
+
+from bot import texts
+from bot.config import Config
+from bot.dispatcher import Dispatcher
+from engine.images import ImageProblem
+from engine.workers.jobs import Failure
+from engine.workers.scripted import Scripted, ScriptedBackend
+from storage import Job, JobRequest, JobStatus, Store
+from tests.bot.conftest import USER, eventually, photos
+from tests.bot.fake_telegram import FakeTelegram
+
+REQUEST = JobRequest(iterations=10, max_size=64)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    async with Store.open(tmp_path / "data") as opened:
+        yield opened
+
+
+@pytest.fixture
+async def telegram(fake: FakeTelegram) -> AsyncIterator[Bot]:
+    async with Bot(fake.token, base_url=fake.base_url, base_file_url=fake.base_file_url) as bot:
+        yield bot
+
+
+@pytest.fixture
+async def backend(store: Store, telegram: Bot) -> AsyncIterator[ScriptedBackend]:
+    with ScriptedBackend(size=1) as scripted:
+        yield scripted
+
+
+@pytest.fixture
+async def dispatcher(
+    store: Store, telegram: Bot, backend: ScriptedBackend, fake: FakeTelegram
+) -> AsyncIterator[Dispatcher]:
+    config = Config(token=fake.token, progress_interval=0.0)
+    running = Dispatcher(telegram, store, backend, config)
+    running.start()
+    yield running
+    await running.stop()
+
+
+async def queue(store: Store, telegram: Bot, tmp_path: Path) -> Job:
+    """A job as the bot queues one: its inputs on disk and a status picture in the chat."""
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (32, 32), (10, 120, 200)).save(photo)
+    job = await store.jobs.submit(USER, USER, photo, [photo], REQUEST)
+    picture = io.BytesIO()
+    Image.new("RGB", (32, 32)).save(picture, "JPEG")
+    status = await telegram.send_photo(USER, picture.getvalue(), caption=texts.queued(1, None))
+    await store.jobs.set_status_message(job.id, status.message_id)
+    return job
+
+
+async def settled(store: Store, job_id: int, status: JobStatus) -> Job:
+    job = await eventually(lambda: store.jobs.get(job_id), lambda j: j is not None and j.status == status)
+    assert job is not None
+    return job
+
+
+async def test_a_crashed_worker_requeues_the_job_which_then_arrives(
+    store: Store,
+    telegram: Bot,
+    backend: ScriptedBackend,
+    dispatcher: Dispatcher,
+    fake: FakeTelegram,
+    tmp_path: Path,
+) -> None:
+    backend.plan("1", Scripted(crashed=True))
+    job = await queue(store, telegram, tmp_path)
+    dispatcher.wake()
+    delivered = await settled(store, job.id, JobStatus.DELIVERED)
+    assert delivered.attempts == 1
+    [status] = fake.messages(USER)[:1]
+    assert texts.RETRYING in [v.text for v in status.history]
+    assert len(photos(fake, USER)) == 1
+    assert [spec.job_id for spec in backend.submitted] == ["1", "1"]
+
+
+async def test_cancel_while_running_stops_the_job_and_says_so(
+    store: Store,
+    telegram: Bot,
+    backend: ScriptedBackend,
+    dispatcher: Dispatcher,
+    fake: FakeTelegram,
+    tmp_path: Path,
+) -> None:
+    backend.plan("1", Scripted(progress=2, hold=True))
+    job = await queue(store, telegram, tmp_path)
+    dispatcher.wake()
+    await settled(store, job.id, JobStatus.RUNNING)
+    await fake.wait_for(lambda: "Painting" in (fake.messages(USER)[0].text or ""))
+    assert await dispatcher.cancel(job.id)
+    await settled(store, job.id, JobStatus.CANCELLED)
+    await fake.wait_for(lambda: fake.messages(USER)[0].text == texts.CANCELLED)
+    assert backend.busy() == 0
+    assert photos(fake, USER) == []
+
+
+async def test_a_bad_image_is_worded_for_the_user(
+    store: Store,
+    telegram: Bot,
+    backend: ScriptedBackend,
+    dispatcher: Dispatcher,
+    fake: FakeTelegram,
+    tmp_path: Path,
+) -> None:
+    backend.plan("1", Scripted(failure=Failure.BAD_IMAGE, problem=ImageProblem.DAMAGED))
+    job = await queue(store, telegram, tmp_path)
+    dispatcher.wake()
+    await settled(store, job.id, JobStatus.FAILED)
+    await fake.wait_for(lambda: "damaged or incomplete" in (fake.messages(USER)[0].text or ""))
+    assert (fake.messages(USER)[0].text or "").startswith("Sorry, I couldn't paint this one: the photo is")
+
+
+async def test_jobs_wait_queued_while_workers_cannot_start(
+    store: Store,
+    telegram: Bot,
+    backend: ScriptedBackend,
+    dispatcher: Dispatcher,
+    fake: FakeTelegram,
+    tmp_path: Path,
+) -> None:
+    backend.fail_starts("the GPU is gone")
+    job = await queue(store, telegram, tmp_path)
+    dispatcher.wake()
+    await asyncio.sleep(0.5)  # the dispatcher looks at the queue at once when woken
+    assert not dispatcher.lane_healthy(False)
+    assert backend.submitted == []  # never claimed, so never shown as running
+    assert (await store.jobs.get(job.id)).status == JobStatus.QUEUED  # type: ignore[union-attr]
+    backend.recover()
+    dispatcher.wake()
+    await settled(store, job.id, JobStatus.DELIVERED)

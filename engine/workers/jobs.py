@@ -71,16 +71,6 @@ class Failure(StrEnum):
     INTERNAL = "internal"  # anything else: an error the engine did not expect
 
 
-# Old: the English each failure had in `Outcome.error`. Kept until bot/ words `Outcome.failure` itself.
-OLD_ERROR_TEXTS = {
-    Failure.OUT_OF_MEMORY: "the picture is too large for the engine's memory",
-    Failure.NO_DISK_SPACE: "the server ran out of disk space",
-    Failure.WORKER_DIED: "the engine stopped while working on it (it may have run out of memory)",
-    Failure.INVALID_SETTINGS: "its settings are invalid",
-    Failure.INTERNAL: "something went wrong while painting it",
-}
-
-
 @dataclass(frozen=True)
 class Outcome:
     """How a job ended: `status` is "done" (the result is at `output`), "failed" (`failure` says why) or
@@ -103,17 +93,13 @@ class Outcome:
     width: int | None = None  # with BAD_IMAGE: the image's size in pixels as displayed, when known
     height: int | None = None
     limit: float | None = None  # with TOO_LARGE, TOO_SMALL, TOO_THIN: the limit it broke (see ImageError)
-    error: str | None = None  # Old: English for the bot's texts; kept until bot/ words `failure` itself
 
     @classmethod
     def failed(
         cls, job_id: str, failure: Failure, detail: str, *, crashed: bool = False, seconds: float = 0.0
     ) -> Outcome:
         """A failed job, for any failure but `BAD_IMAGE` (see `bad_image`)."""
-        error = OLD_ERROR_TEXTS.get(failure)
-        return cls(
-            job_id, "failed", seconds=seconds, failure=failure, detail=detail, crashed=crashed, error=error
-        )
+        return cls(job_id, "failed", seconds=seconds, failure=failure, detail=detail, crashed=crashed)
 
     @classmethod
     def bad_image(cls, job_id: str, exc: ImageError, image: ImageRole, seconds: float = 0.0) -> Outcome:
@@ -129,7 +115,6 @@ class Outcome:
             width=exc.width,
             height=exc.height,
             limit=exc.limit,
-            error=str(exc),
         )
 
 

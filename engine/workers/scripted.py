@@ -240,7 +240,6 @@ class ScriptedBackend:
                 detail=detail,
                 problem=script.problem,
                 image="content",
-                error=detail,
             )
         if script.failure is not None:
             return Outcome.failed(spec.job_id, script.failure, f"scripted {script.failure.value}")

@@ -9,6 +9,5 @@ Three audiences share this package:
 - `weights/`: the networks' weights, every file format behind one loader, the cache and its fetch.
 - `workers/`: running jobs in worker processes or Ray actors for the bot, and in process for tests.
 
-`pool`, `ray_pool`, `fetch` and `weight_formats` are old paths that only re-export the new ones.
 Importing this package does no work and loads no TensorFlow; the modules that need it import it.
 """

@@ -1,12 +1,10 @@
-"""The job types sit below the pools and their workers; the old module paths re-export the new objects."""
+"""The job types sit below the pools and their workers, and the package exports them once."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-import engine.pool
-import engine.ray_pool
 import engine.workers
 import engine.workers.jobs
 
@@ -28,9 +26,8 @@ def test_jobs_import_no_sibling_only_params_and_images() -> None:
     assert engine_imports(WORKERS / "jobs.py") == {"engine.params", "engine.images"}
 
 
-def test_old_paths_re_export_the_same_objects() -> None:
-    for name in engine.pool.__all__:
-        assert getattr(engine.pool, name) is getattr(engine.workers, name)
-    assert engine.ray_pool.RayPool is engine.workers.RayPool
-    for name in ["JobSpec", "Outcome", "ProgressCallback", "ProgressEvent", "EngineBackend", "JobHandle"]:
+def test_package_exports_the_job_types_themselves() -> None:
+    names = ["JobSpec", "Outcome", "Failure", "ProgressCallback", "ProgressEvent", "EngineBackend"]
+    for name in [*names, "JobHandle"]:
         assert getattr(engine.workers, name) is getattr(engine.workers.jobs, name)
+        assert name in engine.workers.__all__

@@ -98,9 +98,7 @@ async def marked_delivered(fake: FakeTelegram, data_dir: Path) -> None:
 
     Stopping the bot between the two would leave a job `done`, for the next start to send again.
     """
-    await fake.wait_for(
-        lambda: all(status == "delivered" for _, status, _ in jobs(data_dir)), timeout=scaled(10)
-    )
+    await fake.wait_for(lambda: all(status == "delivered" for _, status, _ in jobs(data_dir)), timeout=10)
 
 
 def painting(fake: FakeTelegram, chat_id: int) -> bool:
@@ -112,16 +110,14 @@ async def test_killed_while_running_and_queued(fake: FakeTelegram, bot: BotProce
     bot.start()
     other = USER + 1
     await submit(fake, USER)
-    await fake.wait_for(lambda: painting(fake, USER), timeout=scaled(START_TIMEOUT))
+    await fake.wait_for(lambda: painting(fake, USER), timeout=START_TIMEOUT)
     await submit(fake, other)
-    await fake.wait_for(
-        lambda: any("Queued" in (m.text or "") for m in fake.messages(other)), timeout=scaled(20)
-    )
+    await fake.wait_for(lambda: any("Queued" in (m.text or "") for m in fake.messages(other)), timeout=20)
     bot.kill()
     assert jobs(Path(bot.env["BOT_DATA_DIR"])) == [(1, "running", 0), (2, "queued", 0)]
 
     bot.start()
-    await fake.wait_for(lambda: photos(fake, USER) and photos(fake, other), timeout=scaled(JOB_TIMEOUT))
+    await fake.wait_for(lambda: photos(fake, USER) and photos(fake, other), timeout=JOB_TIMEOUT)
     await marked_delivered(fake, Path(bot.env["BOT_DATA_DIR"]))
     bot.stop()
     assert len(photos(fake, USER)) == len(photos(fake, other)) == 1
@@ -135,7 +131,7 @@ async def test_killed_after_the_result_was_written_before_it_was_sent(
     fake.fail_next("editMessageMedia", "timeout", hold=60)
     bot.start()
     await submit(fake, USER)
-    await fake.wait_for(lambda: fake.calls("editMessageMedia"), timeout=scaled(JOB_TIMEOUT))
+    await fake.wait_for(lambda: fake.calls("editMessageMedia"), timeout=JOB_TIMEOUT)
     bot.kill()
     data_dir = Path(bot.env["BOT_DATA_DIR"])
     assert jobs(data_dir) == [(1, "done", 0)]
@@ -143,7 +139,7 @@ async def test_killed_after_the_result_was_written_before_it_was_sent(
     assert photos(fake, USER) == []
 
     bot.start()
-    await fake.wait_for(lambda: photos(fake, USER), timeout=scaled(START_TIMEOUT))
+    await fake.wait_for(lambda: photos(fake, USER), timeout=START_TIMEOUT)
     await marked_delivered(fake, data_dir)
     bot.stop()
     assert len(photos(fake, USER)) == 1
@@ -154,17 +150,17 @@ async def test_killed_while_downloading_the_photo(fake: FakeTelegram, bot: BotPr
     fake.fail_next("download", "timeout", hold=60)
     bot.start()
     await fake.user_sends_photo(USER, USER, jpeg(40, 40, seed=1))
-    await fake.wait_for(lambda: fake.calls("download"), timeout=scaled(START_TIMEOUT))
+    await fake.wait_for(lambda: fake.calls("download"), timeout=START_TIMEOUT)
     bot.kill()
 
     bot.start()
     # The photo whose download was cut off is fetched again and counts as the content.
     await fake.wait_for(
         lambda: any("Got your photo" in (m.text or "") for m in fake.messages(USER)),
-        timeout=scaled(START_TIMEOUT),
+        timeout=START_TIMEOUT,
     )
     await fake.user_sends_photo(USER, USER, jpeg(40, 40, seed=2))
-    await fake.wait_for(lambda: photos(fake, USER), timeout=scaled(JOB_TIMEOUT))
+    await fake.wait_for(lambda: photos(fake, USER), timeout=JOB_TIMEOUT)
     await marked_delivered(fake, Path(bot.env["BOT_DATA_DIR"]))
     bot.stop()
     assert len(photos(fake, USER)) == 1

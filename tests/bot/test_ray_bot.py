@@ -16,7 +16,6 @@ from storage import JobStatus, Store
 from tests.bot.conftest import USER, BotRunner, delivered, jpeg, photos, text_containing
 from tests.bot.fake_telegram import FakeTelegram
 from tests.bot.test_conversation import image_size
-from tests.timing import scaled
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
 
@@ -45,34 +44,34 @@ async def submit(fake: FakeTelegram, chat_id: int, size: int = 32) -> None:
 async def test_content_then_style_is_painted_by_a_ray_actor(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
     assert isinstance(bot.bot_data.dispatcher.pool, RayPool)
     await fake.user_sends_photo(USER, USER, jpeg(96, 48, seed=1))
-    await fake.wait_for_message(USER, text_containing(texts.CONTENT_RECEIVED), timeout=scaled(5))
+    await fake.wait_for_message(USER, text_containing(texts.CONTENT_RECEIVED), timeout=5)
     await fake.user_sends_photo(USER, USER, jpeg(40, 40, seed=2))
-    queued = await fake.wait_for_message(USER, text_containing("Queued"), timeout=scaled(5))
-    result = await fake.wait_for(lambda: photos(fake, USER), timeout=scaled(JOB_TIMEOUT))
+    queued = await fake.wait_for_message(USER, text_containing("Queued"), timeout=5)
+    result = await fake.wait_for(lambda: photos(fake, USER), timeout=JOB_TIMEOUT)
     # The actor got the images as bytes and sent the result back: 96×48 at max_image_size 64 is 64×32.
     assert image_size(result[0].data) == (64, 32)
     job = await delivered(bot.bot_data.store)
     assert job.attempts == 0
     assert result[0].message_id == queued.message_id  # the status picture became the painting
-    await fake.wait_for_message(USER, lambda m: m.text == texts.READY, timeout=scaled(5))
+    await fake.wait_for_message(USER, lambda m: m.text == texts.READY, timeout=5)
 
 
 async def test_progress_edits_and_cancel_go_through_ray(fake: FakeTelegram, runner: BotRunner) -> None:
     app = await runner.start(default_iterations=5000, progress_interval=0.3)
     await submit(fake, USER, 48)
-    queued = await fake.wait_for_message(USER, text_containing("Queued"), timeout=scaled(5))
+    queued = await fake.wait_for_message(USER, text_containing("Queued"), timeout=5)
     await fake.wait_for(
         lambda: len([v for v in fake.messages(USER)[-1].edits if "Painting" in (v.text or "")]) >= 3,
-        timeout=scaled(60),
+        timeout=60,
     )
     await fake.user_presses_button(USER, USER, queued.message_id, "cancel:1")
     await fake.wait_for(
         lambda: (
             next(m for m in fake.messages(USER) if m.message_id == queued.message_id).text == texts.CANCELLED
         ),
-        timeout=scaled(20),
+        timeout=20,
     )
-    await fake.wait_for(lambda: not app.bot_data.dispatcher._running, timeout=scaled(20))
+    await fake.wait_for(lambda: not app.bot_data.dispatcher._running, timeout=20)
     assert app.bot_data.dispatcher.pool.busy() == 0
     store: Store = app.bot_data.store
     job = await store.jobs.get(1)
@@ -88,16 +87,16 @@ async def test_killed_actor_job_is_requeued_and_delivered_once(fake: FakeTelegra
     await submit(fake, other)
     await fake.wait_for(
         lambda: all(any("Painting" in (m.text or "") for m in fake.messages(c)) for c in (USER, other)),
-        timeout=scaled(60),
+        timeout=60,
     )
     pool: RayPool = app.bot_data.dispatcher.pool
     victim = next(s for s in pool._slots if s.job is not None and s.job.spec.job_id == "1")
     os.kill(victim.pid, signal.SIGKILL)
     await fake.wait_for(
         lambda: any(v.text == texts.RETRYING for m in fake.messages(USER) for v in m.history),
-        timeout=scaled(30),
+        timeout=30,
     )
-    await fake.wait_for(lambda: photos(fake, USER) and photos(fake, other), timeout=scaled(JOB_TIMEOUT * 2))
+    await fake.wait_for(lambda: photos(fake, USER) and photos(fake, other), timeout=JOB_TIMEOUT * 2)
     store: Store = app.bot_data.store
     first, second = await delivered(store, 1), await delivered(store, 2)
     assert (first.attempts, second.attempts) == (1, 0)

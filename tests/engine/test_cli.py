@@ -15,6 +15,7 @@ from engine.cli import main
 from engine.weights import VGGWeights, default_cache_path
 from tests.engine.conftest import smooth_image
 from tests.engine.weight_files import torch_state_dict, write_mat_new, write_torch_legacy
+from tests.timing import scaled
 
 
 def write_image(path: Path, height: int, width: int, seed: int) -> Path:
@@ -192,7 +193,9 @@ def test_console_script_help_lists_the_options() -> None:
     script = shutil.which("neural-style", path=str(Path(sys.executable).parent))
     command = [script] if script else [sys.executable, "-m", "engine.cli"]
 
-    result = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [*command, "--help"], capture_output=True, text=True, timeout=scaled(60), check=False
+    )
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: neural-style")

@@ -14,6 +14,7 @@ from engine.images import ImageProblem, load_image, save_image
 from engine.params import StyleParams
 from engine.workers import EnginePool, Failure, JobSpec, ProgressEvent
 from tests.engine.conftest import smooth_image
+from tests.timing import scaled
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,7 @@ def spec(job_id: str, images: tuple[Path, Path], out: Path, iterations: int, **k
 
 
 def wait_until(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
@@ -56,7 +58,7 @@ def test_two_jobs_run_at_once_with_progress(
     # Both make progress before either finishes: they run side by side on the two workers.
     wait_until(lambda: events["a"] and events["b"])
     assert not (a.future.done() and b.future.done())
-    first, second = a.result(120), b.result(120)
+    first, second = a.result(scaled(120)), b.result(scaled(120))
     assert (first.status, second.status) == ("done", "done")
     assert [e.iteration for e in events["a"]] == list(range(1, 400))
     assert all(e.total == 400 for e in events["a"])
@@ -73,10 +75,10 @@ def test_cancel_queued_and_running(pool: EnginePool, images: tuple[Path, Path], 
     queued = pool.submit(spec("q", images, tmp_path, 5))
     wait_until(lambda: len(started) >= 2)
     assert queued.cancel()
-    assert queued.result(5).status == "cancelled"
+    assert queued.result(scaled(5)).status == "cancelled"
     for handle in running:
         assert handle.cancel()
-    assert [h.result(30).status for h in running] == ["cancelled", "cancelled"]
+    assert [h.result(scaled(30)).status for h in running] == ["cancelled", "cancelled"]
     assert not (tmp_path / "r0.png").exists()
     assert not pool.cancel("r0")
 
@@ -91,14 +93,14 @@ def test_killed_worker_fails_only_its_job(
     other = pool.submit(spec("other", images, tmp_path, 30))
     victim_pid = next(w.process.pid for w in pool._workers if w.job and w.job.spec.job_id == "victim")
     os.kill(victim_pid, signal.SIGKILL)
-    outcome = victim.result(30)
+    outcome = victim.result(scaled(30))
     assert (outcome.status, outcome.failure, outcome.crashed) == ("failed", Failure.WORKER_DIED, True)
     assert "killed" in (outcome.detail or "")
-    assert other.result(60).status == "done"
+    assert other.result(scaled(60)).status == "done"
     # The pool replaced the dead worker and still runs jobs.
     assert victim_pid not in pool.worker_pids()
     assert len(pool.worker_pids()) == len(pids)
-    assert pool.submit(spec("after", images, tmp_path, 3)).result(60).status == "done"
+    assert pool.submit(spec("after", images, tmp_path, 3)).result(scaled(60)).status == "done"
 
 
 def test_bad_image_fails_with_a_clear_message(
@@ -108,7 +110,7 @@ def test_bad_image_fails_with_a_clear_message(
     bogus.write_bytes(b"not an image at all")
     outcome = pool.submit(
         JobSpec("bad", bogus, (images[1],), tmp_path / "x.png", StyleParams(iterations=2))
-    ).result(60)
+    ).result(scaled(60))
     assert (outcome.status, outcome.failure) == ("failed", Failure.BAD_IMAGE)
     assert (outcome.problem, outcome.image, outcome.crashed) == (ImageProblem.UNREADABLE, "content", False)
     assert outcome.detail == "the photo is not an image that can be read"

@@ -16,6 +16,7 @@ from engine.images import save_image
 from engine.workers import EnginePool
 from tests.engine.conftest import smooth_image
 from tests.engine.test_pool import spec, wait_until
+from tests.timing import scaled
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def test_job_waits_while_workers_cannot_start_and_runs_once_they_can(
         # Someone puts the file right; the pool's next try starts a worker, which runs the job.
         shutil.copy(tiny_weights_file, tmp_path / "fixed.npz")
         os.replace(tmp_path / "fixed.npz", weights)
-        outcome = handle.result(120)
+        outcome = handle.result(scaled(120))
         assert outcome.status == "done"
         assert pool.healthy
         assert pool.start_error is None

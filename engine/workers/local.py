@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.workers.jobs import Outcome, ProgressEvent
-from engine.workers.queued import START_BACKOFF, QueuedJob, QueuedPool
+from engine.workers.queued import START_BACKOFF, QueuedJob, QueuedPool, existing_weights
 
 __all__ = ["EnginePool", "detect_gpus"]
 
@@ -72,7 +72,9 @@ class EnginePool(QueuedPool):
         decoder_path: Path | None = None,
         start_backoff: tuple[float, float] = START_BACKOFF,
     ) -> None:
-        super().__init__(weights_path, decoder_path, start_backoff)
+        super().__init__(start_backoff)
+        self.weights_path = existing_weights(weights_path)
+        self.decoder_path = decoder_path  # the AdaIN decoder, for "preview" jobs
         gpus = detect_gpus()
         self.size = workers or max(1, len(gpus))
         cpus = os.cpu_count() or 1

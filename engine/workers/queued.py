@@ -21,13 +21,20 @@ from typing import Self
 
 from engine.workers.jobs import Failure, JobHandle, JobSpec, Outcome, ProgressCallback, ProgressEvent
 
-__all__ = ["START_BACKOFF", "QueuedJob", "QueuedPool"]
+__all__ = ["START_BACKOFF", "QueuedJob", "QueuedPool", "existing_weights"]
 
 logger = logging.getLogger(__name__)
 
 # Seconds to wait before starting a worker again after failed starts in a row: the first wait, doubled
 # after each further failure, up to the second.
 START_BACKOFF = (1.0, 60.0)
+
+
+def existing_weights(path: Path) -> Path:
+    """`path`, once it is known to be a file: a pool of workers that could never load it fails now."""
+    if not path.is_file():
+        raise FileNotFoundError(f"VGG-19 weights not found at {path}")
+    return path
 
 
 @dataclass
@@ -68,19 +75,10 @@ class QueuedPool:
     size: int  # how many jobs run at once
     worker_noun = "worker"  # what the log calls one of its workers
 
-    def __init__(
-        self,
-        weights_path: Path,
-        decoder_path: Path | None,
-        start_backoff: tuple[float, float] = START_BACKOFF,
-    ) -> None:
-        if not weights_path.is_file():
-            raise FileNotFoundError(f"VGG-19 weights not found at {weights_path}")
+    def __init__(self, start_backoff: tuple[float, float] = START_BACKOFF) -> None:
         first, cap = start_backoff
         if not 0 < first <= cap:
             raise ValueError(f"start_backoff must be (first, cap) with 0 < first <= cap, not {start_backoff}")
-        self.weights_path = weights_path
-        self.decoder_path = decoder_path  # the AdaIN decoder, for "preview" jobs
         self.start_backoff = start_backoff
         self._lock = threading.Lock()
         self._pending: deque[QueuedJob] = deque()

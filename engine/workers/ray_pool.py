@@ -27,7 +27,7 @@ from typing import Any
 
 from engine.files import write_atomic
 from engine.workers.jobs import Failure, Outcome, failure_of
-from engine.workers.queued import START_BACKOFF, QueuedJob, QueuedPool
+from engine.workers.queued import START_BACKOFF, QueuedJob, QueuedPool, existing_weights
 from engine.workers.ray_actor import ActorItem, RayActor
 
 __all__ = ["RayPool"]
@@ -60,7 +60,9 @@ class RayPool(QueuedPool):
         decoder_path: Path | None = None,
         start_backoff: tuple[float, float] = START_BACKOFF,
     ) -> None:
-        super().__init__(weights_path, decoder_path, start_backoff)
+        super().__init__(start_backoff)
+        self.weights_path = existing_weights(weights_path)
+        self.decoder_path = decoder_path  # the AdaIN decoder, for "preview" jobs
         self.cpus_per_worker = cpus_per_worker
         self.address = address  # None: start a Ray of our own on this machine
         self.size = workers or 0  # 0 until `start` has counted the cluster's GPUs or CPUs

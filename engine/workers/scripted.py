@@ -17,11 +17,8 @@ with `submit_async`, and queued jobs waiting while it is made unhealthy (`fail_s
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import logging
 import threading
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -29,7 +26,7 @@ from engine.files import write_atomic
 from engine.images import ImageProblem
 from engine.params import Losses
 from engine.workers.jobs import Failure, JobHandle, JobSpec, Outcome, ProgressCallback, ProgressEvent
-from engine.workers.queued import QueuedJob
+from engine.workers.queued import QueuedJob, QueuedPool
 
 __all__ = ["Scripted", "ScriptedBackend"]
 
@@ -69,24 +66,25 @@ class _Run:
     cancelled: bool = False
 
 
-class ScriptedBackend:
-    """Runs jobs by their `Scripted` plan (`plan`, else `default`), `size` at once, each on its own thread."""
+class ScriptedBackend(QueuedPool):
+    """Runs jobs by their `Scripted` plan (`plan`, else `default`), `size` at once, each on its own thread.
+
+    The queue, `submit`, `cancel`, `busy` and the health are `QueuedPool`'s own, as in the real pools;
+    only the workers are scripted.
+    """
+
+    worker_noun = "scripted worker"
 
     def __init__(self, size: int = 1, default: Scripted | None = None) -> None:
         if size < 1:
             raise ValueError(f"size must be at least 1, not {size}")
+        super().__init__()
         self.size = size
         self.default = default or Scripted()
         self.submitted: list[JobSpec] = []  # every spec submitted, in order
         self._plans: dict[str, Scripted] = {}
-        self._lock = threading.Lock()
-        self._pending: deque[QueuedJob] = deque()
-        self._jobs: dict[str, QueuedJob] = {}  # queued and running, by job id
         self._runs: dict[str, _Run] = {}  # running, by job id
         self._threads: set[threading.Thread] = set()
-        self._seq = itertools.count(1)
-        self._closing = False
-        self._start_error: str | None = None
 
     def plan(self, job_id: str, script: Scripted) -> None:
         """Say in advance what the job `job_id` will do when it runs."""
@@ -105,83 +103,23 @@ class ScriptedBackend:
 
     def fail_starts(self, reason: str) -> None:
         """Behave as a backend whose workers cannot start: unhealthy, and queued jobs wait."""
-        with self._lock:
-            self._start_error = reason
+        self._start_failed(0, reason)
 
     def recover(self) -> None:
         """Workers start again: healthy, and queued jobs run."""
-        with self._lock:
-            self._start_error = None
+        self._worker_started()
         self._dispatch()
 
     def start(self) -> Self:
         """Nothing to start; here so that it is used as the real pools are."""
         return self
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def healthy(self) -> bool:
-        """False between `fail_starts` and `recover`."""
-        with self._lock:
-            return self._start_error is None
-
-    @property
-    def start_error(self) -> str | None:
-        """The reason given to `fail_starts`, until `recover`."""
-        with self._lock:
-            return self._start_error
-
     def submit(self, spec: JobSpec, on_progress: ProgressCallback | None = None) -> JobHandle:
-        """Queue a job; `on_progress` is called on the job's thread for each scripted event."""
-        job = QueuedJob(next(self._seq), spec, on_progress)
+        """Queue a job (see `QueuedPool.submit`) and remember its spec in `submitted`."""
+        handle = super().submit(spec, on_progress)
         with self._lock:
-            if self._closing:
-                raise RuntimeError("the engine pool is closed")
-            if spec.job_id in self._jobs:
-                raise ValueError(f"job {spec.job_id} is already in the pool")
-            self._jobs[spec.job_id] = job
-            self._pending.append(job)
             self.submitted.append(spec)
-        self._dispatch()
-        return JobHandle(self, spec.job_id, job.future)
-
-    def submit_async(self, spec: JobSpec, on_progress: ProgressCallback | None = None) -> JobHandle:
-        """Like `submit`, but `on_progress` runs on the calling thread's running event loop."""
-        if on_progress is None:
-            return self.submit(spec)
-        loop = asyncio.get_running_loop()
-        callback = on_progress
-
-        def relay(event: ProgressEvent) -> None:
-            loop.call_soon_threadsafe(callback, event)
-
-        return self.submit(spec, relay)
-
-    def cancel(self, job_id: str) -> bool:
-        """Drop a queued job or stop a running one; False if the backend does not hold it."""
-        with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                return False
-            if job in self._pending:
-                self._pending.remove(job)
-                del self._jobs[job_id]
-                job.resolve(Outcome(job_id, "cancelled"))
-                return True
-            run = self._runs[job_id]
-            run.cancelled = True
-        run.wake.set()
-        return True
-
-    def busy(self) -> int:
-        """How many jobs are queued or running."""
-        with self._lock:
-            return len(self._jobs)
+        return handle
 
     def close(self, timeout: float = 10.0) -> None:
         """Cancel the queued jobs, stop the running ones, and wait for their threads."""
@@ -189,10 +127,7 @@ class ScriptedBackend:
             if self._closing:
                 return
             self._closing = True
-            while self._pending:
-                job = self._pending.popleft()
-                del self._jobs[job.spec.job_id]
-                job.resolve(Outcome(job.spec.job_id, "cancelled", detail="the engine is shutting down"))
+            self._drop_pending("the engine is shutting down")
             runs, threads = list(self._runs.values()), list(self._threads)
             for run in runs:
                 run.cancelled = True
@@ -200,6 +135,17 @@ class ScriptedBackend:
             run.wake.set()
         for thread in threads:
             thread.join(timeout)
+
+    def _kick(self) -> None:
+        self._dispatch()
+
+    def _stop_running(self, job: QueuedJob) -> None:
+        with self._lock:
+            run = self._runs.get(job.spec.job_id)
+            if run is None:
+                return  # it ended meanwhile
+            run.cancelled = True
+        run.wake.set()
 
     def _dispatch(self) -> None:
         with self._lock:

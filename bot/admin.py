@@ -12,14 +12,13 @@ from typing import Any
 from telegram import Message, Update
 
 from bot import texts
-from bot.context import BotContext, number, sender
+from bot.context import BotContext, Handler, number, sender
 from bot.intake import download_image, valid_name
 from storage import validate_preset_name
 
 logger = logging.getLogger(__name__)
 
 AdminCommand = Callable[[Message, int, BotContext, list[str]], Coroutine[Any, Any, None]]
-Handler = Callable[[Update, BotContext], Coroutine[Any, Any, None]]
 PRESET_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 

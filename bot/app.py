@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
 
 from telegram import BotCommand, Update
 from telegram.ext import (
@@ -22,7 +20,7 @@ from telegram.ext import (
 
 from bot import admin, commands, intake, options, texts
 from bot.config import Config
-from bot.context import CONTEXT_TYPES, BotContext, BotData
+from bot.context import CONTEXT_TYPES, BotData, Handler
 from bot.dispatcher import Dispatcher
 from bot.ordering import ChatOrderedProcessor, UploadLimiter
 from engine.weights import VGGWeights
@@ -32,7 +30,6 @@ from storage import Settings, Store, validate_preset_name
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[[Update, BotContext], Coroutine[Any, Any, None]]
 # A photo whose caption is /addstyle NAME adds a preset instead of being painted.
 ADDSTYLE_CAPTION = r"^\s*/addstyle(@\w+)?(\s|$)"
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from telegram import Message, Update, User
 from telegram.ext import Application, CallbackContext, ContextTypes, ExtBot
@@ -61,6 +62,7 @@ class BotContext(CallbackContext[ExtBot[None], dict, dict, BotData]):  # type: i
 
 
 CONTEXT_TYPES = ContextTypes(context=BotContext, bot_data=BotData)
+Handler = Callable[[Update, BotContext], Coroutine[Any, Any, None]]  # what a handler callback is
 
 
 def _ready(part: T | None) -> T:

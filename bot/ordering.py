@@ -11,6 +11,8 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
+# The upload limiter forgets users idle for a whole window once it tracks this many.
+MAX_TRACKED_USERS = 10_000
 # How many updates are handled at once (downloads, replies); each chat still gets its own in order.
 MAX_CONCURRENT_UPDATES = 64
 
@@ -49,11 +51,6 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
     async def shutdown(self) -> None:
         """Nothing to tear down."""
 
-    @property
-    def chats_in_flight(self) -> int:
-        """How many chats have updates being handled now (0 when idle: no lock is kept)."""
-        return len(self._locks)
-
 
 class UploadLimiter:
     """At most `limit` pictures per user in any `window` seconds: a sliding window kept in memory.
@@ -70,6 +67,8 @@ class UploadLimiter:
     def allow(self, user_id: int, now: float | None = None) -> bool:
         """Count one upload and say whether it is within the limit (refused uploads don't count)."""
         now = time.monotonic() if now is None else now
+        if len(self._times) >= MAX_TRACKED_USERS:
+            self._forget_idle(now)
         times = self._times.setdefault(user_id, deque())
         while times and times[0] <= now - self.window:
             times.popleft()
@@ -78,8 +77,7 @@ class UploadLimiter:
         times.append(now)
         return True
 
-    def forget_idle(self, now: float | None = None) -> None:
+    def _forget_idle(self, now: float) -> None:
         """Drop users with no upload in the window, so the table does not grow for ever."""
-        now = time.monotonic() if now is None else now
         for user_id in [u for u, t in self._times.items() if not t or t[-1] <= now - self.window]:
             del self._times[user_id]

@@ -32,7 +32,6 @@ COMMANDS: tuple[tuple[str, str], ...] = (
 )
 
 CONTENT_RECEIVED = "Got your photo. Now send a style picture, or pick one with /styles."
-CONTENT_RECEIVED_WITH_STYLE = "Got your photo."
 STYLE_FIRST = "Style “{name}” chosen. Now send the photo you want painted."
 HINT = "Send me a photo to paint, then a style picture (or /styles). /help explains more."
 UNKNOWN_COMMAND = "I don't know that command. /help lists what I can do."

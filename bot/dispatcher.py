@@ -203,7 +203,7 @@ class Dispatcher:
         except Exception:
             logger.exception("job %d: dispatcher failed", job.id)
             await self.store.jobs.fail(job.id, "internal error")
-            await self._tell(job, texts.failed(None))
+            await self.messenger.tell(job, texts.failed(None))
         finally:
             self._running.pop(job.id, None)
             self.wake()
@@ -263,7 +263,7 @@ class Dispatcher:
                 continue
             running.last_edit = time.monotonic()
             running.last_text = text
-            await self._edit_status(running.job, text, cancel_keyboard(running.job.id))
+            await self.messenger.show_status(running.job, text, cancel_keyboard(running.job.id))
 
     async def _conclude(self, job: Job, outcome: Outcome) -> None:
         if outcome.status == "done" and outcome.output is not None:
@@ -277,19 +277,19 @@ class Dispatcher:
             if self._stopping:
                 return
             await self.store.jobs.cancel(job.id)
-            await self._edit_status(job, texts.CANCELLED, None)
+            await self.messenger.show_status(job, texts.CANCELLED)
             return
         logger.warning("job %d: failed: %s (%s)", job.id, outcome.failure, outcome.detail)
         if outcome.crashed:
             again = await self.store.jobs.requeue(job.id, outcome.detail or "worker died")
             if again is not None and again.status == JobStatus.QUEUED:
-                await self._edit_status(job, texts.RETRYING, cancel_keyboard(job.id))
+                await self.messenger.show_status(job, texts.RETRYING, cancel_keyboard(job.id))
                 return
         else:
             await self.store.jobs.fail(job.id, outcome.detail or str(outcome.failure))
         text = texts.job_failed(outcome)
-        if not await self._edit_status(job, text, None):
-            await self._tell(job, text)
+        if not await self.messenger.show_status(job, text):
+            await self.messenger.tell(job, text)
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(work, name=name)
@@ -309,9 +309,3 @@ class Dispatcher:
         except Exception:
             # The result stays `done` in the store and is sent again at the next start.
             logger.exception("job %d: delivery failed", job.id)
-
-    async def _edit_status(self, job: Job, text: str, markup: InlineKeyboardMarkup | None) -> bool:
-        return await self.messenger.show_status(job, text, markup)
-
-    async def _tell(self, job: Job, text: str) -> None:
-        await self.messenger.tell(job, text)

@@ -17,7 +17,7 @@ import tensorflow as tf
 from engine.compiled import AdamState, Compiled, compiled
 from engine.images import fit_long_side, preserve_colors, resize
 from engine.inputs import style_size
-from engine.lbfgs import lbfgs
+from engine.lbfgs_scipy import lbfgs
 from engine.multiscale import schedule
 from engine.objective import Objective
 from engine.params import Losses, StyleParams

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from engine.lbfgs import lbfgs
+from engine.lbfgs_scipy import lbfgs
 from engine.multiscale import MIN_SIDE, schedule
 from engine.params import StyleParams
 from engine.stylize import LBFGS_WARMUP, Cancelled, Progress, iterate, stylize

@@ -2,7 +2,8 @@
 
 Three audiences share this package:
 
-- The maths, flat here and read top to bottom as one pipeline: `params` (the settings), `images` and
+- The maths, flat here and read top to bottom as one pipeline: `params` (the settings), `precision`
+  (float32 or bfloat16 convolutions), `images` and
   `inputs` (pictures in and out), `vgg` (the network), `objective` and `compiled` (the losses), `lbfgs`
   and `multiscale` (the optimisers' plumbing), `stylize` (the optimisation), `adain` (the one-pass
   stylisation and start). `cli` is its command line; `files` writes files atomically for all of engine.

@@ -7,7 +7,8 @@ uses it as an instant preview and as the image the optimisation starts from.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
@@ -15,6 +16,7 @@ import tensorflow as tf
 from engine import images
 from engine.inputs import style_size
 from engine.params import StyleParams
+from engine.precision import resolve
 from engine.weights import DECODER_LAYERS, DECODER_UPSAMPLE, LAYERS, DecoderWeights, VGGWeights, check_pair
 
 __all__ = ["AdaIN", "DecoderWeights", "adain", "initial_from_adain", "moments"]
@@ -58,6 +60,22 @@ def adain(content_feats: tf.Tensor, style_feats: tf.Tensor, alpha: float = 1.0) 
     return _transform(tf.convert_to_tensor(content_feats, tf.float32), mean, std, tf.constant(alpha))
 
 
+@dataclass(frozen=True)
+class _Layers:
+    """The encoder's and the decoder's kernels and biases, by layer name, in one number format."""
+
+    encoder: dict[str, tf.Variable]
+    encoder_b: dict[str, tf.Variable]
+    decoder: dict[str, tf.Variable]
+    decoder_b: dict[str, tf.Variable]
+
+    def cast(self, dtype: tf.DType) -> _Layers:
+        def copy(weights: dict[str, tf.Variable]) -> dict[str, tf.Variable]:
+            return {n: tf.Variable(tf.cast(w, dtype), trainable=False) for n, w in weights.items()}
+
+        return _Layers(copy(self.encoder), copy(self.encoder_b), copy(self.decoder), copy(self.decoder_b))
+
+
 def _reflect(x: tf.Tensor) -> tf.Tensor:
     return tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
 
@@ -71,20 +89,39 @@ class AdaIN:
         self.source = f"{vgg.source} + {decoder.source}"
         # Variables, as in VGG19: traced functions capture them by reference.
         convs = [name for name in ENCODER_LAYERS if name.startswith("conv")]
-        self._encoder = {n: tf.Variable(vgg.kernels[n], trainable=False, name=n) for n in convs}
-        self._encoder_b = {n: tf.Variable(vgg.biases[n], trainable=False, name=f"{n}_b") for n in convs}
-        self._decoder = {n: tf.Variable(decoder.kernels[n], trainable=False, name=n) for n in DECODER_LAYERS}
-        self._decoder_b = {
-            n: tf.Variable(decoder.biases[n], trainable=False, name=f"{n}_b") for n in DECODER_LAYERS
-        }
-        channels = tf.TensorSpec((decoder.in_channels,), tf.float32)
-        # Unknown height and width in the signatures: one trace serves every image size.
-        self._encode_fn = tf.function(self._encode, input_signature=[_BATCH])
-        self._stylise_fn = tf.function(
-            self._stylise, input_signature=[_BATCH, channels, channels, tf.TensorSpec((), tf.float32)]
+        self._float32 = _Layers(
+            {n: tf.Variable(vgg.kernels[n], trainable=False, name=n) for n in convs},
+            {n: tf.Variable(vgg.biases[n], trainable=False, name=f"{n}_b") for n in convs},
+            {n: tf.Variable(decoder.kernels[n], trainable=False, name=n) for n in DECODER_LAYERS},
+            {n: tf.Variable(decoder.biases[n], trainable=False, name=f"{n}_b") for n in DECODER_LAYERS},
         )
+        self.channels = decoder.in_channels
+        # Per number format of the convolutions: its weights and the two compiled passes (made on first use).
+        self._compiled: dict[tf.DType, tuple[Callable[..., tf.Tensor], Callable[..., tf.Tensor]]] = {}
 
-    def _encode(self, x: tf.Tensor) -> tf.Tensor:
+    def _functions(self, dtype: tf.DType) -> tuple[Callable[..., tf.Tensor], Callable[..., tf.Tensor]]:
+        """The compiled encoder and whole pass with convolutions in `dtype`; statistics stay float32."""
+        if dtype not in self._compiled:
+            layers = self._float32 if dtype == tf.float32 else self._float32.cast(dtype)
+
+            def encode(x: tf.Tensor) -> tf.Tensor:
+                return tf.cast(self._encode(tf.cast(x, dtype), layers), tf.float32)
+
+            def stylise(x: tf.Tensor, mean: tf.Tensor, std: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
+                features = _transform(encode(x), mean, std, alpha)
+                return tf.cast(self._decode(tf.cast(features, dtype), layers), tf.float32)
+
+            channels = tf.TensorSpec((self.channels,), tf.float32)
+            scalar = tf.TensorSpec((), tf.float32)
+            # Unknown height and width in the signatures: one trace serves every image size.
+            self._compiled[dtype] = (
+                tf.function(encode, input_signature=[_BATCH]),
+                tf.function(stylise, input_signature=[_BATCH, channels, channels, scalar]),
+            )
+        return self._compiled[dtype]
+
+    @staticmethod
+    def _encode(x: tf.Tensor, layers: _Layers) -> tf.Tensor:
         """(1, H, W, 3) mean-subtracted RGB 0..255 → (1, ⌈H/8⌉, ⌈W/8⌉, C) relu4_1 features.
 
         This input is the original's RGB in [0, 1] after its layer 0, a 1×1 conv to BGR×255 minus the mean
@@ -92,8 +129,8 @@ class AdaIN:
         """
         for name in ENCODER_LAYERS:
             if name.startswith("conv"):
-                x = tf.nn.conv2d(_reflect(x), self._encoder[name], strides=1, padding="VALID")
-                x = tf.nn.bias_add(x, self._encoder_b[name])
+                x = tf.nn.conv2d(_reflect(x), layers.encoder[name], strides=1, padding="VALID")
+                x = tf.nn.bias_add(x, layers.encoder_b[name])
             elif name.startswith("relu"):
                 x = tf.nn.relu(x)
             else:
@@ -102,38 +139,40 @@ class AdaIN:
                 x = tf.nn.max_pool2d(x, ksize=2, strides=2, padding="SAME")
         return x
 
-    def _decode(self, x: tf.Tensor) -> tf.Tensor:
+    @staticmethod
+    def _decode(x: tf.Tensor, layers: _Layers) -> tf.Tensor:
         """(1, h, w, C) features → (1, 8h, 8w, 3) RGB, about [0, 1]."""
         for name in DECODER_LAYERS:
-            x = tf.nn.conv2d(_reflect(x), self._decoder[name], strides=1, padding="VALID")
-            x = tf.nn.bias_add(x, self._decoder_b[name])
+            x = tf.nn.conv2d(_reflect(x), layers.decoder[name], strides=1, padding="VALID")
+            x = tf.nn.bias_add(x, layers.decoder_b[name])
             if name != DECODER_LAYERS[-1]:
                 x = tf.nn.relu(x)
             if name in DECODER_UPSAMPLE:
                 x = tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)  # nearest-neighbour 2×
         return x
 
-    def _stylise(self, x: tf.Tensor, mean: tf.Tensor, std: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
-        return self._decode(_transform(self._encode(x), mean, std, alpha))
-
-    def encode(self, image: np.ndarray) -> np.ndarray:
+    def encode(self, image: np.ndarray, precision: str = "auto") -> np.ndarray:
         """(H, W, 3) RGB 0..255 → its (1, ⌈H/8⌉, ⌈W/8⌉, C) relu4_1 features; each side at least 9 px."""
         if min(image.shape[:2]) < 9:
             raise ValueError(f"the encoder needs at least 9×9 pixels, got {image.shape[1]}×{image.shape[0]}")
-        return self._encode_fn(self._preprocess(image)).numpy()
+        encode, _ = self._functions(resolve(precision))
+        return encode(self._preprocess(image)).numpy()
 
     def style_target(
-        self, styles: Sequence[np.ndarray], blend_weights: Sequence[float] | None = None
+        self,
+        styles: Sequence[np.ndarray],
+        blend_weights: Sequence[float] | None = None,
+        precision: str = "auto",
     ) -> tuple[np.ndarray, np.ndarray]:
         """The relu4_1 mean and standard deviation, each (C,), the blended styles ask for.
 
         AdaIN is affine in the target statistics, so blending them is blending the styles' AdaIN outputs.
         """
         weights = _normalised(blend_weights, len(styles))
-        channels = int(self._decoder["dec4_1"].shape[2])
-        mean, std = np.zeros(channels, np.float32), np.zeros(channels, np.float32)
+        encode, _ = self._functions(resolve(precision))
+        mean, std = np.zeros(self.channels, np.float32), np.zeros(self.channels, np.float32)
         for style, weight in zip(styles, weights, strict=True):
-            style_mean, style_std = moments(self._encode_fn(self._preprocess(_pad(style, 1))))
+            style_mean, style_std = moments(encode(self._preprocess(_pad(style, 1))))
             mean += np.float32(weight) * style_mean.numpy()
             std += np.float32(weight) * style_std.numpy()
         return mean, std
@@ -147,11 +186,13 @@ class AdaIN:
         preserve_colors: bool = False,
         max_size: int = StyleParams.max_size,
         style_scales: Sequence[float] | None = None,
+        precision: str = "auto",
     ) -> np.ndarray:
         """The content repainted in one pass: (H, W, 3) float32 RGB 0..255 at the content's size.
 
         `content` and `styles` are (H, W, 3) RGB 0..255 at any size. The content is scaled to `max_size`
         and each style to scale × its width, as the optimisation does; `alpha` in [0, 1] is the strength.
+        `precision` is the convolutions' number format, as `StyleParams.precision`.
         """
         if not 0.0 <= alpha <= 1.0:
             raise ValueError("alpha must be within [0, 1]")
@@ -165,11 +206,12 @@ class AdaIN:
         sized = []
         for style, scale in zip(styles, scales, strict=True):
             sized.append(images.resize(style, style_size(style.shape, content.shape, scale)))
-        mean, std = self.style_target(sized, blend_weights)
+        mean, std = self.style_target(sized, blend_weights, precision)
+        _, stylise = self._functions(resolve(precision))
         # The decoder gives 8× the relu4_1 size: reflect-pad the content to a multiple of 8 so nothing
         # is pooled from a partial window, and crop the output back to the content's exact size.
         batch = self._preprocess(_pad(content, SCALE))
-        out = self._stylise_fn(batch, mean, std, tf.constant(alpha, tf.float32)).numpy()
+        out = stylise(batch, mean, std, tf.constant(alpha, tf.float32)).numpy()
         image = np.clip(out[0, :height, :width] * 255.0, 0.0, 255.0).astype(np.float32)
         return images.preserve_colors(content, image) if preserve_colors else image
 
@@ -197,6 +239,7 @@ def initial_from_adain(
         blend_weights=params.style_blend_weights,
         max_size=params.max_size,
         style_scales=params.style_scales,
+        precision=params.precision,
     )
 
 

@@ -74,6 +74,12 @@ def stylize_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--pooling", choices=("max", "avg"), default=DEFAULTS.pooling)
     p.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bfloat16"),
+        default=DEFAULTS.precision,
+        help="the network's number format; auto: bfloat16 where the CPU or GPU computes it natively",
+    )
+    p.add_argument(
         "--margin",
         type=int,
         default=DEFAULTS.margin,
@@ -216,6 +222,7 @@ def _fast(
             preserve_colors=params.preserve_colors,
             max_size=params.max_size,
             style_scales=params.style_scales,
+            precision=params.precision,
         )
     except (ValueError, WeightsError) as exc:
         print(f"neural-style: {exc}", file=sys.stderr)

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from engine.params import STYLE_LAYERS, StyleParams
+from engine.precision import resolve
 from engine.vgg import VGG19, gram
 
 
@@ -39,12 +40,13 @@ def layer_weights(
 
 @dataclass(frozen=True)
 class Structure:
-    """What a compiled function depends on besides tensor shapes: the layers it reads and the pooling."""
+    """What a compiled function depends on besides tensor shapes: layers read, pooling and number format."""
 
     pooling: str
     content_layers: tuple[str, ...]
     style_layers: tuple[str, ...]
     styles: int
+    dtype: str = "float32"  # of the convolutions ("float32" or "bfloat16"); Grams and losses are float32
 
 
 # Content targets (one (1, h, w, c) per content layer), and per style image one (c, c) Gram per style layer.
@@ -65,11 +67,17 @@ class Objective:
     ) -> None:
         content_weights, style_weights, blend = layer_weights(params, len(styles))
         self.network = network
-        self.structure = Structure(params.pooling, tuple(content_weights), tuple(style_weights), len(styles))
-        feats = network.features(tf.constant(network.preprocess(content)), content_weights, params.pooling)
+        dtype = resolve(params.precision)
+        self.structure = Structure(
+            params.pooling, tuple(content_weights), tuple(style_weights), len(styles), dtype.name
+        )
+        # Targets in the same number format as the image's features, so a perfect match scores zero.
+        content_batch = tf.constant(network.preprocess(content))
+        feats = network.features(content_batch, content_weights, params.pooling, dtype)
         grams = []
         for style in styles:
-            sfeats = network.features(tf.constant(network.preprocess(style)), style_weights, params.pooling)
+            style_batch = tf.constant(network.preprocess(style))
+            sfeats = network.features(style_batch, style_weights, params.pooling, dtype)
             grams.append(tuple(gram(sfeats[layer]) for layer in style_weights))
         self.targets: Targets = (tuple(feats[layer] for layer in content_weights), tuple(grams))
         self.coefficients: Coefficients = (
@@ -92,7 +100,7 @@ def objective_parts(
     content_targets, style_targets = targets
     content_coef, style_coef, tv_coef = coefficients
     layers = set(structure.content_layers) | set(structure.style_layers)
-    feats = network.features(image, layers, structure.pooling)
+    feats = network.features(image, layers, structure.pooling, tf.as_dtype(structure.dtype))
     content = tf.constant(0.0)
     for i, (layer, target) in enumerate(zip(structure.content_layers, content_targets, strict=True)):
         content += content_coef[i] * tf.reduce_sum(tf.square(feats[layer] - target)) / _size(target)

@@ -93,6 +93,7 @@ class Runner:
                     preserve_colors=p.preserve_colors,
                     max_size=p.max_size,
                     style_scales=p.style_scales,
+                    precision=p.precision,
                 )
                 save_image(image, spec.output)
                 return Outcome(spec.job_id, "done", spec.output, seconds=time.perf_counter() - started)

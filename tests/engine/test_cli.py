@@ -57,6 +57,26 @@ def test_writes_output_with_the_contents_aspect(
     assert capsys.readouterr().out.startswith(f"wrote {out} (loss ")
 
 
+def test_precision_is_chosen_on_the_command_line(
+    tmp_path: Path, images: tuple[Path, Path], tiny_weights_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    content, style = images
+    outputs = {}
+    for precision in ("float32", "bfloat16"):
+        out = tmp_path / f"{precision}.png"
+        args = ("-o", out, "--network", tiny_weights_file, "--iterations", "3", "--seed", "0")
+        assert run(content, style, *args, "--precision", precision) == 0
+        with Image.open(out) as result:
+            outputs[precision] = np.asarray(result, dtype=np.float32)
+
+    difference = np.abs(outputs["float32"] - outputs["bfloat16"])
+    assert 0.0 < difference.mean() < 8.0  # each ran in its own format, to nearly the same picture
+    with pytest.raises(SystemExit) as exit_info:
+        run(content, style, "-o", tmp_path / "x.png", "--precision", "half")
+    assert exit_info.value.code == 2
+    assert "argument --precision: invalid choice: 'half'" in capsys.readouterr().err
+
+
 def test_checkpoints_are_written_every_n_iterations(
     tmp_path: Path, images: tuple[Path, Path], tiny_weights_file: Path
 ) -> None:

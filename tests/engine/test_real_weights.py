@@ -55,8 +55,10 @@ def test_small_stylisation_lowers_style_loss_and_changes_the_image(real_weights:
     assert result.image.min() >= 0.0
     assert result.image.max() <= 255.0
     first = steps[0].losses
-    # The run starts from the content image: the first style loss is the content's distance to the style.
-    assert first.content == 0.0
+    # The run starts from the content image: no content loss (bfloat16's compiled step rounds a little
+    # differently from the targets' eager pass), and the first style loss is the content's distance to
+    # the style.
+    assert first.content < 1e-3 * first.style, first
     assert first.style >= 3.0 * result.losses.style, (first, result.losses)
     difference = float(np.mean(np.abs(result.image - small_content)))
     assert difference > 10.0, difference

@@ -89,6 +89,7 @@ def test_objective_matches_numpy(network: VGG19, tiny_weights: VGGWeights, pooli
         style_blend_weights=(1.0, 3.0),
         tv_weight=0.5,
         pooling=pooling,  # type: ignore[arg-type]
+        precision="float32",  # the reference is float32; bfloat16 against it: test_precision.py
     )
     objective = Objective(network, content, styles, params)
     ours = [float(x) for x in objective(tf.constant(network.preprocess(image)))]

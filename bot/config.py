@@ -8,7 +8,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
+
+from engine.params import Precision
 
 
 class ConfigError(ValueError):
@@ -33,6 +35,8 @@ class Config:
     ray_cpus_per_worker: int = 1  # CPUs each Ray worker takes on a node without GPUs
     # L-BFGS reaches Adam's quality in a fraction of the time (BENCHMARKS.md); "adam" is the seed's.
     optimizer: Literal["lbfgs", "adam"] = "lbfgs"
+    # The convolutions' number format; "auto": bfloat16 where each worker's hardware computes it natively.
+    precision: Precision = "auto"
     default_iterations: int = 100
     max_image_size: int = 512
     log_level: str = "INFO"
@@ -62,6 +66,9 @@ class Config:
         optimizer = env.get("DEFAULT_OPTIMIZER", "").strip().lower() or cls.optimizer
         if optimizer not in ("lbfgs", "adam"):
             raise ConfigError(f"DEFAULT_OPTIMIZER must be lbfgs or adam, not {optimizer!r}")
+        precision = env.get("ENGINE_PRECISION", "").strip().lower() or cls.precision
+        if precision not in ("auto", "float32", "bfloat16"):
+            raise ConfigError(f"ENGINE_PRECISION must be auto, float32 or bfloat16, not {precision!r}")
         if backend == "ray" and importlib.util.find_spec("ray") is None:
             raise ConfigError("ENGINE_BACKEND=ray needs Ray: python -m pip install 'neural-style-bot[ray]'")
         return cls(
@@ -78,6 +85,7 @@ class Config:
             ray_address=env.get("RAY_ADDRESS", "").strip() or None,
             ray_cpus_per_worker=_int(env, "RAY_CPUS_PER_WORKER", cls.ray_cpus_per_worker, low=1),
             optimizer="adam" if optimizer == "adam" else "lbfgs",
+            precision=cast(Precision, precision),
             default_iterations=_int(env, "DEFAULT_ITERATIONS", cls.default_iterations, low=1, high=5000),
             max_image_size=_int(env, "MAX_IMAGE_SIZE", cls.max_image_size, low=64, high=4096),
             log_level=level,

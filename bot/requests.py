@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.params import StyleParams
+from engine.params import Precision, StyleParams
 from storage import JobRequest, Options, Settings
 
 # Pixels of mirrored frame optimised around each picture and cropped off: no dark, ragged edges.
@@ -34,9 +34,10 @@ def new_request(
     )
 
 
-def style_params(request: JobRequest) -> StyleParams:
-    """The engine's parameters for a request: its defaults, with what the request chose."""
-    defaults = StyleParams()
+def style_params(request: JobRequest, precision: Precision = "auto") -> StyleParams:
+    """The engine's parameters for a request: its defaults, with what the request chose and the
+    operator's number format (ENGINE_PRECISION; `auto` is decided by each worker's hardware)."""
+    defaults = StyleParams(precision=precision)
     return defaults.with_overrides(
         iterations=request.iterations,
         max_size=request.max_size,

@@ -147,3 +147,20 @@ async def test_jobs_wait_queued_while_workers_cannot_start(
     backend.recover()
     dispatcher.wake()
     await settled(store, job.id, JobStatus.DELIVERED)
+
+
+async def test_the_operators_precision_reaches_the_engine_with_every_job(
+    store: Store, telegram: Bot, backend: ScriptedBackend, fake: FakeTelegram, tmp_path: Path
+) -> None:
+    config = Config(token=fake.token, progress_interval=0.0, precision="float32")
+    running = Dispatcher(telegram, store, backend, config)
+    running.start()
+    try:
+        job = await queue(store, telegram, tmp_path)
+        running.wake()
+        await settled(store, job.id, JobStatus.DELIVERED)
+    finally:
+        await running.stop()
+    [spec] = backend.submitted
+    assert spec.params.precision == "float32"
+    assert spec.params.max_size == REQUEST.max_size

@@ -38,8 +38,8 @@ class StyleParams:
     style_scales: tuple[float, ...] | None = None
     # Weight of the total-variation (smoothness) loss.
     tv_weight: float = 0.1
-    # "adam" as the seed (the settings below), or "lbfgs": scipy's L-BFGS-B bounded to valid pixels, after
-    # two Adam steps; it reaches Adam's loss in a fraction of the time (BENCHMARKS.md) and is the bot's.
+    # "adam" as the seed (the settings below), or "lbfgs": L-BFGS bounded to valid pixels, on the device,
+    # after two Adam steps; it reaches Adam's loss in a fraction of the time (BENCHMARKS.md); the bot's.
     optimizer: Optimizer = "adam"
     # Coarse to fine: optimise at halved sizes first (long side ≥ 128 px), most iterations where cheap.
     # Off by default: upsampled coarse results scored poorly at full size and saved no time (BENCHMARKS.md).

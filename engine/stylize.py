@@ -1,12 +1,13 @@
 """The Gatys et al. optimisation, as a generator of progress: Adam or L-BFGS on the seed's objective.
 
 The objective (engine.objective) is the seed's term for term. Adam runs as the seed's, several compiled
-steps per call (engine.compiled); L-BFGS-B (engine.lbfgs) takes loss and gradient from one compiled
-function; either can run coarse to fine (engine.multiscale).
+steps per call (engine.compiled); L-BFGS (engine.lbfgs, on the device) takes loss and gradient from
+one compiled function; either can run coarse to fine (engine.multiscale).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
@@ -17,11 +18,13 @@ import tensorflow as tf
 from engine.compiled import AdamState, Compiled, compiled
 from engine.images import fit_long_side, preserve_colors, resize
 from engine.inputs import style_size
-from engine.lbfgs_scipy import lbfgs
+from engine.lbfgs import LbfgsStats, lbfgs
 from engine.multiscale import schedule
 from engine.objective import Objective
 from engine.params import Losses, StyleParams
 from engine.vgg import VGG19
+
+logger = logging.getLogger(__name__)
 
 
 class Cancelled(Exception):
@@ -203,18 +206,6 @@ def _report(
         steps.close()
 
 
-def _numpy_loss_and_grad(
-    fn: Compiled, objective: Objective
-) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """What scipy wants: (4,) losses and the gradient as float64 from a float32 image, one compiled call."""
-
-    def loss_and_grad(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        values, grad = fn.loss_and_grad(tf.constant(image), objective.targets, objective.coefficients)
-        return values.numpy().astype(np.float64), grad.numpy().astype(np.float64)
-
-    return loss_and_grad
-
-
 def _lbfgs(
     fn: Compiled,
     objective: Objective,
@@ -225,9 +216,9 @@ def _lbfgs(
     previews: frozenset[int],
     cancel: Callable[[], bool],
 ) -> Steps:
-    """`warmup` of the seed's Adam steps, then L-BFGS-B bounded to valid pixels for the rest of the budget.
+    """`warmup` of the seed's Adam steps, then L-BFGS bounded to valid pixels for the rest of the budget.
 
-    From the content image, L-BFGS-B alone can creep for dozens of evaluations at 512 px: its line
+    From the content image, L-BFGS alone can creep for dozens of evaluations at 512 px: its line
     search stops where the first pixel reaches the bounds. Two Adam steps (each moves every pixel by
     about the learning rate) get it clear; see BENCHMARKS.md.
     """
@@ -242,9 +233,12 @@ def _lbfgs(
         network = objective.network
         low, high = -network.mean_pixel, 255.0 - network.mean_pixel
         later = frozenset(p - warmup for p in previews if p > warmup)
-        steps = lbfgs(
-            _numpy_loss_and_grad(fn, objective), image, low, high, evaluations - warmup, later, cancel
-        )
+        stats = LbfgsStats()
+
+        def loss_and_grad(batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            return fn.loss_and_grad(batch, objective.targets, objective.coefficients)
+
+        steps = lbfgs(loss_and_grad, image, low, high, evaluations - warmup, later, cancel, stats)
         try:
             while True:
                 try:
@@ -255,6 +249,7 @@ def _lbfgs(
                 yield warmup + index, losses, preview
         finally:
             steps.close()
+            logger.debug("L-BFGS: %s", stats)
         if best is None or found[1].total <= best[1].total:
             best = found
     assert best is not None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import threading
 
 import numpy as np
 import pytest
@@ -176,7 +175,6 @@ def test_cancel_stops_both_optimizers(network: VGG19, optimizer: str, multiscale
             should_cancel=lambda: len(seen) >= 3,
         )
     assert seen == [1, 2, 3]
-    assert not [t for t in threading.enumerate() if t.name == "lbfgs"]
 
 
 def test_adam_steps_per_call_do_not_change_the_result(network: VGG19) -> None:

@@ -62,3 +62,34 @@ def test_small_stylisation_lowers_style_loss_and_changes_the_image(real_weights:
     assert first.style >= 3.0 * result.losses.style, (first, result.losses)
     difference = float(np.mean(np.abs(result.image - small_content)))
     assert difference > 10.0, difference
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_bfloat16_paints_as_well_as_float32(real_weights: VGGWeights, optimizer: str) -> None:
+    """Same run in both formats; both results scored by the float32 objective: within 2 %."""
+    import tensorflow as tf
+
+    from engine.objective import Objective
+    from engine.stylize import prepare
+    from engine.vgg import VGG19
+
+    network = VGG19(real_weights)
+    content = shared_image("tubingen.jpg")
+    style = shared_image("starry_night.jpg")
+    base = StyleParams(max_size=256, iterations=30, optimizer=optimizer, margin=16, seed=0)  # type: ignore[arg-type]
+    results = {
+        precision: stylize(network, content, [style], base.with_overrides(precision=precision)).image
+        for precision in ("float32", "bfloat16")
+    }
+
+    judge = base.with_overrides(precision="float32")
+    small, styles = prepare(content, [style], judge)
+    objective = Objective(network, small, styles, judge)
+    totals = {
+        precision: sum(float(v) for v in objective(tf.constant(network.preprocess(image))))
+        for precision, image in results.items()
+    }
+    assert not np.array_equal(results["float32"], results["bfloat16"])
+    assert totals["bfloat16"] <= 1.02 * totals["float32"], totals
+    # The same picture to the eye: within a few levels on average.
+    assert float(np.mean(np.abs(results["bfloat16"] - results["float32"]))) < 6.0

@@ -27,8 +27,8 @@ HALVINGS = 10
 # Without history the direction is the projected gradient, scaled so its largest pixel move is this many
 # units (pixels are 0..255): scipy's first step moves the whole image by a norm of 1 and creeps.
 FIRST_MOVE = 4.0
-# A pair (s, y) is kept only if s·y > CURVATURE · y·y, i.e. its scaling γ = s·y / y·y is positive and
-# not lost in float32 round-off.
+# A pair (s, y) is kept only if s·y > CURVATURE · |g·s| (L-BFGS-B's test, which scales with the loss as
+# both sides do): the curvature along the step is positive and not lost in float32 round-off.
 CURVATURE = float(np.finfo(np.float32).eps)
 
 # (preprocessed (1, H, W, 3) float32 image) → ((content, style, tv, total) float32, float32 gradient).
@@ -203,7 +203,7 @@ def lbfgs(
                 point = footing[0]
                 continue
             stats.iterations += 1
-            if sy > CURVATURE * yy:
+            if sy > CURVATURE * abs(gs):
                 pairs.appendleft((trial.x - point.x, trial.g - point.g, 1.0 / sy))
                 gamma = sy / yy
             else:

@@ -85,6 +85,25 @@ def test_reaches_the_box_optimum_of_an_ill_conditioned_quadratic_about_as_fast_a
         np.testing.assert_allclose(best, ours.optimum, atol=1e-4)
 
 
+@pytest.mark.parametrize("scale", [1e-6, 1e6])
+def test_the_losss_scale_does_not_change_the_path(scale: float) -> None:
+    """Style weights span orders of magnitude: every pair is kept and the optimum reached either way."""
+    plain, scaled = Quadratic(), Quadratic()
+
+    def scaled_loss(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        values, grad = scaled.tensor(x)
+        return values * scale, grad * scale
+
+    start = np.zeros(SHAPE, np.float32)
+    stats = LbfgsStats()
+    drain(lbfgs(plain.tensor, start, LOW, HIGH, 200))
+    _, best, _ = drain(lbfgs(scaled_loss, start, LOW, HIGH, 200, stats=stats))
+
+    assert stats.skipped_pairs == 0
+    np.testing.assert_allclose(best, scaled.optimum, atol=1e-2)
+    assert abs(scaled.evaluations_to_reach(1e-2) - plain.evaluations_to_reach(1e-2)) <= 3
+
+
 def test_follows_the_generator_protocol_of_the_scipy_driver() -> None:
     quadratic = Quadratic()
     start = np.zeros(SHAPE, np.float32)

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from engine import images
 from engine.inputs import style_size
+from engine.multiscale import sides
 from engine.params import StyleParams
 from engine.precision import resolve
 from engine.weights import DECODER_LAYERS, DECODER_UPSAMPLE, LAYERS, DecoderWeights, VGGWeights, check_pair
@@ -227,17 +228,19 @@ def initial_from_adain(
     params: StyleParams,
     alpha: float = 1.0,
 ) -> np.ndarray:
-    """The (H, W, 3) RGB 0..255 image to start the optimisation from, at the size `params` give it.
+    """The (H, W, 3) RGB 0..255 image to start the optimisation from, at the size its first scale has.
 
     Colours are not preserved here even if `params` ask: the optimisation pulls towards the style's
     colours either way and restores the content's on its result.
     """
+    long_side = min(params.max_size, max(content.shape[:2]))
+    first = sides(long_side, params.multiscale_base)[0] if params.multiscale else long_side
     return model.preview(
         content,
         styles,
         alpha,
         blend_weights=params.style_blend_weights,
-        max_size=params.max_size,
+        max_size=first,
         style_scales=params.style_scales,
         precision=params.precision,
     )

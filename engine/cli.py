@@ -70,7 +70,13 @@ def stylize_parser() -> argparse.ArgumentParser:
         "--multiscale",
         action=argparse.BooleanOptionalAction,
         default=DEFAULTS.multiscale,
-        help="coarse to fine: optimise at halved sizes first",
+        help="coarse to fine above --multiscale-base: paint there first, then refine at sizes √2 apart",
+    )
+    p.add_argument(
+        "--multiscale-base",
+        type=int,
+        default=DEFAULTS.multiscale_base,
+        help="long side of the coarsest scale",
     )
     p.add_argument("--pooling", choices=("max", "avg"), default=DEFAULTS.pooling)
     p.add_argument(

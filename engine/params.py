@@ -19,7 +19,8 @@ class StyleParams:
     """The options of anishathalye/neural-style, same names and meaning, plus the engine's own few."""
 
     # Optimisation steps, each one evaluation of the loss and its gradient (L-BFGS's line searches count
-    # every evaluation), summed over all scales when `multiscale` is on; the bot's admins change this.
+    # every evaluation); the bot's admins change this. Coarse to fine, these are the base scale's, and
+    # each finer scale adds fewer (engine.multiscale); a run's `Progress.total` counts them all.
     iterations: int = 300
     # Long side of the output in pixels; a larger content image is scaled down, a smaller one kept as is.
     max_size: int = 512
@@ -41,9 +42,12 @@ class StyleParams:
     # "adam" as the seed (the settings below), or "lbfgs": L-BFGS bounded to valid pixels, on the device,
     # after two Adam steps; it reaches Adam's loss in a fraction of the time (BENCHMARKS.md); the bot's.
     optimizer: Optimizer = "adam"
-    # Coarse to fine: optimise at halved sizes first (long side ≥ 128 px), most iterations where cheap.
-    # Off by default: upsampled coarse results scored poorly at full size and saved no time (BENCHMARKS.md).
-    multiscale: bool = False
+    # Coarse to fine above `multiscale_base`: paint at that long side first, then refine at sizes √2 apart
+    # up to `max_size`, each scale starting from the previous result (engine.multiscale). At or below
+    # the base it changes nothing; off, a big painting is optimised at its full size only.
+    multiscale: bool = True
+    # The coarsest scale's long side: where the style's features span the picture's large shapes.
+    multiscale_base: int = 512
     # Adam's settings, as tf.compat.v1.train.AdamOptimizer takes them; pixels are in 0..255.
     learning_rate: float = 10.0
     beta1: float = 0.9
@@ -115,6 +119,8 @@ def _problems(p: StyleParams) -> list[str]:
         problems.append("iterations must be at least 1")
     if p.max_size < 16:
         problems.append("max_size must be at least 16 pixels")
+    if p.multiscale_base < 16:
+        problems.append("multiscale_base must be at least 16 pixels")
     if not 0.0 <= p.content_weight_blend <= 1.0:
         problems.append("content_weight_blend must be within [0, 1]")
     if not 0.0 <= p.initial_noiseblend <= 1.0:

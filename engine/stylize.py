@@ -35,10 +35,13 @@ class Cancelled(Exception):
 class Progress:
     """One finished iteration; `image` (H, W, 3) float32 RGB 0..255 is set on previews and the last."""
 
-    iteration: int  # 1-based count of finished iterations
+    iteration: int  # 1-based count of finished iterations, over all scales
     total: int
     losses: Losses  # Adam: of the image the step started from; L-BFGS: of the point it evaluated
     image: np.ndarray | None = None
+    scale: int = 1  # coarse to fine: which scale this iteration ran at, 1-based, of `scales`
+    scales: int = 1
+    side: int = 0  # the long side in pixels that scale optimises (0: not given)
 
 
 @dataclass(frozen=True)
@@ -52,20 +55,23 @@ class Result:
 
 
 def prepare(
-    content: np.ndarray, styles: Sequence[np.ndarray], params: StyleParams
+    content: np.ndarray, styles: Sequence[np.ndarray], params: StyleParams, enlarge: bool = True
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Scale the content to `max_size`, each style to scale × the content's width (as the seed's CLI) with
-    its area capped (`engine.inputs.style_size`)."""
+    its area capped (`engine.inputs.style_size`); with `enlarge` off, no style beyond its own pixels."""
     if not styles:
         raise ValueError("at least one style image is needed")
     content = fit_long_side(content, params.max_size)
     scales = params.style_scales or (1.0,) * len(styles)
     if len(scales) != len(styles):
         raise ValueError(f"{len(scales)} style scales for {len(styles)} style images")
-    sized = [
-        resize(style, style_size(style.shape, content.shape, scale))
-        for style, scale in zip(styles, scales, strict=True)
-    ]
+    sized = []
+    for style, scale in zip(styles, scales, strict=True):
+        height, width = style_size(style.shape, content.shape, scale)
+        if not enlarge and height * width > style.shape[0] * style.shape[1]:
+            sized.append(style)
+        else:
+            sized.append(resize(style, (height, width)))
     return content, sized
 
 
@@ -115,20 +121,20 @@ def iterate(
     about a second's worth on a GPU); it does not change the result. `start` is the (H, W, 3) image an
     `initial="adain"` run begins from.
     """
-    target, sized_styles = prepare(content, styles, params)
+    target = fit_long_side(content, params.max_size)
     side = max(target.shape[:2])
-    plan = schedule(side, params.iterations) if params.multiscale else [(side, params.iterations)]
-    total = params.iterations
+    plan = schedule(side, params.iterations, params.multiscale_base) if params.multiscale else []
+    plan = plan or [(side, params.iterations)]
+    total = sum(budget for _, budget in plan)
     cancel = should_cancel or (lambda: False)
     offset = 0
     batch: np.ndarray | None = None
     losses: Losses | None = None
     margin = 0
     for index, (long_side, budget) in enumerate(plan):
-        if index == len(plan) - 1:
-            scale_content, scale_styles = target, sized_styles
-        else:
-            scale_content, scale_styles = prepare(content, styles, params.with_overrides(max_size=long_side))
+        # A finer scale uses a style at most at its own pixels: enlarged, it would only paint blur.
+        scale_params = params.with_overrides(max_size=long_side)
+        scale_content, scale_styles = prepare(content, styles, scale_params, enlarge=index == 0)
         inner = scale_content.shape[:2]
         previous, margin = margin, _margin(params.margin * long_side / side, inner)
         canvas = pad(scale_content, margin)
@@ -150,13 +156,23 @@ def iterate(
             steps = _lbfgs(fn, objective, first, budget, warmup, params, previews, cancel)
         else:
             steps = _adam(fn, objective, first, budget, params, previews, cancel, steps_per_call)
+        where = _Scale(index + 1, len(plan), long_side)
         batch, losses = yield from _report(
-            steps, offset, total, scale_content, margin, params, network, cancel
+            steps, offset, total, scale_content, margin, params, network, cancel, where
         )
         offset += budget
     assert batch is not None
     assert losses is not None
-    yield Progress(total, total, losses, _finish(network, crop(batch, margin), target, params))
+    last = _Scale(len(plan), len(plan), side)
+    image = _finish(network, crop(batch, margin), target, params)
+    yield Progress(total, total, losses, image, last.index, last.count, last.side)
+
+
+@dataclass(frozen=True)
+class _Scale:
+    index: int  # 1-based
+    count: int
+    side: int
 
 
 def _margin(pixels: float, shape: tuple[int, ...]) -> int:
@@ -187,6 +203,7 @@ def _report(
     params: StyleParams,
     network: VGG19,
     cancel: Callable[[], bool],
+    where: _Scale,
 ) -> Generator[Progress, None, tuple[np.ndarray, Losses]]:
     """Relay one scale's events as `Progress` numbered across all scales; return the scale's best."""
     try:
@@ -201,7 +218,7 @@ def _report(
                 raise Cancelled
             if offset + index < total:
                 preview = None if image is None else _finish(network, crop(image, margin), content, params)
-                yield Progress(offset + index, total, losses, preview)
+                yield Progress(offset + index, total, losses, preview, where.index, where.count, where.side)
     finally:
         steps.close()
 
@@ -323,4 +340,4 @@ def stylize(
             progress(last)
     assert last is not None
     assert last.image is not None
-    return Result(last.image, last.losses, params.iterations, time.perf_counter() - began)
+    return Result(last.image, last.losses, last.total, time.perf_counter() - began)

@@ -51,10 +51,13 @@ class ProgressEvent:
     """One finished iteration of a running job; `preview` is a JPEG on preview iterations."""
 
     job_id: str
-    iteration: int
+    iteration: int  # over all scales
     total: int
     losses: Losses
     preview: bytes | None = None
+    scale: int = 1  # coarse to fine: the scale being painted, 1-based, of `scales`, at long side `side`
+    scales: int = 1
+    side: int = 0
 
 
 ImageRole = Literal["content", "style", "output"]  # which of a job's images an image failure is about
@@ -93,6 +96,7 @@ class Outcome:
     width: int | None = None  # with BAD_IMAGE: the image's size in pixels as displayed, when known
     height: int | None = None
     limit: float | None = None  # with TOO_LARGE, TOO_SMALL, TOO_THIN: the limit it broke (see ImageError)
+    shrunk_to: int | None = None  # done, but painted at this long side: the size asked did not fit in memory
 
     @classmethod
     def failed(

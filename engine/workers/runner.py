@@ -10,6 +10,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,9 @@ from PIL import Image
 
 from engine.images import ImageError, save_image, to_uint8
 from engine.inputs import load_inputs
+from engine.memory import LEAST_SIDE, fitting_side, free_memory
+from engine.params import StyleParams
+from engine.precision import resolve
 from engine.stylize import Cancelled, iterate
 from engine.weights import WeightsError, load_decoder, load_vgg
 from engine.workers.jobs import Failure, ImageRole, JobSpec, Outcome, ProgressEvent, failure_of
@@ -97,15 +101,24 @@ class Runner:
                 )
                 save_image(image, spec.output)
                 return Outcome(spec.job_id, "done", spec.output, seconds=time.perf_counter() - started)
+            params, shrunk_to = _fitting(spec.params, content.shape)
+            if shrunk_to is not None and shrunk_to < LEAST_SIDE:
+                detail = f"{content.shape[1]}×{content.shape[0]} would need more memory than is free"
+                return Outcome.failed(spec.job_id, Failure.OUT_OF_MEMORY, detail)
+            if shrunk_to is not None:
+                logger.info(
+                    "job %s: painted at %d px, the most that fits in free memory", spec.job_id, shrunk_to
+                )
             start = None
-            if spec.params.initial == "adain":
+            if params.initial == "adain":
                 from engine.adain import initial_from_adain
 
-                start = initial_from_adain(self.adain(), content, styles, spec.params, spec.alpha)
-            for step in iterate(self.network, content, styles, spec.params, should_cancel, start=start):
+                start = initial_from_adain(self.adain(), content, styles, params, spec.alpha)
+            for step in iterate(self.network, content, styles, params, should_cancel, start=start):
                 if step.iteration < step.total:
                     preview = _jpeg(step.image) if step.image is not None else None
-                    report(ProgressEvent(spec.job_id, step.iteration, step.total, step.losses, preview))
+                    event = ProgressEvent(spec.job_id, step.iteration, step.total, step.losses, preview)
+                    report(replace(event, scale=step.scale, scales=step.scales, side=step.side))
             assert step.image is not None
             save_image(step.image, spec.output)
         except Cancelled:
@@ -119,7 +132,23 @@ class Runner:
             if failure is Failure.INTERNAL:
                 logger.exception("job %s: failed", spec.job_id)
             return Outcome.failed(spec.job_id, failure, "".join(traceback.format_exception_only(exc)).strip())
-        return Outcome(spec.job_id, "done", spec.output, step.losses, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        return Outcome(spec.job_id, "done", spec.output, step.losses, seconds, shrunk_to=shrunk_to)
+
+
+def _fitting(params: StyleParams, shape: tuple[int, ...]) -> tuple[StyleParams, int | None]:
+    """`params` for a painting that fits in free memory, and the long side it was shrunk to (None: as
+    asked). On a GPU, whose free memory is not known here, the painting is left as asked."""
+    import tensorflow as tf
+
+    free = free_memory()
+    if free is None or tf.config.list_logical_devices("GPU"):
+        return params, None
+    height, width = shape[:2]
+    side = fitting_side(height, width, params.margin, resolve(params.precision).name, free)
+    if side >= max(height, width):
+        return params, None
+    return params.with_overrides(max_size=max(side, 16)), side
 
 
 def _jpeg(image: np.ndarray) -> bytes:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.lbfgs_scipy import lbfgs
-from engine.multiscale import MIN_SIDE, schedule
+from engine.multiscale import LEAST_STEP, MIN_FINER, STEP, schedule
 from engine.params import StyleParams
 from engine.stylize import LBFGS_WARMUP, Cancelled, Progress, iterate, stylize
 from engine.vgg import VGG19
@@ -71,12 +71,19 @@ def test_lbfgs_keeps_going_while_a_tiny_gradient_still_lowers_the_loss() -> None
 @pytest.mark.parametrize("multiscale", [False, True])
 def test_lbfgs_loss_falls_faster_than_adam(network: VGG19, multiscale: bool) -> None:
     content, style = smooth_image(24, 32, 1), smooth_image(20, 20, 2)
-    params = StyleParams(iterations=30, optimizer="lbfgs", multiscale=multiscale, **FAST)  # type: ignore[arg-type]
+    params = StyleParams(
+        iterations=30,
+        optimizer="lbfgs",
+        multiscale=multiscale,
+        multiscale_base=16,
+        **FAST,  # type: ignore[arg-type]
+    )
     steps = list(iterate(network, content, [style], params))
     adam = stylize(network, content, [style], params.with_overrides(optimizer="adam"))
 
-    assert [s.iteration for s in steps] == list(range(1, 31))
-    assert {s.total for s in steps} == {30}
+    total = sum(n for _, n in schedule(32, 30, base=16)) if multiscale else 30
+    assert [s.iteration for s in steps] == list(range(1, total + 1))
+    assert {s.total for s in steps} == {total}
     assert steps[-1].losses.total < 0.05 * steps[0].losses.total
     assert steps[-1].losses.total < adam.losses.total
     image = steps[-1].image
@@ -107,51 +114,70 @@ def test_lbfgs_begins_with_the_seeds_adam_steps_then_takes_over(network: VGG19) 
     assert min(s.losses.total for s in lbfgs_steps) < 0.1 * lbfgs_steps[0].losses.total
 
 
-@pytest.mark.parametrize("side", [16, 100, 127, 128, 255, 256, 300, 512, 700, 1024, 2000])
-@pytest.mark.parametrize("iterations", [1, 2, 3, 7, 100, 300, 1000])
-def test_schedule_halves_down_to_the_minimum_and_spends_the_budget(side: int, iterations: int) -> None:
-    plan = schedule(side, iterations)
+@pytest.mark.parametrize("side", [16, 100, 512, 600, 614, 700, 768, 1024, 1500, 2048, 4096])
+@pytest.mark.parametrize("iterations", [1, 5, 10, 100, 300])
+def test_schedule_paints_at_the_base_then_refines_in_steps_of_root_two(side: int, iterations: int) -> None:
+    plan = schedule(side, iterations, base=512)
 
     sides = [s for s, _ in plan]
     counts = [n for _, n in plan]
-    assert sum(counts) == iterations
-    assert all(n >= 1 for n in counts)
     assert sides[-1] == side
-    assert all(abs(2 * a - b) <= 1 for a, b in itertools.pairwise(sides))
-    assert len(plan) == 1 or sides[0] >= MIN_SIDE
-    if iterations >= 7:
-        assert round(sides[0] / 2) < MIN_SIDE  # as coarse as allowed
-        assert counts == sorted(counts, reverse=True)  # most iterations where they are cheap
+    assert counts[0] == iterations  # the base paints as a single-scale run of that size would
+    assert all(1 <= n <= iterations for n in counts)
+    assert counts == sorted(counts, reverse=True)  # finer scales refine: fewer, dearer iterations
+    if side <= 512 * LEAST_STEP:
+        assert plan == [(side, iterations)]
+    else:
+        assert sides[0] == 512
+        steps = [b / a for a, b in itertools.pairwise(sides)]
+        assert all(LEAST_STEP <= r <= STEP * LEAST_STEP + 0.01 for r in steps)
+        assert all(abs(r - STEP) < 0.01 for r in steps[:-1])  # √2 apart, but for the last step
 
 
-def test_schedule_of_the_default_job() -> None:
-    assert schedule(512, 300) == [(128, 173), (256, 85), (512, 42)]
+def test_schedule_of_a_2048_px_painting() -> None:
+    assert schedule(2048, 100, base=512) == [(512, 100), (724, 50), (1024, 25), (1448, 12), (2048, 10)]
+    assert schedule(1024, 100, base=512) == [(512, 100), (724, 50), (1024, 25)]
+    assert schedule(512, 100, base=512) == [(512, 100)]
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
 def test_multiscale_counts_one_total_and_ends_at_the_target_size(network: VGG19, optimizer: str) -> None:
     content, style = smooth_image(300, 400, 1), smooth_image(40, 40, 2)
     params = StyleParams(
-        iterations=9,
+        iterations=4,
         max_size=256,
         multiscale=True,
+        multiscale_base=128,
         optimizer=optimizer,  # type: ignore[arg-type]
         preview_every=2,
         **FAST,  # type: ignore[arg-type]
     )
     steps = list(iterate(network, content, [style], params))
 
-    assert schedule(256, 9) == [(128, 6), (256, 3)]
-    assert [s.iteration for s in steps] == list(range(1, 10))
-    assert {s.total for s in steps} == {9}
+    assert schedule(256, 4, base=128) == [(128, 4), (181, 4), (256, 4)]  # each at least min(4, MIN_FINER)
+    assert MIN_FINER > 4
+    assert [s.iteration for s in steps] == list(range(1, 13))
+    assert {s.total for s in steps} == {12}
+    assert [(s.scale, s.scales, s.side) for s in steps] == [
+        (k, 3, side) for k, side in ((1, 128), (2, 181), (3, 256)) for _ in range(4)
+    ]
     shapes = [(s.iteration, s.image.shape) for s in steps if s.image is not None]
     assert shapes == [
         (2, (96, 128, 3)),
         (4, (96, 128, 3)),
-        (6, (96, 128, 3)),
-        (8, (192, 256, 3)),
-        (9, (192, 256, 3)),
+        (6, (136, 181, 3)),
+        (8, (136, 181, 3)),
+        (10, (192, 256, 3)),
+        (12, (192, 256, 3)),
     ]
+
+
+def test_single_scale_when_multiscale_is_off_or_the_size_is_the_base(network: VGG19) -> None:
+    content, style = smooth_image(300, 400, 1), smooth_image(40, 40, 2)
+    base = StyleParams(iterations=3, max_size=160, multiscale_base=128, **FAST)  # type: ignore[arg-type]
+    for params in (base.with_overrides(multiscale=False), base.with_overrides(max_size=150)):
+        steps = list(iterate(network, content, [style], params))
+        assert [(s.iteration, s.total, s.scales) for s in steps] == [(1, 3, 1), (2, 3, 1), (3, 3, 1)]
 
 
 @pytest.mark.parametrize(("optimizer", "multiscale"), OPTIMIZER_PATHS)
@@ -162,6 +188,7 @@ def test_cancel_stops_both_optimizers(network: VGG19, optimizer: str, multiscale
         max_size=140,
         optimizer=optimizer,  # type: ignore[arg-type]
         multiscale=multiscale,
+        multiscale_base=64,
         seed=0,
     )
     seen: list[int] = []

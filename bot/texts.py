@@ -253,3 +253,8 @@ def duration(seconds: float) -> str:
         return f"{max(1, round(seconds))} s"
     minutes = round(seconds / 60)
     return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def full_size(width: int, height: int) -> str:
+    """The caption of the full-size file that follows a result larger than the photos clients show."""
+    return f"{READY} Here it is at full size, {width}×{height}, as a file."

@@ -1,4 +1,4 @@
-"""/options: a chat's size, colours, strength and fast mode, by command or by buttons."""
+"""/options: a chat's size, colours, strength, brush and fast mode, by command or by buttons."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from telegram.error import TelegramError
 
 from bot import texts
 from bot.context import BotContext, number, sender
-from storage import Session
+from storage import BRUSHES, Session
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ STRENGTHS = {"weak": 0.3, "normal": 1.0, "strong": 3.0}
 
 
 async def options(update: Update, context: BotContext) -> None:
-    """/options [size N | colors on|off | strength weak|normal|strong | fast on|off]."""
+    """/options, or /options KEY VALUE to change one (size, colors, strength, brush, fast: OPTIONS_USAGE)."""
     message, user = sender(update)
     args = [arg.lower() for arg in context.args or []]
     if args:
@@ -62,6 +62,8 @@ async def set_option(chat_id: int, user_id: int, key: str, value: str, context: 
         changed = replace(current, preserve_colors=value == "on")
     elif key == "strength" and value in STRENGTHS:
         changed = replace(current, style_strength=STRENGTHS[value])
+    elif key == "brush" and value in BRUSHES:
+        changed = replace(current, brush=value)
     elif key == "fast" and value in ("on", "off"):
         changed = replace(current, fast=value == "on")
     else:
@@ -87,6 +89,10 @@ async def _view(session: Session, context: BotContext) -> tuple[str, InlineKeybo
             InlineKeyboardButton(texts.choice(k, k == strength), callback_data=f"opt:strength:{k}")
             for k in STRENGTHS
         ],
+        [
+            InlineKeyboardButton(texts.brush_button(k, k == opts.brush), callback_data=f"opt:brush:{k}")
+            for k in BRUSHES
+        ],
     ]
     if context.dispatcher.previews is not None:
         rows.append(
@@ -96,5 +102,5 @@ async def _view(session: Session, context: BotContext) -> tuple[str, InlineKeybo
                 )
             ]
         )
-    text = texts.options(size, settings.max_image_size, opts.preserve_colors, strength, opts.fast)
+    text = texts.options(size, settings.max_image_size, opts.preserve_colors, strength, opts.brush, opts.fast)
     return text, InlineKeyboardMarkup(rows)

@@ -8,6 +8,13 @@ from storage import JobRequest, Options, Settings
 # Pixels of mirrored frame optimised around each picture and cropped off: no dark, ragged edges.
 MARGIN = 16
 
+# The brush option (storage's BRUSHES) as the engine's style scale: the style image is resized to
+# scale × the painting's width before its Gram matrices are taken, so a larger scale spreads the style's
+# patterns over more of the painting, i.e. bigger strokes. 1.0 is how the bot painted before the option.
+# The engine caps a style at 4 × scale² × the content's area (engine/inputs.py), so "large" costs at most
+# 1.6² ≈ 2.6 times the style's features at medium, computed once per job.
+BRUSH_SCALES = {"small": 0.6, "medium": 1.0, "large": 1.6}
+
 
 def new_request(
     options: Options,
@@ -31,6 +38,7 @@ def new_request(
         preserve_colors=options.preserve_colors,
         style_strength=options.style_strength,
         fast=options.fast and fast_available,
+        brush=options.brush,
     )
 
 
@@ -46,6 +54,7 @@ def style_params(request: JobRequest, precision: Precision = "auto") -> StylePar
         margin=request.margin,
         preserve_colors=request.preserve_colors,
         style_weight=defaults.style_weight * request.style_strength,
+        style_scales=(BRUSH_SCALES[request.brush],),  # a bot job has one style image
     )
 
 

@@ -12,7 +12,7 @@ HELP = (
     "1. Send the photo you want painted.\n"
     "2. Send a painting whose style you like — or pick one of mine with /styles.\n\n"
     "Shortcuts: send both as one album, or a photo with the caption /style NAME.\n"
-    "/options — size, colours and style strength\n"
+    "/options — size, colours, style strength and brush size\n"
     "/status — your picture's progress · /cancel — stop it"
 )
 
@@ -26,7 +26,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("help", "How to use it"),
     ("styles", "Pick a ready-made style"),
     ("style", "Use a style by name: /style NAME"),
-    ("options", "Size, colours, style strength"),
+    ("options", "Size, colours, style strength, brush"),
     ("status", "Progress of your picture"),
     ("cancel", "Stop your picture or start over"),
 )
@@ -180,14 +180,15 @@ def status(
     return f"Your last picture is {state}."
 
 
-def options(size: int, max_size: int, preserve_colors: bool, strength: str, fast: bool) -> str:
+def options(size: int, max_size: int, preserve_colors: bool, strength: str, brush: str, fast: bool) -> str:
     return (
         f"Output size: {size} px (longest side, at most {max_size})\n"
         f"Keep my photo's colours: {'on' if preserve_colors else 'off'}\n"
         f"Style strength: {strength}\n"
+        f"Brush: {brush} (how big the style's strokes are; large suits big pictures)\n"
         f"Fast mode (the instant preview is the result): {'on' if fast else 'off'}\n\n"
         "Tap to change, or use /options size 512, /options colors on, /options strength strong, "
-        "/options fast on."
+        "/options brush large, /options fast on."
     )
 
 
@@ -200,13 +201,17 @@ def colours_button(keep: bool) -> str:
     return f"Colours: {'keep' if keep else 'from style'}"
 
 
+def brush_button(brush: str, chosen: bool) -> str:
+    return choice(f"{brush} brush", chosen)
+
+
 def fast_button(on: bool) -> str:
     return f"Fast mode: {'on' if on else 'off'}"
 
 
 OPTIONS_USAGE = (
     "Usage: /options size N · /options colors on|off · /options strength weak|normal|strong · "
-    "/options fast on|off"
+    "/options brush small|medium|large · /options fast on|off"
 )
 
 

@@ -18,6 +18,7 @@ Only plain values cross this boundary: ints, strings, `Path`, and the frozen dat
 
 from storage.files import EXTENSIONS, DataDir
 from storage.models import (
+    BRUSHES,
     MAX_ATTEMPTS,
     InboxItem,
     Job,
@@ -39,6 +40,7 @@ from storage.schema import SCHEMA_VERSION
 from storage.store import Store
 
 __all__ = [
+    "BRUSHES",
     "EXTENSIONS",
     "MAX_ATTEMPTS",
     "SCHEMA_VERSION",

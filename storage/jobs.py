@@ -59,8 +59,8 @@ class Jobs:
             # `params` held the request as JSON before schema version 4; old rows still have it.
             job_id = await tx.insert(
                 "INSERT INTO jobs (chat_id, user_id, content_path, style_paths, params, iterations, max_size,"
-                " optimizer, initial, margin, preserve_colors, style_strength, fast, created_at)"
-                " VALUES (?, ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " optimizer, initial, margin, preserve_colors, style_strength, fast, brush, created_at)"
+                " VALUES (?, ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     chat_id,
                     user_id,
@@ -74,6 +74,7 @@ class Jobs:
                     int(request.preserve_colors),
                     float(request.style_strength),
                     int(request.fast),
+                    request.brush,
                     now,
                 ),
             )
@@ -324,6 +325,7 @@ def _job(row: sqlite3.Row) -> Job:
             preserve_colors=bool(row["preserve_colors"]),
             style_strength=row["style_strength"],
             fast=bool(row["fast"]),
+            brush=row["brush"],
         ),
         progress=row["progress"],
         progress_total=row["progress_total"],

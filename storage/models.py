@@ -25,6 +25,8 @@ class JobStatus(StrEnum):
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITIALS = ("content", "adain")
+BRUSHES = ("small", "medium", "large")
+"""How big the style's strokes come out on the painting (the bot maps each to a style scale)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class JobRequest:
     preserve_colors: bool = False
     style_strength: float = 1.0  # × the engine's default style weight, in (0, 100]
     fast: bool = False  # one feed-forward pass instead of the optimisation
+    brush: str = "medium"  # one of BRUSHES: the style's size relative to the painting
 
     def __post_init__(self) -> None:
         if isinstance(self.iterations, bool) or not isinstance(self.iterations, int) or self.iterations < 1:
@@ -53,6 +56,12 @@ class JobRequest:
             raise ValueError(f"margin must be a non-negative number of pixels, got {self.margin!r}")
         if not (math.isfinite(self.style_strength) and 0 < self.style_strength <= 100):
             raise ValueError(f"style strength must be in (0, 100], got {self.style_strength}")
+        _check_brush(self.brush)
+
+
+def _check_brush(brush: str) -> None:
+    if brush not in BRUSHES:
+        raise ValueError(f"brush must be one of {', '.join(BRUSHES)}, got {brush!r}")
 
 
 @dataclass(frozen=True)
@@ -92,12 +101,14 @@ class Options:
     preserve_colors: bool = False
     style_strength: float = 1.0
     fast: bool = False  # deliver the instant preview as the result, without the optimisation
+    brush: str = "medium"  # one of BRUSHES
 
     def __post_init__(self) -> None:
         if self.output_size is not None and not 1 <= self.output_size <= 100_000:
             raise ValueError(f"output size must be a positive number of pixels, got {self.output_size}")
         if not (math.isfinite(self.style_strength) and 0 < self.style_strength <= 100):
             raise ValueError(f"style strength must be in (0, 100], got {self.style_strength}")
+        _check_brush(self.brush)
 
 
 @dataclass(frozen=True)

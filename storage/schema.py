@@ -156,7 +156,14 @@ V4 = (
         WHERE json_valid(params)""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (V1, V2, V3, V4)
+# Version 5: the brush size, a chat's option and a job's request; older chats and jobs are "medium",
+# the style at the content's width, as the bot painted before it had the choice.
+V5 = (
+    "ALTER TABLE jobs ADD COLUMN brush TEXT NOT NULL DEFAULT 'medium'",
+    "ALTER TABLE sessions ADD COLUMN brush TEXT NOT NULL DEFAULT 'medium'",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (V1, V2, V3, V4, V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -64,8 +64,14 @@ class Sessions:
         return await self._update(
             chat_id,
             user_id,
-            "output_size = ?, preserve_colors = ?, style_strength = ?, fast = ?",
-            (options.output_size, options.preserve_colors, options.style_strength, options.fast),
+            "output_size = ?, preserve_colors = ?, style_strength = ?, fast = ?, brush = ?",
+            (
+                options.output_size,
+                options.preserve_colors,
+                options.style_strength,
+                options.fast,
+                options.brush,
+            ),
         )
 
     async def reset(self, chat_id: int) -> Session:
@@ -133,6 +139,7 @@ def _session(row: sqlite3.Row) -> Session:
             preserve_colors=bool(row["preserve_colors"]),
             style_strength=row["style_strength"],
             fast=bool(row["fast"]),
+            brush=row["brush"],
         ),
         updated_at=row["updated_at"],
     )

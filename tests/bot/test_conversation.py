@@ -206,7 +206,13 @@ async def test_options_change_the_next_job(fake: FakeTelegram, bot: Application)
     await fake.user_presses_button(USER, USER, view.message_id, "opt:colors:on")
     await fake.wait_for_message(USER, text_containing("Keep my photo's colours: on"))
     await fake.user_sends_text(USER, USER, "/options strength strong")
-    await fake.wait_for_message(USER, text_containing("Style strength: strong"))
+    menu = await fake.wait_for_message(USER, text_containing("Style strength: strong"))
+    assert "Brush: medium" in (menu.text or "")
+    await fake.user_presses_button(USER, USER, menu.message_id, "opt:brush:large")
+    redrawn = await fake.wait_for_message(
+        USER, lambda m: m.message_id == menu.message_id and "Brush: large" in (m.text or "")
+    )
+    assert texts.brush_button("large", True) in [b["text"] for b in redrawn.buttons]
     await fake.user_sends_text(USER, USER, "/options size banana")
     await fake.wait_for_message(USER, text_containing(texts.OPTIONS_USAGE))
 
@@ -219,6 +225,9 @@ async def test_options_change_the_next_job(fake: FakeTelegram, bot: Application)
     assert job.request.preserve_colors is True
     assert job.request.style_strength == 3.0
     assert style_params(job.request).style_weight == 3e6
+    assert job.request.brush == "large"
+    assert style_params(job.request).style_scales == (1.6,)
+    assert (await store.sessions.get(USER)).options.brush == "large"  # kept for the next picture
     assert job.request.initial == "adain"  # the workers hold the decoder, so jobs start from its image
     assert job.request.optimizer == "lbfgs"  # the bot's default (DEFAULT_OPTIMIZER)
     assert job.request.margin == 16  # a mirrored frame against dark edges, cropped off

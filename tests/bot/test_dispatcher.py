@@ -17,10 +17,11 @@ from telegram import Bot
 from bot import texts
 from bot.config import Config
 from bot.dispatcher import Dispatcher
+from bot.requests import BRUSH_SCALES, style_params
 from engine.images import ImageProblem
 from engine.workers.jobs import Failure
 from engine.workers.scripted import Scripted, ScriptedBackend
-from storage import Job, JobRequest, JobStatus, Store
+from storage import BRUSHES, Job, JobRequest, JobStatus, Store
 from tests.bot.conftest import USER, eventually, photos
 from tests.bot.fake_telegram import FakeTelegram
 
@@ -56,11 +57,11 @@ async def dispatcher(
     await running.stop()
 
 
-async def queue(store: Store, telegram: Bot, tmp_path: Path) -> Job:
+async def queue(store: Store, telegram: Bot, tmp_path: Path, request: JobRequest = REQUEST) -> Job:
     """A job as the bot queues one: its inputs on disk and a status picture in the chat."""
     photo = tmp_path / "photo.png"
     Image.new("RGB", (32, 32), (10, 120, 200)).save(photo)
-    job = await store.jobs.submit(USER, USER, photo, [photo], REQUEST)
+    job = await store.jobs.submit(USER, USER, photo, [photo], request)
     picture = io.BytesIO()
     Image.new("RGB", (32, 32)).save(picture, "JPEG")
     status = await telegram.send_photo(USER, picture.getvalue(), caption=texts.queued(1, None))
@@ -164,3 +165,19 @@ async def test_the_operators_precision_reaches_the_engine_with_every_job(
     [spec] = backend.submitted
     assert spec.params.precision == "float32"
     assert spec.params.max_size == REQUEST.max_size
+
+
+async def test_the_brush_reaches_the_engine_as_the_style_scale(
+    store: Store, telegram: Bot, backend: ScriptedBackend, dispatcher: Dispatcher, tmp_path: Path
+) -> None:
+    for number, brush in enumerate(("large", "small"), start=1):
+        await queue(store, telegram, tmp_path, JobRequest(iterations=10, max_size=64, brush=brush))
+        dispatcher.wake()
+        await settled(store, number, JobStatus.DELIVERED)
+    assert [spec.params.style_scales for spec in backend.submitted] == [(1.6,), (0.6,)]
+
+
+def test_every_brush_has_a_style_scale_growing_with_it() -> None:
+    assert tuple(BRUSH_SCALES) == BRUSHES
+    scales = [style_params(JobRequest(10, 64, brush=brush)).style_scales for brush in BRUSHES]
+    assert scales == [(0.6,), (1.0,), (1.6,)]

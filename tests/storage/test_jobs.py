@@ -34,6 +34,7 @@ async def test_every_choice_of_the_request_reads_back(store: Store) -> None:
         preserve_colors=True,
         style_strength=0.25,
         fast=True,
+        brush="large",
     )
     job = await store.jobs.submit(3, 4, Path("c.jpg"), [Path("s1.jpg"), Path("s2.jpg")], request)
 
@@ -63,6 +64,7 @@ async def test_every_choice_of_the_request_reads_back(store: Store) -> None:
         ({"style_strength": 100.5}, r"style strength must be in \(0, 100\], got 100.5"),
         ({"style_strength": float("nan")}, r"style strength must be in \(0, 100\], got nan"),
         ({"style_strength": float("inf")}, r"style strength must be in \(0, 100\], got inf"),
+        ({"brush": "huge"}, "brush must be one of small, medium, large, got 'huge'"),
     ],
 )
 def test_a_request_out_of_range_is_refused(choices: dict[str, Any], message: str) -> None:
@@ -73,11 +75,12 @@ def test_a_request_out_of_range_is_refused(choices: dict[str, Any], message: str
 def test_a_request_at_its_bounds_is_accepted() -> None:
     request = JobRequest(iterations=1, max_size=1, margin=0, style_strength=100)
 
-    assert (request.optimizer, request.initial, request.preserve_colors, request.fast) == (
+    assert (request.optimizer, request.initial, request.preserve_colors, request.fast, request.brush) == (
         "lbfgs",
         "content",
         False,
         False,
+        "medium",
     )
 
 

@@ -1,9 +1,10 @@
-"""Schema versions: a fresh database, upgrading version-1 and version-3 databases, refusing a newer one."""
+"""Schema versions: a fresh database, upgrading version-1, -3 and -4 databases, refusing a newer one."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -243,6 +244,34 @@ async def test_version_3_jobs_read_back_as_their_requests(tmp_path: Path) -> Non
     conn.close()
     # Old rows keep the JSON they were written with; new rows no longer write any.
     assert params == [json.dumps(row[1]) for row in V3_JOBS] + ["{}"]
+
+
+async def test_version_4_jobs_and_chats_read_back_with_the_medium_brush(tmp_path: Path) -> None:
+    path = _v1_database(tmp_path)
+    with sqlite3.connect(path) as conn:
+        for statement in (*MIGRATIONS[1], *MIGRATIONS[2], *MIGRATIONS[3]):
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 4")
+        conn.execute("UPDATE sessions SET style_strength = 3.0, output_size = 768")
+    conn.close()
+
+    async with Store.open(tmp_path, clock=FakeClock(), recover=False) as store:
+        jobs = [await store.jobs.get(number) for number in (1, 2, 3)]
+        assert [(job.status, job.request) if job else None for job in jobs] == [
+            (JobStatus.DELIVERED, JobRequest(100, 512, brush="medium")),
+            (JobStatus.QUEUED, JobRequest(200, 512, brush="medium")),
+            (JobStatus.DONE, JobRequest(300, 512, brush="medium")),
+        ]
+        session = await store.sessions.get(10)
+        assert session.options == Options(
+            output_size=768, preserve_colors=True, style_strength=3.0, brush="medium"
+        )
+        new = await store.jobs.submit(10, 1, Path("c.jpg"), [Path("s.jpg")], replace(REQUEST, brush="small"))
+        assert (await store.jobs.get(new.id)).request.brush == "small"  # type: ignore[union-attr]
+        changed = await store.sessions.set_options(10, 1, replace(session.options, brush="large"))
+        assert changed.options.brush == "large"
+
+    assert _version(path) == SCHEMA_VERSION == 5
 
 
 async def test_newer_database_is_refused(tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ async def test_unknown_preset_is_a_key_error(store: Store, name: str) -> None:
 
 async def test_options_persist_and_survive_reset(store: Store) -> None:
     await store.sessions.set_content(1, 7, Path("/u/a.jpg"), (10, 10))
-    options = Options(output_size=512, preserve_colors=True, style_strength=2.5)
+    options = Options(output_size=512, preserve_colors=True, style_strength=2.5, brush="small")
 
     assert (await store.sessions.set_options(1, 7, options)).options == options
     session = await store.sessions.reset(1)
@@ -71,7 +71,8 @@ async def test_options_persist_and_survive_reset(store: Store) -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"output_size": 0}, {"style_strength": 0.0}, {"style_strength": float("inf")}]
+    "kwargs",
+    [{"output_size": 0}, {"style_strength": 0.0}, {"style_strength": float("inf")}, {"brush": "tiny"}],
 )
 def test_options_are_bounded(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="must"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from telegram import BotCommand, Update
@@ -19,13 +20,13 @@ from telegram.ext import (
 )
 
 from bot import admin, commands, intake, options, texts
-from bot.config import Config
+from bot.config import DEFAULT_SIZE_GPU, Config
 from bot.context import CONTEXT_TYPES, BotData, Handler
 from bot.dispatcher import Dispatcher
 from bot.ordering import ChatOrderedProcessor, UploadLimiter
 from engine.weights import VGGWeights
 from engine.workers.jobs import EngineBackend
-from engine.workers.local import EnginePool
+from engine.workers.local import EnginePool, detect_gpus
 from storage import Settings, Store, validate_preset_name
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,11 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
         logger.info("update %d: handling it again after a restart", item.update_id)
         await app.update_queue.put(Update.de_json(json.loads(item.payload), app.bot))
     decoder = await asyncio.to_thread(_decoder_path, config, weights, vgg)
+    if config.default_image_size is None and config.engine_backend == "local" and detect_gpus():
+        config = data.config = replace(config, default_image_size=DEFAULT_SIZE_GPU)
+    logger.info(
+        "paintings are %d px unless a chat chooses (at most %d)", config.default_size, config.max_image_size
+    )
     pool = _engine_pool(config, weights, decoder)
     # Previews get a worker of their own so they never wait behind the optimisation queue.
     previews = None

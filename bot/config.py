@@ -17,6 +17,12 @@ class ConfigError(ValueError):
     """A variable is missing or malformed; the message is one line naming it."""
 
 
+# What a painting's size is unless a chat chooses: what the host paints in a few minutes. On a 2-core
+# CPU with AMX-BF16, 1024 px coarse to fine took about 2 minutes and 2048 px about 5 (BENCHMARKS.md).
+DEFAULT_SIZE_CPU = 1024
+DEFAULT_SIZE_GPU = 2048
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything the bot needs to start; see README.md for each variable."""
@@ -38,7 +44,10 @@ class Config:
     # The convolutions' number format; "auto": bfloat16 where each worker's hardware computes it natively.
     precision: Precision = "auto"
     default_iterations: int = 100
-    max_image_size: int = 512
+    # A painting's size unless the chat chose one; None: decided at start from the hardware
+    # (`DEFAULT_SIZE_GPU` with GPUs, else `DEFAULT_SIZE_CPU`), see `default_size`.
+    default_image_size: int | None = None
+    max_image_size: int = 2048
     log_level: str = "INFO"
     progress_interval: float = 3.0  # seconds between two edits of a status message
     max_queued_per_user: int = 3
@@ -87,12 +96,18 @@ class Config:
             optimizer="adam" if optimizer == "adam" else "lbfgs",
             precision=cast(Precision, precision),
             default_iterations=_int(env, "DEFAULT_ITERATIONS", cls.default_iterations, low=1, high=5000),
+            default_image_size=_int(env, "DEFAULT_IMAGE_SIZE", 0, low=0, high=4096) or None,
             max_image_size=_int(env, "MAX_IMAGE_SIZE", cls.max_image_size, low=64, high=4096),
             log_level=level,
             progress_interval=_float(env, "BOT_PROGRESS_INTERVAL", cls.progress_interval, low=0.0),
             max_queued_per_user=_int(env, "BOT_MAX_QUEUED_PER_USER", cls.max_queued_per_user, low=1),
             uploads_per_minute=_int(env, "BOT_UPLOADS_PER_MINUTE", cls.uploads_per_minute, low=1),
         )
+
+    @property
+    def default_size(self) -> int:
+        """The long side of a painting whose chat chose no size (never above MAX_IMAGE_SIZE)."""
+        return min(self.default_image_size or DEFAULT_SIZE_CPU, self.max_image_size)
 
     def is_admin(self, user_id: int | None) -> bool:
         """Whether this Telegram user id is in BOT_ADMIN_IDS."""

@@ -16,9 +16,9 @@ from telegram.error import TelegramError
 from bot import texts
 from bot.context import BotContext, sender
 from bot.dispatcher import cancel_keyboard
-from bot.requests import new_request
+from bot.requests import new_request, work
 from engine.images import ALLOWED_FORMATS, ImageError, inspect_image
-from storage import validate_preset_name
+from storage import JobRequest, validate_preset_name
 
 logger = logging.getLogger(__name__)
 
@@ -179,10 +179,12 @@ async def submit(message: Message, user_id: int, context: BotContext, update_id:
     request = new_request(
         session.options,
         await store.settings.get(),
+        context.config.default_size,
         context.config.optimizer,
         fast_available=dispatcher.previews is not None,
         adain_start=dispatcher.adain_start,
     )
+    cost = await asyncio.to_thread(_work, request, session.content_path)
     job = await store.jobs.submit(
         message.chat_id,
         user_id,
@@ -190,6 +192,7 @@ async def submit(message: Message, user_id: int, context: BotContext, update_id:
         [session.style_path],
         request,
         handled_update=update_id,
+        work=cost,
     )
     logger.info("job %d: queued for chat %d", job.id, message.chat_id)
     position = await store.jobs.queue_position(job.id, dispatcher.lane_size(request.fast))
@@ -216,3 +219,12 @@ def status_picture(path: Path) -> bytes:
         buffer = io.BytesIO()
         small.save(buffer, format="JPEG", quality=85)
     return buffer.getvalue()
+
+
+def _work(request: JobRequest, content: Path) -> float | None:
+    """The job's cost for wait estimates, from the photo's size as its header gives it (None: unknown)."""
+    try:
+        info = inspect_image(content, verify=False)
+    except (ImageError, OSError):
+        return None
+    return work(request, max(info.width, info.height))

@@ -10,6 +10,7 @@ from telegram.error import TelegramError
 
 from bot import texts
 from bot.context import BotContext, number, sender
+from bot.requests import chosen_size
 from storage import BRUSHES, Session
 
 logger = logging.getLogger(__name__)
@@ -74,11 +75,14 @@ async def set_option(chat_id: int, user_id: int, key: str, value: str, context: 
 async def _view(session: Session, context: BotContext) -> tuple[str, InlineKeyboardMarkup]:
     settings = await context.store.settings.get()
     opts = session.options
-    size = min(opts.output_size or settings.max_image_size, settings.max_image_size)
+    size = chosen_size(opts, settings, context.config.default_size)
     strength = min(STRENGTHS, key=lambda k: abs(STRENGTHS[k] - opts.style_strength))
     sizes = [s for s in SIZES if s <= settings.max_image_size] or [settings.max_image_size]
+    buttons = [
+        InlineKeyboardButton(texts.choice(str(s), s == size), callback_data=f"opt:size:{s}") for s in sizes
+    ]
     rows = [
-        [InlineKeyboardButton(texts.choice(str(s), s == size), callback_data=f"opt:size:{s}") for s in sizes],
+        *(buttons[i : i + 4] for i in range(0, len(buttons), 4)),  # four to a row: phones are narrow
         [
             InlineKeyboardButton(
                 texts.colours_button(opts.preserve_colors),

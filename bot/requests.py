@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from engine.multiscale import schedule
 from engine.params import Precision, StyleParams
-from storage import JobRequest, Options, Settings
+from storage import REFERENCE_SIZE, JobRequest, Options, Settings
 
 # Pixels of mirrored frame optimised around each picture and cropped off: no dark, ragged edges.
 MARGIN = 16
@@ -16,19 +17,26 @@ MARGIN = 16
 BRUSH_SCALES = {"small": 0.6, "medium": 1.0, "large": 1.6}
 
 
+def chosen_size(options: Options, settings: Settings, default_size: int) -> int:
+    """The long side a chat's next painting gets: its choice, else the bot's default, at most the max."""
+    return min(options.output_size or default_size, settings.max_image_size)
+
+
 def new_request(
     options: Options,
     settings: Settings,
+    default_size: int,
     optimizer: str,
     fast_available: bool,
     adain_start: bool,
 ) -> JobRequest:
     """What the next picture of a chat will be, from its options and the bot's current settings.
 
-    `fast_available`: the preview worker is there (fast mode needs it); `adain_start`: the workers
-    hold the AdaIN decoder, whose image the optimisation starts from because it converges sooner.
+    `default_size`: the size of a painting whose chat chose none; `fast_available`: the preview worker
+    is there (fast mode needs it); `adain_start`: the workers hold the AdaIN decoder, whose image the
+    optimisation starts from because it converges sooner.
     """
-    size = min(options.output_size or settings.max_image_size, settings.max_image_size)
+    size = chosen_size(options, settings, default_size)
     return JobRequest(
         iterations=settings.iterations,
         max_size=size,
@@ -40,6 +48,19 @@ def new_request(
         fast=options.fast and fast_available,
         brush=options.brush,
     )
+
+
+def work(request: JobRequest, photo_side: int) -> float | None:
+    """A job's cost in iterations at 512 px, for wait estimates: a big painting runs coarse to fine, so
+    most of its iterations cost less than its full size (None for a fast job: its lane counts jobs).
+
+    `photo_side` is the content photo's long side: a photo smaller than the size asked is not enlarged.
+    """
+    if request.fast:
+        return None
+    side = min(request.max_size, photo_side)
+    base = StyleParams.multiscale_base
+    return sum(n * (s / REFERENCE_SIZE) ** 2 for s, n in schedule(side, request.iterations, base))
 
 
 def style_params(request: JobRequest, precision: Precision = "auto") -> StyleParams:

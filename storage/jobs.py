@@ -18,11 +18,19 @@ RECENT_JOBS = 20
 """How many finished jobs the time estimate averages over."""
 
 REFERENCE_SIZE = 512
-"""A job's work is its iterations × (max_size / REFERENCE_SIZE)²: an iteration costs about its pixels."""
+"""A unit of work is one iteration at REFERENCE_SIZE; a job's work is what the bot gave `submit`, else its
+iterations × (max_size / REFERENCE_SIZE)²: an iteration costs about its pixels."""
 
 _ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 # SQL for a job's area factor: its output's pixels over the reference size's.
 _AREA = f"((max_size / {float(REFERENCE_SIZE)}) * (max_size / {float(REFERENCE_SIZE)}))"
+# SQL for a job's work in those units.
+_WORK = f"COALESCE(work, iterations * {_AREA})"
+# … and for what is left of a running one's: its share of iterations not yet done (all before the first).
+_LEFT = (
+    f"(CASE WHEN progress_total > 0 THEN {_WORK} * MAX(progress_total - progress, 0) / progress_total"
+    f" ELSE {_WORK} END)"
+)
 
 
 def _lane(table: str = "jobs") -> str:
@@ -45,8 +53,10 @@ class Jobs:
         request: JobRequest,
         *,
         handled_update: int | None = None,
+        work: float | None = None,
     ) -> Job:
-        """Queue a job that is to make what `request` says.
+        """Queue a job that is to make what `request` says; `work` is its cost in iterations at
+        REFERENCE_SIZE (None: its iterations at its size).
 
         In the same transaction the chat's session forgets the photos the job took, and the inbox
         forgets `handled_update` (the message that completed the job): a crash leaves either all of it
@@ -59,8 +69,8 @@ class Jobs:
             # `params` held the request as JSON before schema version 4; old rows still have it.
             job_id = await tx.insert(
                 "INSERT INTO jobs (chat_id, user_id, content_path, style_paths, params, iterations, max_size,"
-                " optimizer, initial, margin, preserve_colors, style_strength, fast, brush, created_at)"
-                " VALUES (?, ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " optimizer, initial, margin, preserve_colors, style_strength, fast, brush, work, created_at)"
+                " VALUES (?, ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     chat_id,
                     user_id,
@@ -75,6 +85,7 @@ class Jobs:
                     float(request.style_strength),
                     int(request.fast),
                     request.brush,
+                    work,
                     now,
                 ),
             )
@@ -223,31 +234,28 @@ class Jobs:
     async def queue_position(self, job_id: int, workers: int = 1) -> QueuePosition | None:
         """Where a queued job stands in its lane, with an estimate from recent jobs of that lane.
 
-        A unit of work is one iteration at `max_size` = REFERENCE_SIZE; iterations at other sizes count
-        by area. Fast jobs and optimisations are separate lanes (see `claim_next`) and never count in
-        each other's estimate.
+        A unit of work is one iteration at REFERENCE_SIZE (see `submit`). Fast jobs and optimisations
+        are separate lanes (see `claim_next`) and never count in each other's estimate.
         """
         async with self._db.transaction(write=False) as tx:
             job = await tx.fetchone(
-                f"SELECT id, iterations * {_AREA} AS work, {_lane()} AS lane FROM jobs"
-                " WHERE id = ? AND status = 'queued'",
+                f"SELECT id, {_WORK} AS work, {_lane()} AS lane FROM jobs WHERE id = ? AND status = 'queued'",
                 (job_id,),
             )
             if job is None:
                 return None
             lane = job["lane"]
             ahead = await tx.fetchone(
-                f"SELECT COUNT(*), TOTAL(iterations * {_AREA}) FROM jobs WHERE status = 'queued' AND id < ?"
+                f"SELECT COUNT(*), TOTAL({_WORK}) FROM jobs WHERE status = 'queued' AND id < ?"
                 f" AND {_lane()} = ?",
                 (job_id, lane),
             )
             running = await tx.fetchone(
-                f"SELECT COUNT(*), TOTAL(MAX(progress_total - progress, 0) * {_AREA}) FROM jobs"
-                f" WHERE status = 'running' AND {_lane()} = ?",
+                f"SELECT COUNT(*), TOTAL({_LEFT}) FROM jobs WHERE status = 'running' AND {_lane()} = ?",
                 (lane,),
             )
             recent = await tx.fetchone(
-                f"SELECT TOTAL(finished_at - started_at), TOTAL(iterations * {_AREA})"
+                f"SELECT TOTAL(finished_at - started_at), TOTAL({_WORK})"
                 " FROM (SELECT * FROM jobs WHERE status IN ('done', 'delivered') AND started_at IS NOT NULL"
                 f" AND finished_at IS NOT NULL AND {_lane()} = ?"
                 " ORDER BY finished_at DESC LIMIT ?)",

@@ -163,7 +163,12 @@ V5 = (
     "ALTER TABLE sessions ADD COLUMN brush TEXT NOT NULL DEFAULT 'medium'",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (V1, V2, V3, V4, V5)
+# Version 6: a job's work in units of one iteration at 512 px, as the bot reckons it when it queues the
+# job (a big painting runs coarse to fine: its iterations do not all cost its full size). NULL on older
+# jobs: their work is reckoned from iterations and size as before.
+V6 = ("ALTER TABLE jobs ADD COLUMN work REAL",)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (V1, V2, V3, V4, V5, V6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

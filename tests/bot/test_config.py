@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Config, ConfigError
+from bot.config import DEFAULT_SIZE_CPU, Config, ConfigError
 from tests.timing import scaled
 
 
@@ -35,6 +35,7 @@ def test_every_variable_is_read() -> None:
             "DEFAULT_ITERATIONS": "150",
             "DEFAULT_OPTIMIZER": "Adam",
             "ENGINE_PRECISION": "Float32",
+            "DEFAULT_IMAGE_SIZE": "512",
             "MAX_IMAGE_SIZE": "768",
             "LOG_LEVEL": "debug",
             "BOT_PROGRESS_INTERVAL": "5",
@@ -54,6 +55,7 @@ def test_every_variable_is_read() -> None:
         optimizer="adam",
         precision="float32",
         default_iterations=150,
+        default_image_size=512,
         max_image_size=768,
         log_level="DEBUG",
         progress_interval=5.0,
@@ -61,6 +63,15 @@ def test_every_variable_is_read() -> None:
     )
     assert config.is_admin(22)
     assert not config.is_admin(2)
+    assert config.default_size == 512
+
+
+def test_the_default_size_is_the_cpus_unless_set_and_never_above_the_maximum() -> None:
+    token = {"TELEGRAM_BOT_TOKEN": "123:abc"}
+    assert Config.from_env(token).default_size == DEFAULT_SIZE_CPU == 1024
+    assert Config.from_env(token).max_image_size == 2048
+    assert Config.from_env({**token, "MAX_IMAGE_SIZE": "768"}).default_size == 768
+    assert Config.from_env({**token, "DEFAULT_IMAGE_SIZE": "2048"}).default_size == 2048
 
 
 @pytest.mark.parametrize(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from storage import MAX_ATTEMPTS, JobRequest, JobStatus, Store
-from tests.storage.support import START, FakeClock, submit
+from storage.jobs import REFERENCE_SIZE
+from tests.storage.support import REQUEST, START, FakeClock, submit
 
 
 async def test_submit_freezes_the_request_and_queues(store: Store) -> None:
@@ -273,6 +275,36 @@ async def test_queue_position_and_estimate(store: Store, clock: FakeClock) -> No
     assert head is not None
     assert head.position == 1
     assert await store.jobs.queue_position(running.id) is None
+
+
+async def test_the_estimate_counts_each_jobs_own_work(store: Store, clock: FakeClock) -> None:
+    """A big painting's work (coarse to fine) is what the bot reckoned, not iterations × its full area."""
+
+    async def queue(work: float | None) -> int:
+        job = await store.jobs.submit(
+            1, 1, Path("/data/c.jpg"), [Path("/data/s.jpg")], replace(REQUEST, iterations=100), work=work
+        )
+        return job.id
+
+    finished = await queue(work=400.0)
+    await store.jobs.claim_next()
+    clock.advance(40)  # 400 units in 40 s: 0.1 s per unit
+    await store.jobs.finish(finished, Path("r.png"))
+    running = await queue(work=300.0)
+    await store.jobs.claim_next()
+    before = await queue(work=None)  # an older job: 100 iterations at REQUEST's size
+    mine = await queue(work=50.0)
+
+    position = await store.jobs.queue_position(mine)
+    assert position is not None
+    area = (REQUEST.max_size / REFERENCE_SIZE) ** 2
+    # The running job has reported no progress yet: all its work is left.
+    assert position.estimate == pytest.approx((300 + 100 * area + 50) * 0.1)
+    await store.jobs.update_progress(running, 120, 160)  # coarse to fine: 160 iterations in all
+    position = await store.jobs.queue_position(mine)
+    assert position is not None
+    assert position.estimate == pytest.approx((300 * 40 / 160 + 100 * area + 50) * 0.1)
+    assert before < mine
 
 
 async def test_queue_position_without_history_has_no_estimate(store: Store) -> None:

@@ -25,7 +25,7 @@ from telegram import Bot, InlineKeyboardMarkup, InputMediaDocument, InputMediaPh
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from bot import texts
-from engine.images import ALLOWED_FORMATS
+from engine.images import ALLOWED_FORMATS, ImageError, inspect_image
 from storage import Job, JobStatus, Store
 
 logger = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ class Messenger:
             return
         result = await asyncio.to_thread(prepare, path, job.id)
         seconds = (job.finished_at - job.started_at) if job.finished_at and job.started_at else None
-        caption = texts.done(seconds)
+        caption = texts.done(seconds, await asyncio.to_thread(_shrunk, job, result))
         as_photo = result.photo is not None
         target = job.preview_message_id or job.status_message_id
         delay = RETRY_FIRST_SECONDS
@@ -251,6 +251,19 @@ class Messenger:
             except TelegramError as exc:
                 logger.info("job %d: %s attempt %d failed: %s", job.id, what, attempt + 1, exc)
                 await asyncio.sleep(RETRY_FIRST_SECONDS * 2**attempt)
+
+
+def _shrunk(job: Job, result: Result) -> tuple[int, int] | None:
+    """(long side painted, long side asked) when the engine painted smaller than asked (short of memory)."""
+    if job.request.fast:
+        return None
+    try:
+        photo = inspect_image(job.content_path, verify=False)
+    except (ImageError, OSError):
+        return None
+    asked = min(job.request.max_size, max(photo.width, photo.height))
+    painted = max(result.width, result.height)
+    return (painted, asked) if painted < asked - 1 else None
 
 
 @dataclass(frozen=True)

@@ -258,7 +258,7 @@ class Dispatcher:
                 # Cancelled in the store behind our back (another process, an admin tool): stop the worker.
                 running.pool.cancel(str(running.job.id))
                 return
-            text = texts.progress(event.iteration, event.total)
+            text = texts.progress(event.iteration, event.total, scale=(event.scale, event.scales, event.side))
             if text == running.last_text:
                 continue
             running.last_edit = time.monotonic()

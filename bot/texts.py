@@ -143,15 +143,25 @@ def queued(position: int, estimate: float | None) -> str:
     return f"Queued — you're {where}.{eta}"
 
 
-def progress(iteration: int, total: int, width: int = 12) -> str:
+def progress(iteration: int, total: int, width: int = 12, scale: tuple[int, int, int] | None = None) -> str:
+    """The progress bar; `scale` (which, of how many, long side) when a big painting runs coarse to fine."""
     fraction = 0.0 if total <= 0 else min(1.0, iteration / total)
     filled = round(fraction * width)
     bar = "█" * filled + "░" * (width - filled)
-    return f"Painting… {bar} {fraction:.0%}"
+    text = f"Painting… {bar} {fraction:.0%}"
+    if scale is None or scale[1] <= 1:
+        return text
+    index, count, side = scale
+    stage = "Sketching the whole picture" if index == 1 else "Refining the brushwork"
+    return f"{text}\n{stage} at {side} px (step {index} of {count})"
 
 
-def done(seconds: float | None) -> str:
-    return "Here it is!" if seconds is None else f"Here it is! (painted in {duration(seconds)})"
+def done(seconds: float | None, shrunk: tuple[int, int] | None = None) -> str:
+    """The result's caption; `shrunk` = (long side painted, long side asked) when memory was short."""
+    text = "Here it is!" if seconds is None else f"Here it is! (painted in {duration(seconds)})"
+    if shrunk is not None:
+        text += f" I painted it at {shrunk[0]} px: {shrunk[1]} px needs more memory than I have free now."
+    return text
 
 
 def failed(reason: str | None) -> str:

@@ -192,3 +192,21 @@ def test_a_photo_is_downscaled_only_as_far_as_the_limits_need(tmp_path: Path) ->
 def test_an_upload_may_take_longer_the_bigger_it_is() -> None:
     assert upload_timeout(0) == 20.0
     assert upload_timeout(10_000_000) == 40.0
+
+
+async def test_a_painting_the_engine_had_to_shrink_says_so(
+    fake: FakeTelegram, telegram: Bot, tmp_path: Path
+) -> None:
+    """Short of memory, a worker paints as big as fits (Outcome.shrunk_to); the caption tells the user."""
+    async with running(tmp_path / "data", telegram, fake, png(1000, 750)) as store:
+        photo = tmp_path / "big.png"
+        Image.new("RGB", (2000, 1500), (10, 120, 200)).save(photo)
+        job = await store.jobs.submit(USER, USER, photo, [photo], REQUEST)
+        status = await telegram.send_photo(USER, png(32, 32), caption=texts.queued(1, None))
+        await store.jobs.set_status_message(job.id, status.message_id)
+        await eventually(
+            lambda: store.jobs.get(job.id), lambda j: j is not None and j.status == JobStatus.DELIVERED
+        )
+    [shown] = photos(fake, USER)
+    assert shown.text is not None
+    assert "I painted it at 1000 px: 2000 px needs more memory than I have free now." in shown.text

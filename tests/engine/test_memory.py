@@ -23,8 +23,8 @@ def test_the_estimate_grows_with_the_pixels_and_bfloat16_needs_less() -> None:
     assert FIXED < small < big
     assert big - FIXED == pytest.approx(16 * (small - FIXED))
     assert estimate(1536, 2048, "bfloat16") < 0.75 * big
-    # Measured peaks (BENCHMARKS.md): 2048 × 1536 in bfloat16 with a 16-px margin took 6.4 GB.
-    assert estimate(1536 + 32, 2048 + 32, "bfloat16") == pytest.approx(6.4 * 10**9, rel=0.1)
+    # Measured peaks (BENCHMARKS.md): 2048 × 1536 coarse to fine in bfloat16, 16-px margin: 7.2 GB.
+    assert estimate(1536 + 32, 2048 + 32, "bfloat16") == pytest.approx(7.2 * 2**30, rel=0.1)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
@@ -40,7 +40,8 @@ def test_the_fitting_side_is_the_largest_that_fits(dtype: str, free_gb: float) -
         return estimate(height + 32, long_side + 32, dtype)
 
     if side < 2048:
-        assert need(side) <= free * HEADROOM < need(side + 8)
+        # Within a row's rounding of the budget, and 8 px more would not fit.
+        assert need(side) <= free * HEADROOM * 1.002 < need(side + 8)
     else:
         assert need(2048) <= free * HEADROOM
 

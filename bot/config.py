@@ -18,7 +18,8 @@ class ConfigError(ValueError):
 
 
 # What a painting's size is unless a chat chooses: what the host paints in a few minutes. On a 2-core
-# CPU with AMX-BF16, 1024 px coarse to fine took about 2 minutes and 2048 px about 5 (BENCHMARKS.md).
+# CPU with AMX-BF16 (shared with other work), 1024 px coarse to fine took under 6 minutes and 2048 px 7
+# (BENCHMARKS.md).
 DEFAULT_SIZE_CPU = 1024
 DEFAULT_SIZE_GPU = 2048
 

@@ -3,10 +3,11 @@
 Three audiences share this package:
 
 - The maths, flat here and read top to bottom as one pipeline: `params` (the settings), `precision`
-  (float32 or bfloat16 convolutions), `images` and
-  `inputs` (pictures in and out), `vgg` (the network), `objective` and `compiled` (the losses), `lbfgs`
-  and `multiscale` (the optimisers' plumbing), `stylize` (the optimisation), `adain` (the one-pass
-  stylisation and start). `cli` is its command line; `files` writes files atomically for all of engine.
+  (float32 or bfloat16 convolutions), `images` and `inputs` (pictures in and out), `vgg` (the network),
+  `objective` and `compiled` (the losses), `lbfgs` (on the device; `lbfgs_scipy` is the tests'
+  reference) and `multiscale` (coarse to fine), `memory` (what a size needs), `stylize` (the
+  optimisation), `adain` (the one-pass stylisation and start). `cli` is its command line; `files` writes
+  files atomically for all of engine.
 - `weights/`: the networks' weights, every file format behind one loader, the cache and its fetch.
 - `workers/`: running jobs in worker processes or Ray actors for the bot, and in process for tests.
 

@@ -163,9 +163,8 @@ def iterate(
         offset += budget
     assert batch is not None
     assert losses is not None
-    last = _Scale(len(plan), len(plan), side)
     image = _finish(network, crop(batch, margin), target, params)
-    yield Progress(total, total, losses, image, last.index, last.count, last.side)
+    yield Progress(total, total, losses, image, len(plan), len(plan), side)
 
 
 @dataclass(frozen=True)

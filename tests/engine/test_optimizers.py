@@ -12,7 +12,7 @@ from engine.multiscale import LEAST_STEP, MIN_FINER, STEP, schedule
 from engine.params import StyleParams
 from engine.stylize import LBFGS_WARMUP, Cancelled, Progress, iterate, stylize
 from engine.vgg import VGG19
-from tests.engine.conftest import OPTIMIZER_PATHS, smooth_image
+from tests.engine.conftest import OPTIMIZER_PATHS, drain, smooth_image
 
 FAST = {"seed": 0, "style_weight": 1.0, "content_weight": 1.0, "learning_rate": 2.0}
 
@@ -29,14 +29,9 @@ def test_lbfgs_stays_within_bounds_and_spends_exactly_its_budget() -> None:
 
     start = np.zeros((1, 4, 5, 3), dtype=np.float32)
     low, high = np.array([-5.0, -5.0, -5.0]), np.array([5.0, 5.0, 5.0])
-    gen = lbfgs(loss_and_grad, start, low, high, evaluations=12, previews=frozenset({3}))
-    events = []
-    while True:
-        try:
-            events.append(next(gen))
-        except StopIteration as stop:
-            best, losses = stop.value
-            break
+    events, best, losses = drain(
+        lbfgs(loss_and_grad, start, low, high, evaluations=12, previews=frozenset({3}))
+    )
 
     assert len(seen) <= 12
     assert [e[0] for e in events] == list(range(1, len(seen) + 1))

@@ -6,10 +6,28 @@ errors with the HTTP status PTB maps to its exceptions, form and multipart bodie
 
 The modules, one concern each: ``protocol`` (shapes, limits, records), ``state`` (chats, messages, files),
 ``methods`` (the Bot API methods), ``chats`` (groups, channels, privacy mode), ``users`` (acting as users),
-``network`` (faults, outages, slow downloads), ``inspection`` (what the bot did) and ``server`` (HTTP).
+``network`` (faults, outages, slow downloads), ``inspection`` (what the bot did), ``webhook`` (setWebhook
+and posting updates to the bot) and ``server`` (HTTP).
 """
 
-from tests.bot.fake_telegram.protocol import DEFAULT_TOKEN, ApiCall, BotMessage, Upload, UserAction, Version
+from tests.bot.fake_telegram.protocol import (
+    DEFAULT_TOKEN,
+    ApiCall,
+    BotMessage,
+    Upload,
+    UserAction,
+    Version,
+    WebhookPost,
+)
 from tests.bot.fake_telegram.server import FakeTelegram
 
-__all__ = ["DEFAULT_TOKEN", "ApiCall", "BotMessage", "FakeTelegram", "Upload", "UserAction", "Version"]
+__all__ = [
+    "DEFAULT_TOKEN",
+    "ApiCall",
+    "BotMessage",
+    "FakeTelegram",
+    "Upload",
+    "UserAction",
+    "Version",
+    "WebhookPost",
+]

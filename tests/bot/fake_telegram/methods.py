@@ -24,11 +24,6 @@ from tests.bot.fake_telegram.state import State
 class Methods(State):
     """sendMessage, editMessage*, sendPhoto and the rest: Telegram's answers, refusals and side effects."""
 
-    def _delete_webhook(self, params: JSON) -> bool:
-        if bool_param(params.get("drop_pending_updates")):
-            self._updates.clear()
-        return True
-
     def _reply_target(self, chat_id: int, params: JSON) -> JSON | None:
         reply = params.get("reply_parameters") or {}
         message_id = reply.get("message_id", params.get("reply_to_message_id"))

@@ -134,6 +134,16 @@ class UserAction:
     delivered: bool = True  # False when privacy mode kept the update from the bot (update_id is then 0)
 
 
+@dataclass(frozen=True)
+class WebhookPost:
+    """One post of an update to the bot's webhook and how it was answered."""
+
+    update_id: int
+    url: str
+    status: int | None  # HTTP status the bot answered; None when it did not answer (refused, timed out)
+    error: str  # what getWebhookInfo's last_error_message says if this post failed
+
+
 @dataclass
 class StoredFile:
     file_id: str

@@ -28,9 +28,10 @@ from tests.bot.fake_telegram.protocol import (
     read_params,
 )
 from tests.bot.fake_telegram.users import Users
+from tests.bot.fake_telegram.webhook import WEBHOOK_CONFLICT, Webhook
 
 
-class FakeTelegram(Methods, Users, Network, Inspection):
+class FakeTelegram(Methods, Users, Network, Inspection, Webhook):
     """The fake Bot API server and the test-side API (act as users, inspect the bot's calls, inject faults).
 
     State is guarded by a lock so a test may drive a server running in another thread (`run_in_thread`).
@@ -42,11 +43,9 @@ class FakeTelegram(Methods, Users, Network, Inspection):
             name.lower(): handler
             for name, handler in {
                 "getMe": lambda p: self.bot_user | {"can_read_all_group_messages": not self.privacy_mode},
+                "setWebhook": self._set_webhook,
                 "deleteWebhook": self._delete_webhook,
-                "getWebhookInfo": lambda p: (
-                    {"url": "", "has_custom_certificate": False}
-                    | {"pending_update_count": len(self._updates)}
-                ),
+                "getWebhookInfo": self._webhook_info,
                 "sendMessage": self._send_message,
                 "editMessageText": lambda p: self._edit(p, "text"),
                 "editMessageCaption": lambda p: self._edit(p, "caption"),
@@ -112,6 +111,7 @@ class FakeTelegram(Methods, Users, Network, Inspection):
         self._set_wakeup()
         if self._closed is not None:
             self._closed.set()
+        await self._stop_webhook()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -207,6 +207,8 @@ class FakeTelegram(Methods, Users, Network, Inspection):
         limit = min(max(int_param(params, "limit", 100), 1), 100)
         deadline = time.monotonic() + float(params.get("timeout", 0))
         with self._lock:
+            if self._webhook is not None:
+                raise ApiError(409, WEBHOOK_CONFLICT)
             if "allowed_updates" in params:
                 self._allowed_updates = list(params["allowed_updates"])
             if offset > 0:
@@ -218,6 +220,8 @@ class FakeTelegram(Methods, Users, Network, Inspection):
         self._set_wakeup()  # an older long poll now answers 409, as in Telegram
         while True:
             with self._lock:
+                if self._webhook is not None:
+                    raise ApiError(409, WEBHOOK_CONFLICT)
                 if generation != self._poll_generation:
                     raise ApiError(409)
                 if self._updates or self._closing or time.monotonic() >= deadline:

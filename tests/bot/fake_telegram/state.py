@@ -24,6 +24,7 @@ from tests.bot.fake_telegram.protocol import (
     Fault,
     StoredFile,
     Upload,
+    WebhookPost,
     downscaled,
     image_size,
     photo_size,
@@ -58,6 +59,10 @@ class State:
         self._updates: list[JSON] = []
         self._allowed_updates: list[str] = []
         self._poll_generation = 0
+        self._webhook: JSON | None = None  # url, secret_token, max_connections; None: getUpdates works
+        self._webhook_error: tuple[float, str] | None = None  # when and why the last post failed
+        self._webhook_posts: list[WebhookPost] = []
+        self._webhook_task: asyncio.Task[None] | None = None
         self._last_message_id: dict[int, int] = {}
         self._messages: dict[tuple[int, int], JSON] = {}  # every live message, as Telegram JSON
         self._outbox: dict[tuple[int, int], BotMessage] = {}

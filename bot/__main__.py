@@ -1,28 +1,31 @@
-"""`neural-style-bot` / `python -m bot`: start the bot with long polling."""
+"""`neural-style-bot` / `python -m bot`: start the bot (long polling, or a webhook with BOT_WEBHOOK_URL)."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
 
 from bot.config import Config, ConfigError
 
 
-class RedactToken(logging.Filter):
-    """Replace the bot token wherever it would appear in a log line, tracebacks included."""
+class RedactSecrets(logging.Filter):
+    """Replace each secret wherever it would appear in a log line, tracebacks included."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, secrets: Mapping[str, str]) -> None:
         super().__init__()
-        self.token = token
+        self.secrets = {secret: name for secret, name in secrets.items() if secret}  # secret -> "<name>"
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if self.token in message or (record.exc_text and self.token in record.exc_text):
-            record.msg, record.args = message.replace(self.token, "<token>"), None
-            if record.exc_text:
-                record.exc_text = record.exc_text.replace(self.token, "<token>")
+        for secret, name in self.secrets.items():
+            if secret in message or (record.exc_text and secret in record.exc_text):
+                message = message.replace(secret, name)
+                record.msg, record.args = message, None
+                if record.exc_text:
+                    record.exc_text = record.exc_text.replace(secret, name)
         return True
 
 
@@ -35,8 +38,9 @@ def main() -> int:
         return 2
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    # Bot API URLs contain the token, and libraries log URLs (httpx at INFO, errors with their request).
-    handler.addFilter(RedactToken(config.token))
+    # Bot API URLs contain the token, and libraries log URLs (httpx at INFO, errors with their request);
+    # python-telegram-bot logs setWebhook's parameters, the secret among them, at DEBUG.
+    handler.addFilter(RedactSecrets({config.token: "<token>", config.webhook_secret or "": "<secret>"}))
     logging.basicConfig(level=config.log_level, handlers=[handler])
     logging.getLogger("httpx").setLevel(logging.WARNING)
     from telegram.error import InvalidToken, NetworkError
@@ -48,6 +52,9 @@ def main() -> int:
     # Python's own report of these would print the token (PTB's InvalidToken message contains it).
     try:
         run(config)
+    except ConfigError as exc:
+        logger.error("%s", exc)
+        return 2
     except InvalidToken:
         logger.error(
             "Telegram refused TELEGRAM_BOT_TOKEN: check it with @BotFather, and that TELEGRAM_API_URL "

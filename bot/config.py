@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import logging
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, cast
+from urllib.parse import urlsplit
 
 from engine.params import Precision
 
@@ -22,6 +25,10 @@ class ConfigError(ValueError):
 # (BENCHMARKS.md).
 DEFAULT_SIZE_CPU = 1024
 DEFAULT_SIZE_GPU = 2048
+# What setWebhook accepts as secret_token, and what Telegram then sends in X-Telegram-Bot-Api-Secret-Token.
+WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+# A host name for BOT_WEBHOOK_LISTEN: letters, digits, dots and hyphens.
+HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,11 @@ class Config:
     progress_interval: float = 3.0  # seconds between two edits of a status message
     max_queued_per_user: int = 3
     uploads_per_minute: int = 10  # pictures one user may send in any minute (an album of two counts 2)
+    webhook_url: str | None = None  # the public URL Telegram posts updates to; None: long polling
+    webhook_host: str = "0.0.0.0"  # the address the webhook server binds ("::" for IPv6)
+    webhook_port: int = 8443
+    # Telegram sends it with every post; a post without it is refused. Never shown, like the token.
+    webhook_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -81,9 +93,12 @@ class Config:
             raise ConfigError(f"ENGINE_PRECISION must be auto, float32 or bfloat16, not {precision!r}")
         if backend == "ray" and importlib.util.find_spec("ray") is None:
             raise ConfigError("ENGINE_BACKEND=ray needs Ray: python -m pip install 'neural-style-bot[ray]'")
+        api_url = env.get("TELEGRAM_API_URL", cls.api_url).strip() or cls.api_url
+        webhook_url, webhook_secret = _webhook(env, official=api_url == cls.api_url)
+        webhook_host, webhook_port = _listen(env.get("BOT_WEBHOOK_LISTEN", "").strip() or "0.0.0.0:8443")
         return cls(
             token=token,
-            api_url=env.get("TELEGRAM_API_URL", cls.api_url).strip() or cls.api_url,
+            api_url=api_url,
             file_url=env.get("TELEGRAM_FILE_URL", cls.file_url).strip() or cls.file_url,
             admin_ids=_ids(env.get("BOT_ADMIN_IDS", "")),
             data_dir=Path(env.get("BOT_DATA_DIR", "").strip() or cls.data_dir),
@@ -103,12 +118,21 @@ class Config:
             progress_interval=_float(env, "BOT_PROGRESS_INTERVAL", cls.progress_interval, low=0.0),
             max_queued_per_user=_int(env, "BOT_MAX_QUEUED_PER_USER", cls.max_queued_per_user, low=1),
             uploads_per_minute=_int(env, "BOT_UPLOADS_PER_MINUTE", cls.uploads_per_minute, low=1),
+            webhook_url=webhook_url,
+            webhook_host=webhook_host,
+            webhook_port=webhook_port,
+            webhook_secret=webhook_secret,
         )
 
     @property
     def default_size(self) -> int:
         """The long side of a painting whose chat chose no size (never above MAX_IMAGE_SIZE)."""
         return min(self.default_image_size or DEFAULT_SIZE_CPU, self.max_image_size)
+
+    @property
+    def webhook_path(self) -> str:
+        """The path of BOT_WEBHOOK_URL, where the webhook server answers ("/" for a bare host)."""
+        return urlsplit(self.webhook_url or "").path or "/"
 
     def is_admin(self, user_id: int | None) -> bool:
         """Whether this Telegram user id is in BOT_ADMIN_IDS."""
@@ -120,6 +144,66 @@ def _ids(text: str) -> frozenset[int]:
         return frozenset(int(part) for part in text.replace(" ", "").split(",") if part)
     except ValueError:
         raise ConfigError(f"BOT_ADMIN_IDS must be comma-separated Telegram user ids, not {text!r}") from None
+
+
+def _webhook(env: Mapping[str, str], official: bool) -> tuple[str | None, str | None]:
+    """BOT_WEBHOOK_URL and BOT_WEBHOOK_SECRET: both unset (long polling), or a usable URL and its secret."""
+    url = env.get("BOT_WEBHOOK_URL", "").strip()
+    secret = env.get("BOT_WEBHOOK_SECRET", "").strip()
+    if not url:
+        return None, None
+    # Telegram posts only to HTTPS; a local Bot API server (TELEGRAM_API_URL) also posts to plain HTTP.
+    schemes = ("https",) if official else ("https", "http")
+    try:
+        parts = urlsplit(url)
+        usable = parts.scheme in schemes and bool(parts.hostname) and not parts.fragment
+    except ValueError:  # such as an unclosed [ in an IPv6 host
+        usable = False
+    if not usable:
+        raise ConfigError(
+            f"BOT_WEBHOOK_URL must be an {' or '.join(schemes)} URL such as "
+            f"https://bot.example.com/telegram, not {url!r}"
+        )
+    if not secret:
+        raise ConfigError(
+            "BOT_WEBHOOK_SECRET is not set: with BOT_WEBHOOK_URL it is required (1-256 characters of "
+            "A-Z, a-z, 0-9, _ and -), so that only Telegram's posts are handled"
+        )
+    # The value itself is never repeated: it is a secret.
+    if len(secret) > 256:
+        raise ConfigError(f"BOT_WEBHOOK_SECRET must be at most 256 characters long, not {len(secret)}")
+    if not WEBHOOK_SECRET.fullmatch(secret):
+        raise ConfigError("BOT_WEBHOOK_SECRET may only contain A-Z, a-z, 0-9, _ and - (Telegram's rule)")
+    return url, secret
+
+
+def _listen(text: str) -> tuple[str, int]:
+    """BOT_WEBHOOK_LISTEN as (host, port): `0.0.0.0:8443`, `127.0.0.1:8443`, `[::]:8443`, `localhost:8443`."""
+    usage = f"BOT_WEBHOOK_LISTEN must be host:port such as 0.0.0.0:8443 or [::]:8443, not {text!r}"
+    if text.startswith("["):
+        host, bracket, port = text[1:].partition("]:")
+        if not bracket:
+            raise ConfigError(usage)
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ConfigError(usage) from None
+    else:
+        host, colon, port = text.rpartition(":")
+        if not colon or ":" in host or not _is_host(host):
+            raise ConfigError(usage)
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"BOT_WEBHOOK_LISTEN's port must be between 1 and 65535, not {port!r}")
+    return host, int(port)
+
+
+def _is_host(text: str) -> bool:
+    """An IPv4 address or a host name (not a malformed address such as 300.1.2.3)."""
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return bool(HOSTNAME.fullmatch(text)) and not text.replace(".", "").isdigit()
+    return True
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int | None = None) -> int:

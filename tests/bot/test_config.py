@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -147,3 +148,103 @@ def test_ray_backend_without_ray_installed_is_named(monkeypatch: pytest.MonkeyPa
     monkeypatch.setitem(sys.modules, "ray", None)  # what the import system sees when ray is not installed
     with pytest.raises(ConfigError, match=r"ENGINE_BACKEND=ray needs Ray: python -m pip install"):
         Config.from_env({"TELEGRAM_BOT_TOKEN": "123:abc", "ENGINE_BACKEND": "ray"})
+
+
+WEBHOOK = {
+    "TELEGRAM_BOT_TOKEN": "123:abc",
+    "BOT_WEBHOOK_URL": "https://bot.example.com/telegram/hook",
+    "BOT_WEBHOOK_SECRET": "Abc-123_xyz",
+}
+
+
+def test_without_a_webhook_url_the_bot_polls() -> None:
+    config = Config.from_env({"TELEGRAM_BOT_TOKEN": "123:abc", "BOT_WEBHOOK_SECRET": "unused"})
+    assert (config.webhook_url, config.webhook_secret) == (None, None)
+    assert (config.webhook_host, config.webhook_port) == ("0.0.0.0", 8443)
+
+
+def test_webhook_variables_are_read() -> None:
+    config = Config.from_env(WEBHOOK | {"BOT_WEBHOOK_LISTEN": "127.0.0.1:9000"})
+    assert config.webhook_url == "https://bot.example.com/telegram/hook"
+    assert config.webhook_path == "/telegram/hook"
+    assert config.webhook_secret == "Abc-123_xyz"
+    assert (config.webhook_host, config.webhook_port) == ("127.0.0.1", 9000)
+    assert Config.from_env(WEBHOOK | {"BOT_WEBHOOK_URL": "https://bot.example.com"}).webhook_path == "/"
+
+
+@pytest.mark.parametrize(
+    ("listen", "host", "port"),
+    [
+        ("0.0.0.0:8443", "0.0.0.0", 8443),
+        ("[::]:8443", "::", 8443),
+        ("[::1]:80", "::1", 80),
+        ("localhost:8080", "localhost", 8080),
+        (" 10.0.0.2:65535 ", "10.0.0.2", 65535),
+    ],
+)
+def test_webhook_listen_takes_ipv4_ipv6_and_host_names(listen: str, host: str, port: int) -> None:
+    config = Config.from_env(WEBHOOK | {"BOT_WEBHOOK_LISTEN": listen})
+    assert (config.webhook_host, config.webhook_port) == (host, port)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"BOT_WEBHOOK_SECRET": ""}, "BOT_WEBHOOK_SECRET is not set: with BOT_WEBHOOK_URL it is required"),
+        ({"BOT_WEBHOOK_SECRET": "has space"}, "BOT_WEBHOOK_SECRET may only contain A-Z, a-z, 0-9, _ and -"),
+        ({"BOT_WEBHOOK_SECRET": "dots.are.out"}, "BOT_WEBHOOK_SECRET may only contain"),
+        (
+            {"BOT_WEBHOOK_SECRET": "x" * 257},
+            "BOT_WEBHOOK_SECRET must be at most 256 characters long, not 257",
+        ),
+        ({"BOT_WEBHOOK_URL": "bot.example.com/hook"}, "BOT_WEBHOOK_URL must be an https URL"),
+        ({"BOT_WEBHOOK_URL": "http://bot.example.com/hook"}, "BOT_WEBHOOK_URL must be an https URL"),
+        ({"BOT_WEBHOOK_URL": "https://[::1/hook"}, "BOT_WEBHOOK_URL must be an https URL"),
+        ({"BOT_WEBHOOK_LISTEN": "8443"}, "BOT_WEBHOOK_LISTEN must be host:port"),
+        ({"BOT_WEBHOOK_LISTEN": ":8443"}, "BOT_WEBHOOK_LISTEN must be host:port"),
+        ({"BOT_WEBHOOK_LISTEN": "::1:8443"}, "BOT_WEBHOOK_LISTEN must be host:port"),
+        ({"BOT_WEBHOOK_LISTEN": "[::1]8443"}, "BOT_WEBHOOK_LISTEN must be host:port"),
+        ({"BOT_WEBHOOK_LISTEN": "[bot]:8443"}, "BOT_WEBHOOK_LISTEN must be host:port"),
+        ({"BOT_WEBHOOK_LISTEN": "300.1.2.3:8443"}, "BOT_WEBHOOK_LISTEN must be host:port"),
+        ({"BOT_WEBHOOK_LISTEN": "0.0.0.0:0"}, "BOT_WEBHOOK_LISTEN's port must be between 1 and 65535"),
+        ({"BOT_WEBHOOK_LISTEN": "0.0.0.0:https"}, "BOT_WEBHOOK_LISTEN's port must be between 1 and 65535"),
+        ({"BOT_WEBHOOK_LISTEN": "[::]:70000"}, "BOT_WEBHOOK_LISTEN's port must be between 1 and 65535"),
+    ],
+)
+def test_webhook_mistakes_are_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Config.from_env(WEBHOOK | env)
+
+
+def test_a_bad_webhook_secret_is_not_repeated() -> None:
+    with pytest.raises(ConfigError) as raised:
+        Config.from_env(WEBHOOK | {"BOT_WEBHOOK_SECRET": "almost-right-but-for-this!"})
+    assert "almost-right" not in str(raised.value)
+    config = Config.from_env(WEBHOOK)
+    assert "Abc-123_xyz" not in repr(config)
+
+
+def test_a_local_bot_api_server_may_post_to_plain_http() -> None:
+    # The official Bot API posts only to HTTPS; a local one (telegram-bot-api --local) also to HTTP.
+    env = WEBHOOK | {"TELEGRAM_API_URL": "http://127.0.0.1:8081/bot", "BOT_WEBHOOK_URL": "http://bot:8443/h"}
+    assert Config.from_env(env).webhook_url == "http://bot:8443/h"
+    with pytest.raises(ConfigError, match="BOT_WEBHOOK_URL must be an https or http URL"):
+        Config.from_env(env | {"BOT_WEBHOOK_URL": "ftp://bot/h"})
+
+
+def test_a_webhook_url_without_secret_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    env = os.environ | {"TELEGRAM_BOT_TOKEN": "123:abc", "BOT_WEBHOOK_URL": "https://bot.example.com/h"}
+    env.pop("BOT_WEBHOOK_SECRET", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=scaled(60),
+    )
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(
+        "neural-style-bot: BOT_WEBHOOK_SECRET is not set: with BOT_WEBHOOK_URL it is required"
+    )

@@ -208,6 +208,44 @@ async def _sync_preset_folder(store: Store, folder: Path) -> None:
 
 
 def run(config: Config) -> None:
-    """Run the bot until interrupted (long polling)."""
+    """Run the bot until interrupted: long polling, or a webhook server when BOT_WEBHOOK_URL is set.
+
+    Raises `ConfigError` when the webhook's address cannot be listened on.
+    """
+    import re
+    import socket
+
+    from bot.config import ConfigError
+
     # Only what the bot answers: no edited messages, channel posts or inline queries are even fetched.
-    build_application(config).run_polling(allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY])
+    allowed_updates = [Update.MESSAGE, Update.CALLBACK_QUERY]
+    if config.webhook_url is None:
+        build_application(config).run_polling(allowed_updates=allowed_updates)  # deletes an old webhook
+        return
+    # Bind once first: a taken port stops the start now, not after the weights load and Telegram is told
+    # to post here (python-telegram-bot sets the webhook before it listens).
+    family = socket.AF_INET6 if ":" in config.webhook_host else socket.AF_INET
+    try:
+        socket.create_server((config.webhook_host, config.webhook_port), family=family).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"BOT_WEBHOOK_LISTEN: cannot listen on {config.webhook_host} port {config.webhook_port}: "
+            f"{exc.strerror or exc}"
+        ) from None
+    app = build_application(config)
+    logger.info(
+        "webhook mode: Telegram posts to %s, served on %s port %d",
+        config.webhook_url,
+        config.webhook_host,
+        config.webhook_port,
+    )
+    app.run_webhook(
+        listen=config.webhook_host,
+        port=config.webhook_port,
+        # PTB routes `url_path + "/?"` as a regular expression: escaped, the path is matched as written,
+        # and the lookahead refuses the extra trailing slash, so only the URL's own path is served.
+        url_path=re.escape(config.webhook_path) + "(?!/)",
+        webhook_url=config.webhook_url,
+        secret_token=config.webhook_secret,
+        allowed_updates=allowed_updates,
+    )

@@ -8,7 +8,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from telegram import BotCommand, Update
+from telegram import Bot, BotCommand, Update
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -19,10 +19,11 @@ from telegram.ext import (
     filters,
 )
 
-from bot import admin, commands, intake, options, texts
+from bot import admin, commands, intake, options
 from bot.config import DEFAULT_SIZE_GPU, Config
 from bot.context import CONTEXT_TYPES, BotData, Handler
 from bot.dispatcher import Dispatcher
+from bot.i18n import ENGLISH, LANGUAGES, texts_in
 from bot.ordering import ChatOrderedProcessor, UploadLimiter
 from engine.weights import VGGWeights
 from engine.workers.jobs import EngineBackend
@@ -113,7 +114,7 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
         previews = EnginePool(weights, workers=1, threads_per_worker=1, decoder_path=decoder).start()
     dispatcher = Dispatcher(app.bot, store, pool, config, previews, adain_start=decoder is not None)
     data.store, data.dispatcher = store, dispatcher
-    await app.bot.set_my_commands([BotCommand(name, text) for name, text in texts.COMMANDS])
+    await _set_commands(app.bot)
     dispatcher.start()
     recovered = store.recovery
     logger.info(
@@ -122,6 +123,13 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
         len(recovered.requeued),
         len(recovered.undelivered),
     )
+
+
+async def _set_commands(bot: Bot) -> None:
+    """The command menu in each language the bot speaks; English for everyone else."""
+    for language in LANGUAGES:
+        menu = [BotCommand(name, text) for name, text in texts_in(language).commands()]
+        await bot.set_my_commands(menu, language_code=None if language == ENGLISH else language)
 
 
 async def _post_stop(app: Application) -> None:  # type: ignore[type-arg]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update, User
 from telegram.error import TelegramError
 
-from bot import options, texts
+from bot import options
 from bot.context import BotContext, number, sender
+from bot.i18n import texts_for
 from bot.intake import preset_button_data, preset_hash, use_preset
 from storage import JobStatus
 
@@ -19,20 +20,20 @@ async def start(update: Update, context: BotContext) -> None:
     """/start and /help."""
     message, user = sender(update)
     await context.store.users.touch(user.id, user.language_code)
-    text = texts.HELP + (texts.ADMIN_HELP if context.config.is_admin(user.id) else "")
-    await message.reply_text(text)
+    await message.reply_text(texts_for(user.language_code).help(context.config.is_admin(user.id)))
 
 
 async def styles(update: Update, context: BotContext) -> None:
     """/styles: the presets as buttons."""
-    message, _ = sender(update)
+    message, user = sender(update)
+    texts = texts_for(user.language_code)
     presets = await context.store.presets.all()
     if not presets:
-        await message.reply_text(texts.NO_PRESETS)
+        await message.reply_text(texts.no_presets(context.config.is_admin(user.id)))
         return
     buttons = [InlineKeyboardButton(p.name, callback_data=preset_button_data(p.name)) for p in presets]
     rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
-    await message.reply_text(texts.PRESETS_HEADER, reply_markup=InlineKeyboardMarkup(rows))
+    await message.reply_text(texts.presets_header, reply_markup=InlineKeyboardMarkup(rows))
 
 
 async def button(update: Update, context: BotContext) -> None:
@@ -50,26 +51,27 @@ async def button(update: Update, context: BotContext) -> None:
         value = next((p.name for p in presets if preset_hash(p.name) == value), "")
         kind = "style"
     if kind == "style":
-        await use_preset(message, query.from_user.id, value, context)
+        await use_preset(message, query.from_user, value, context)
     elif kind == "cancel":
-        await _cancel_button(message, query.from_user.id, value, context)
+        await _cancel_button(message, query.from_user, value, context)
     elif kind == "opt":
-        await options.pressed(message, query.from_user.id, value, context)
+        await options.pressed(message, query.from_user, value, context)
 
 
-async def _cancel_button(message: Message, user_id: int, value: str, context: BotContext) -> None:
+async def _cancel_button(message: Message, user: User, value: str, context: BotContext) -> None:
     job_id = number(value)
     job = await context.store.jobs.get(job_id) if job_id is not None else None
     if job is None or job.chat_id != message.chat_id:
         return
     if await context.dispatcher.cancel(job.id):
-        logger.info("job %d: cancelled by user %d", job.id, user_id)
-        await context.dispatcher.show_status(job, texts.CANCELLED)
+        logger.info("job %d: cancelled by user %d", job.id, user.id)
+        await context.dispatcher.show_status(job, texts_for(user.language_code).cancelled())
 
 
 async def cancel(update: Update, context: BotContext) -> None:
     """/cancel: forget photos sent so far, else stop the latest picture; `/cancel all` stops them all."""
-    message, _ = sender(update)
+    message, user = sender(update)
+    texts = texts_for(user.language_code)
     store, dispatcher = context.store, context.dispatcher
     everything = [arg.lower() for arg in context.args or []] == ["all"]
     session = await store.sessions.get(message.chat_id)
@@ -77,7 +79,7 @@ async def cancel(update: Update, context: BotContext) -> None:
     if had_photos:
         await store.sessions.reset(message.chat_id)
         if not everything:
-            await message.reply_text(texts.SESSION_CLEARED)
+            await message.reply_text(texts.session_cleared)
             return
     jobs = await store.jobs.active_for_chat(message.chat_id)
     active = [job for job in jobs if job.status != JobStatus.DONE]
@@ -85,22 +87,23 @@ async def cancel(update: Update, context: BotContext) -> None:
     cancelled = [job for job in reversed(targets) if await dispatcher.cancel(job.id)]
     for job in cancelled:
         logger.info("job %d: cancelled with /cancel", job.id)
-        await dispatcher.show_status(job, texts.CANCELLED)
+        await dispatcher.show_status(job, texts.cancelled())
     if cancelled:
         await message.reply_text(texts.cancelled(len(cancelled), len(active) - len(cancelled)))
     elif had_photos:
-        await message.reply_text(texts.SESSION_CLEARED)
+        await message.reply_text(texts.session_cleared)
     else:
-        await message.reply_text(texts.NOTHING_TO_CANCEL)
+        await message.reply_text(texts.nothing_to_cancel)
 
 
 async def status(update: Update, context: BotContext) -> None:
     """/status: where this chat's pictures stand."""
-    message, _ = sender(update)
+    message, user = sender(update)
+    texts = texts_for(user.language_code)
     store, dispatcher = context.store, context.dispatcher
     jobs = await store.jobs.active_for_chat(message.chat_id)
     if not jobs:
-        await message.reply_text(texts.NO_JOB)
+        await message.reply_text(texts.no_job)
         return
     lines = []
     for job in jobs:
@@ -122,28 +125,31 @@ async def status(update: Update, context: BotContext) -> None:
 
 async def unknown_command(update: Update, context: BotContext) -> None:
     """Any command not handled above."""
-    message, _ = sender(update)
-    await message.reply_text(texts.UNKNOWN_COMMAND)
+    message, user = sender(update)
+    await message.reply_text(texts_for(user.language_code).unknown_command)
 
 
 async def hint(update: Update, context: BotContext) -> None:
     """Text, stickers, voice, locations, other files: a short hint."""
-    message, _ = sender(update)
-    await message.reply_text(texts.NOT_AN_IMAGE if message.document is not None else texts.HINT)
+    message, user = sender(update)
+    texts = texts_for(user.language_code)
+    await message.reply_text(texts.not_an_image if message.document is not None else texts.hint)
 
 
 async def private_only(update: Update, context: BotContext) -> None:
     """Any of the bot's commands in a group: it works in private chats, where photos pair up per person."""
-    message, _ = sender(update)
-    await message.reply_text(texts.private_only(context.bot.username))
+    message, user = sender(update)
+    await message.reply_text(texts_for(user.language_code).private_only(context.bot.username))
 
 
 async def error_handler(update: object, context: BotContext) -> None:
     """Log every unhandled error once and tell the user something short (in private chats only)."""
     logger.error("unhandled error while handling an update", exc_info=context.error)
     chat = update.effective_chat if isinstance(update, Update) else None
+    user = update.effective_user if isinstance(update, Update) else None
     if chat is not None and chat.type == chat.PRIVATE:
+        text = texts_for(user.language_code if user is not None else None).something_wrong
         try:
-            await context.bot.send_message(chat.id, texts.SOMETHING_WRONG)
+            await context.bot.send_message(chat.id, text)
         except TelegramError:
             logger.info("could not report the error to chat %d", chat.id)

@@ -24,7 +24,8 @@ from PIL import Image
 from telegram import Bot, InlineKeyboardMarkup, InputMediaDocument, InputMediaPhoto, ReplyParameters
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
-from bot import texts
+from bot.i18n import texts_for
+from bot.texts import Texts
 from engine.images import ALLOWED_FORMATS, ImageError, inspect_image
 from storage import Job, JobStatus, Store
 
@@ -62,6 +63,11 @@ class Messenger:
         self._trouble: dict[int, str] = {}  # job id -> the last delivery error, while retrying
         self._media: dict[int, asyncio.Lock] = {}  # one media edit at a time per job
 
+    async def texts(self, job: Job) -> Texts:
+        """The texts in the language of the job's user (as last seen), for messages sent on its behalf."""
+        user = await self.store.users.get(job.user_id)
+        return texts_for(user.language if user is not None else None)
+
     def trouble(self, job_id: int) -> bool:
         """Whether this job's result is waiting for Telegram to accept it."""
         return job_id in self._trouble
@@ -92,16 +98,17 @@ class Messenger:
             current = await self.store.jobs.get(job.id)
             if current is None or current.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
                 return  # already painted, cancelled or failed: the preview would only confuse
+            caption = (await self.texts(job)).preview
             try:
                 if current.status_message_id is not None:
                     await self.bot.edit_message_media(
-                        InputMediaPhoto(data, caption=texts.PREVIEW),
+                        InputMediaPhoto(data, caption=caption),
                         chat_id=job.chat_id,
                         message_id=current.status_message_id,
                         reply_markup=markup,
                     )
                     return
-                message = await self.bot.send_photo(job.chat_id, photo=data, caption=texts.PREVIEW)
+                message = await self.bot.send_photo(job.chat_id, photo=data, caption=caption)
             except TelegramError as exc:
                 logger.info("job %d: preview not shown: %s", job.id, exc)
                 return
@@ -138,10 +145,11 @@ class Messenger:
             await asyncio.sleep(0.1)
 
     async def _deliver(self, job: Job) -> None:
+        texts = await self.texts(job)
         path = job.result_path
         if path is None or not path.is_file():
             await self.store.jobs.fail(job.id, "result file missing")
-            await self.tell(job, texts.failed("the result was lost"))
+            await self.tell(job, texts.result_lost())
             return
         result = await asyncio.to_thread(prepare, path, job.id)
         seconds = (job.finished_at - job.started_at) if job.finished_at and job.started_at else None
@@ -190,11 +198,13 @@ class Messenger:
         logger.info("job %d: delivered", job.id)
         reply = ReplyParameters(message_id=shown, allow_sending_without_reply=True) if shown else None
         if as_photo and result.large:
-            await self._once(job, "full-size file", lambda: self._send_full_size(job, result, reply))
+            caption = texts.full_size(result.width, result.height)
+            await self._once(job, "full-size file", lambda: self._send_full_size(job, result, caption, reply))
         elif target is not None:
             # Edits make no sound: a short reply to the painting tells the user it is there.
+            ready = texts.ready
             await self._once(
-                job, "notice", lambda: self.bot.send_message(job.chat_id, texts.READY, reply_parameters=reply)
+                job, "notice", lambda: self.bot.send_message(job.chat_id, ready, reply_parameters=reply)
             )
 
     async def _put(self, job: Job, result: Result, caption: str, as_photo: bool, target: int | None) -> int:
@@ -222,12 +232,14 @@ class Messenger:
             )
         return message.message_id
 
-    async def _send_full_size(self, job: Job, result: Result, reply: ReplyParameters | None) -> None:
+    async def _send_full_size(
+        self, job: Job, result: Result, caption: str, reply: ReplyParameters | None
+    ) -> None:
         await self.bot.send_document(
             job.chat_id,
             document=result.document,
             filename=result.filename,
-            caption=texts.full_size(result.width, result.height),
+            caption=caption,
             reply_parameters=reply,
             write_timeout=upload_timeout(len(result.document)),
         )

@@ -16,10 +16,10 @@ from typing import Any, Literal
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot import texts
 from bot.config import Config
 from bot.delivery import Messenger
 from bot.requests import preview_alpha, style_params
+from bot.texts import Texts
 from engine.workers.jobs import EngineBackend, Failure, JobSpec, Outcome, ProgressEvent
 from engine.workers.local import EnginePool
 from storage import Job, JobStatus, Store
@@ -35,10 +35,9 @@ DELIVERY_GRACE_SECONDS = 15.0
 SESSION_MAX_IDLE = 24 * 3600.0
 
 
-def cancel_keyboard(job_id: int) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(texts.CANCEL_BUTTON, callback_data=f"cancel:{job_id}")]]
-    )
+def cancel_keyboard(job_id: int, texts: Texts) -> InlineKeyboardMarkup:
+    button = InlineKeyboardButton(texts.cancel_button, callback_data=f"cancel:{job_id}")
+    return InlineKeyboardMarkup([[button]])
 
 
 @dataclass
@@ -106,7 +105,8 @@ class Dispatcher:
             logger.info("job %d: no preview (%s)", job.id, outcome.detail or outcome.status)
             return
         data = await asyncio.to_thread(outcome.output.read_bytes)
-        await self.messenger.show_preview(job, data, cancel_keyboard(job.id))
+        markup = cancel_keyboard(job.id, await self.messenger.texts(job))
+        await self.messenger.show_preview(job, data, markup)
 
     def lane_size(self, fast: bool) -> int:
         """How many jobs of a lane run at once: fast jobs on the preview worker, the rest on the pool."""
@@ -203,7 +203,7 @@ class Dispatcher:
         except Exception:
             logger.exception("job %d: dispatcher failed", job.id)
             await self.store.jobs.fail(job.id, "internal error")
-            await self.messenger.tell(job, texts.failed(None))
+            await self.messenger.tell(job, (await self.messenger.texts(job)).failed(None))
         finally:
             self._running.pop(job.id, None)
             self.wake()
@@ -258,14 +258,16 @@ class Dispatcher:
                 # Cancelled in the store behind our back (another process, an admin tool): stop the worker.
                 running.pool.cancel(str(running.job.id))
                 return
+            texts = await self.messenger.texts(running.job)
             text = texts.progress(event.iteration, event.total, scale=(event.scale, event.scales, event.side))
             if text == running.last_text:
                 continue
             running.last_edit = time.monotonic()
             running.last_text = text
-            await self.messenger.show_status(running.job, text, cancel_keyboard(running.job.id))
+            await self.messenger.show_status(running.job, text, cancel_keyboard(running.job.id, texts))
 
     async def _conclude(self, job: Job, outcome: Outcome) -> None:
+        texts = await self.messenger.texts(job)
         if outcome.status == "done" and outcome.output is not None:
             if await self.store.jobs.finish(job.id, outcome.output):
                 logger.info("job %d: done in %.1f s", job.id, outcome.seconds)
@@ -277,13 +279,13 @@ class Dispatcher:
             if self._stopping:
                 return
             await self.store.jobs.cancel(job.id)
-            await self.messenger.show_status(job, texts.CANCELLED)
+            await self.messenger.show_status(job, texts.cancelled())
             return
         logger.warning("job %d: failed: %s (%s)", job.id, outcome.failure, outcome.detail)
         if outcome.crashed:
             again = await self.store.jobs.requeue(job.id, outcome.detail or "worker died")
             if again is not None and again.status == JobStatus.QUEUED:
-                await self.messenger.show_status(job, texts.RETRYING, cancel_keyboard(job.id))
+                await self.messenger.show_status(job, texts.retrying, cancel_keyboard(job.id, texts))
                 return
         else:
             await self.store.jobs.fail(job.id, outcome.detail or str(outcome.failure))

@@ -10,13 +10,14 @@ import logging
 from pathlib import Path
 
 from PIL import Image, ImageOps
-from telegram import Message, Update
+from telegram import Message, Update, User
 from telegram.error import TelegramError
 
-from bot import texts
 from bot.context import BotContext, sender
 from bot.dispatcher import cancel_keyboard
+from bot.i18n import texts_for
 from bot.requests import new_request, work
+from bot.texts import Texts
 from engine.images import ALLOWED_FORMATS, ImageError, inspect_image
 from storage import JobRequest, validate_preset_name
 
@@ -46,16 +47,18 @@ async def image(update: Update, context: BotContext) -> None:
 
 async def _image(update: Update, context: BotContext) -> None:
     message, user = sender(update)
+    texts = texts_for(user.language_code)
     store = context.store
     command, _, argument = (message.caption or "").strip().partition(" ")
-    known = await store.users.get(user.id)
-    if known is not None and known.active_jobs >= context.config.max_queued_per_user:
-        await message.reply_text(texts.QUEUE_FULL.format(count=known.active_jobs))
+    # Noted with the user's language, which the job's later messages are written in.
+    known = await store.users.touch(user.id, user.language_code)
+    if known.active_jobs >= context.config.max_queued_per_user:
+        await message.reply_text(texts.queue_full(known.active_jobs))
         return
     if not context.uploads.allow(user.id):
-        await message.reply_text(texts.TOO_MANY_UPLOADS)
+        await message.reply_text(texts.too_many_uploads)
         return
-    data = await download_image(message)
+    data = await download_image(message, texts)
     if data is None:
         return
     picture, ext, size = data
@@ -63,41 +66,41 @@ async def _image(update: Update, context: BotContext) -> None:
     session = await store.sessions.get(message.chat_id)
     if command.split("@")[0].lower() == "/style":
         await store.sessions.set_content(message.chat_id, user.id, path, size)
-        if not await choose_preset(message, user.id, argument.strip(), context):
+        if not await choose_preset(message, user, argument.strip(), context):
             return
     elif session.content_path is None:
         session = await store.sessions.set_content(message.chat_id, user.id, path, size)
         if session.style_path is None:
-            await message.reply_text(texts.CONTENT_RECEIVED)
+            await message.reply_text(texts.content_received)
             return
     else:
         await store.sessions.set_style_upload(message.chat_id, user.id, path)
-    await submit(message, user.id, context, update.update_id)
+    await submit(message, user, context, update.update_id)
 
 
-async def download_image(message: Message) -> tuple[bytes, str, tuple[int, int]] | None:
+async def download_image(message: Message, texts: Texts) -> tuple[bytes, str, tuple[int, int]] | None:
     """The image's bytes, extension and upright (width, height), or None after telling the user why not."""
     if message.photo:
         attachment = message.photo[-1]
         size = attachment.file_size
     elif message.document is not None:
         if message.document.mime_type not in IMAGE_MIME_TYPES:
-            await message.reply_text(texts.NOT_AN_IMAGE)
+            await message.reply_text(texts.not_an_image)
             return None
         attachment = message.document  # type: ignore[assignment]
         size = message.document.file_size
     else:
-        await message.reply_text(texts.NOT_AN_IMAGE)
+        await message.reply_text(texts.not_an_image)
         return None
     if size is not None and size > DOWNLOAD_LIMIT:
-        await message.reply_text(texts.TOO_BIG_TO_DOWNLOAD)
+        await message.reply_text(texts.too_big_to_download)
         return None
     try:
         file = await attachment.get_file()
         data = bytes(await file.download_as_bytearray())
     except TelegramError as exc:
         logger.warning("chat %d: download failed: %s", message.chat_id, exc)
-        await message.reply_text(texts.DOWNLOAD_FAILED)
+        await message.reply_text(texts.download_failed)
         return None
     try:
         info = await asyncio.to_thread(inspect_image, data, "it")
@@ -105,39 +108,41 @@ async def download_image(message: Message) -> tuple[bytes, str, tuple[int, int]]
         await message.reply_text(texts.bad_image(exc.kind, exc.width, exc.height, exc.limit))
         return None
     if info.frames > 1:
-        await message.reply_text(texts.FIRST_FRAME)
+        await message.reply_text(texts.first_frame)
     return data, FORMAT_EXTENSIONS[info.format], (info.width, info.height)
 
 
 async def style(update: Update, context: BotContext) -> None:
     """/style NAME: use a preset as the style (now, or for the next photo)."""
     message, user = sender(update)
-    await use_preset(message, user.id, " ".join(context.args or []), context, update.update_id)
+    await use_preset(message, user, " ".join(context.args or []), context, update.update_id)
 
 
 async def use_preset(
-    message: Message, user_id: int, name: str, context: BotContext, update_id: int | None = None
+    message: Message, user: User, name: str, context: BotContext, update_id: int | None = None
 ) -> None:
     """Make a preset the chat's style, and queue the job if the photo is already there."""
-    if not await choose_preset(message, user_id, name, context):
+    if not await choose_preset(message, user, name, context):
         return
     session = await context.store.sessions.get(message.chat_id)
     if session.content_path is None:
-        await message.reply_text(texts.STYLE_FIRST.format(name=session.style_preset))
+        name = session.style_preset or name
+        await message.reply_text(texts_for(user.language_code).style_first(name))
         return
-    await submit(message, user_id, context, update_id)
+    await submit(message, user, context, update_id)
 
 
-async def choose_preset(message: Message, user_id: int, name: str, context: BotContext) -> bool:
+async def choose_preset(message: Message, user: User, name: str, context: BotContext) -> bool:
     """Set the chat's style to the preset `name`; False after telling the user why not."""
+    texts = texts_for(user.language_code)
     if not name:
-        await message.reply_text(texts.STYLE_USAGE)
+        await message.reply_text(texts.style_usage)
         return False
     preset = await context.store.presets.get(name) if valid_name(name) else None
     if preset is None:
         await message.reply_text(texts.unknown_preset(name[:40]))
         return False
-    await context.store.sessions.set_style_preset(message.chat_id, user_id, preset.name)
+    await context.store.sessions.set_style_preset(message.chat_id, user.id, preset.name)
     return True
 
 
@@ -161,7 +166,7 @@ def preset_hash(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()[:16]
 
 
-async def submit(message: Message, user_id: int, context: BotContext, update_id: int | None) -> None:
+async def submit(message: Message, author: User, context: BotContext, update_id: int | None) -> None:
     """Turn the chat's complete session into a queued job and show where it stands.
 
     The status message is a photo (the picture being painted, small) so that the preview and then
@@ -171,10 +176,11 @@ async def submit(message: Message, user_id: int, context: BotContext, update_id:
     session = await store.sessions.get(message.chat_id)
     if session.content_path is None or session.style_path is None:
         raise ValueError(f"chat {message.chat_id}: a job needs a photo and a style")
-    user = await store.users.get(user_id)
-    if user is not None and user.active_jobs >= context.config.max_queued_per_user:
+    texts = texts_for(author.language_code)
+    user = await store.users.touch(author.id, author.language_code)
+    if user.active_jobs >= context.config.max_queued_per_user:
         await store.sessions.reset(message.chat_id)
-        await message.reply_text(texts.QUEUE_FULL.format(count=user.active_jobs))
+        await message.reply_text(texts.queue_full(user.active_jobs))
         return
     request = new_request(
         session.options,
@@ -187,7 +193,7 @@ async def submit(message: Message, user_id: int, context: BotContext, update_id:
     cost = await asyncio.to_thread(_work, request, session.content_path)
     job = await store.jobs.submit(
         message.chat_id,
-        user_id,
+        author.id,
         session.content_path,
         [session.style_path],
         request,
@@ -199,7 +205,8 @@ async def submit(message: Message, user_id: int, context: BotContext, update_id:
     text = texts.queued(position.position, position.estimate) if position else texts.progress(0, 1)
     try:
         thumbnail = await asyncio.to_thread(status_picture, session.content_path)
-        status = await message.reply_photo(thumbnail, caption=text, reply_markup=cancel_keyboard(job.id))
+        markup = cancel_keyboard(job.id, texts)
+        status = await message.reply_photo(thumbnail, caption=text, reply_markup=markup)
     except (TelegramError, OSError, ValueError) as exc:
         # The job is queued all the same; its result will come as a message of its own.
         logger.warning("job %d: status message not sent: %s", job.id, exc)

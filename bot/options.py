@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update, User
 from telegram.error import TelegramError
 
-from bot import texts
 from bot.context import BotContext, number, sender
+from bot.i18n import texts_for
 from bot.requests import chosen_size
+from bot.texts import Texts
 from storage import BRUSHES, Session
 
 logger = logging.getLogger(__name__)
@@ -22,31 +23,32 @@ STRENGTHS = {"weak": 0.3, "normal": 1.0, "strong": 3.0}
 async def options(update: Update, context: BotContext) -> None:
     """/options, or /options KEY VALUE to change one (size, colors, strength, brush, fast: OPTIONS_USAGE)."""
     message, user = sender(update)
+    texts = texts_for(user.language_code)
     args = [arg.lower() for arg in context.args or []]
     if args:
         if len(args) != 2:
-            await message.reply_text(texts.OPTIONS_USAGE)
+            await message.reply_text(texts.options_usage)
             return
         if args[0] == "fast" and context.dispatcher.previews is None:
-            await message.reply_text(texts.FAST_UNAVAILABLE)
+            await message.reply_text(texts.fast_unavailable)
             return
         session = await set_option(message.chat_id, user.id, args[0], args[1], context)
         if session is None:
-            await message.reply_text(texts.OPTIONS_USAGE)
+            await message.reply_text(texts.options_usage)
             return
     else:
         session = await context.store.sessions.get(message.chat_id)
-    text, markup = await _view(session, context)
+    text, markup = await _view(session, context, texts)
     await message.reply_text(text, reply_markup=markup)
 
 
-async def pressed(message: Message, user_id: int, value: str, context: BotContext) -> None:
+async def pressed(message: Message, user: User, value: str, context: BotContext) -> None:
     """An options button (`opt:KEY:VALUE`): change the option and redraw the menu in place."""
     key, _, choice = value.partition(":")
-    session = await set_option(message.chat_id, user_id, key, choice, context)
+    session = await set_option(message.chat_id, user.id, key, choice, context)
     if session is None:
         return
-    text, markup = await _view(session, context)
+    text, markup = await _view(session, context, texts_for(user.language_code))
     try:
         await message.edit_text(text, reply_markup=markup)
     except TelegramError as exc:
@@ -72,7 +74,7 @@ async def set_option(chat_id: int, user_id: int, key: str, value: str, context: 
     return await store.sessions.set_options(chat_id, user_id, changed)
 
 
-async def _view(session: Session, context: BotContext) -> tuple[str, InlineKeyboardMarkup]:
+async def _view(session: Session, context: BotContext, texts: Texts) -> tuple[str, InlineKeyboardMarkup]:
     settings = await context.store.settings.get()
     opts = session.options
     size = chosen_size(opts, settings, context.config.default_size)
@@ -90,7 +92,9 @@ async def _view(session: Session, context: BotContext) -> tuple[str, InlineKeybo
             )
         ],
         [
-            InlineKeyboardButton(texts.choice(k, k == strength), callback_data=f"opt:strength:{k}")
+            InlineKeyboardButton(
+                texts.choice(texts.strength(k), k == strength), callback_data=f"opt:strength:{k}"
+            )
             for k in STRENGTHS
         ],
         [

@@ -14,13 +14,15 @@ import pytest
 from PIL import Image
 from telegram.ext import Application
 
-from bot import texts
 from bot.app import build_application
 from bot.config import Config
+from bot.i18n import texts_in
 from engine.weights import synthetic, synthetic_decoder
 from storage import Job, JobStatus, Store
 from tests.bot.fake_telegram import BotMessage, FakeTelegram
 from tests.timing import scaled
+
+texts = texts_in("en")  # the fake's users speak English
 
 T = TypeVar("T")
 ADMIN = 1000
@@ -146,9 +148,9 @@ async def delivered(store: Store, job_id: int = 1) -> Job:
     return job
 
 
-def photos(fake: FakeTelegram, chat_id: int) -> list[BotMessage]:
+def photos(fake: FakeTelegram, chat_id: int, language: str = "en") -> list[BotMessage]:
     """The results the bot delivered: pictures captioned as results (not status pictures or previews)."""
-    done = texts.done(None)
+    done = texts_in(language).done(None)
     return [m for m in pictures(fake, chat_id) if (m.text or "").startswith(done)]
 
 

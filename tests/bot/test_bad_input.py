@@ -10,11 +10,13 @@ import pytest
 from PIL import Image
 from telegram.ext import Application
 
-from bot import texts
 from bot.config import Config
+from bot.i18n import texts_in
 from storage import Store
 from tests.bot.conftest import ADMIN, USER, BotRunner, jpeg, photos, text_containing
 from tests.bot.fake_telegram import FakeTelegram
+
+texts = texts_in("en")  # the fake's users speak English
 
 JOB_TIMEOUT = 90.0
 
@@ -49,8 +51,8 @@ async def count_replies(fake: FakeTelegram, n: int) -> list[str]:
 @pytest.mark.parametrize(
     ("name", "mime", "data", "expected"),
     [
-        ("report.pdf", "application/pdf", b"%PDF-1.4\n%%EOF", texts.NOT_AN_IMAGE),
-        ("notes.txt", "text/plain", b"hello", texts.NOT_AN_IMAGE),
+        ("report.pdf", "application/pdf", b"%PDF-1.4\n%%EOF", texts.not_an_image),
+        ("notes.txt", "text/plain", b"hello", texts.not_an_image),
         (
             "archive.jpg",
             "image/jpeg",
@@ -63,7 +65,7 @@ async def count_replies(fake: FakeTelegram, n: int) -> list[str]:
         ("dot.png", "image/png", encoded(Image.new("RGB", (1, 1)), "PNG"), "it is too small (1×1 pixels"),
         ("strip.png", "image/png", encoded(Image.new("RGB", (900, 20)), "PNG"), "it is too long and thin"),
         ("bomb.png", "image/png", png_header_claiming(30000, 30000), "it is too large (over 50 megapixels)"),
-        ("anim.gif", "image/gif", encoded(Image.new("RGB", (40, 40)), "GIF"), texts.NOT_AN_IMAGE),
+        ("anim.gif", "image/gif", encoded(Image.new("RGB", (40, 40)), "GIF"), texts.not_an_image),
     ],
 )
 async def test_bad_documents_are_refused_and_change_nothing(
@@ -82,7 +84,7 @@ async def test_bad_documents_are_refused_and_change_nothing(
     assert (session.content_path, session.style_path) == (None, None)
     # The chat is still usable: a good photo is taken as the content.
     await fake.user_sends_photo(USER, USER, jpeg(32, 32))
-    await fake.wait_for_message(USER, text_containing(texts.CONTENT_RECEIVED))
+    await fake.wait_for_message(USER, text_containing(texts.content_received))
 
 
 async def test_bomb_is_refused_before_decoding(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
@@ -96,14 +98,14 @@ async def test_files_over_20_mb_are_not_downloaded(fake: FakeTelegram, bot: Appl
     await fake.user_sends_document(
         USER, USER, jpeg(32, 32), "big.jpg", "image/jpeg", file_size=21 * 1024 * 1024
     )
-    assert await count_replies(fake, 2) == [texts.TOO_BIG_TO_DOWNLOAD] * 2
+    assert await count_replies(fake, 2) == [texts.too_big_to_download] * 2
     assert fake.calls("getFile") == []
 
 
 async def test_odd_images_are_converted(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
     await fake.user_sends_document(USER, USER, animated_webp(), "anim.webp", "image/webp")
-    await fake.wait_for_message(USER, text_containing(texts.FIRST_FRAME))
-    await fake.wait_for_message(USER, text_containing(texts.CONTENT_RECEIVED))
+    await fake.wait_for_message(USER, text_containing(texts.first_frame))
+    await fake.wait_for_message(USER, text_containing(texts.content_received))
     cmyk = encoded(Image.new("CMYK", (40, 30), (0, 200, 200, 0)), "JPEG")
     await fake.user_sends_document(USER, USER, cmyk, "print.jpg", "image/jpeg")
     await fake.wait_for(lambda: photos(fake, USER), timeout=JOB_TIMEOUT)
@@ -135,9 +137,9 @@ async def test_exif_rotated_photo_comes_back_upright(fake: FakeTelegram, bot: Ap
         ("/style ../../etc", "There's no style called “../../etc”"),
         ("/style " + "x" * 300, "There's no style called “" + "x" * 40 + "”"),
         ("/style \u202eevil\u0000", "There's no style called"),
-        ("/style", texts.STYLE_USAGE),
-        ("/options size", texts.OPTIONS_USAGE),
-        ("/options colors maybe", texts.OPTIONS_USAGE),
+        ("/style", texts.style_usage),
+        ("/options size", texts.options_usage),
+        ("/options colors maybe", texts.options_usage),
     ],
 )
 async def test_garbage_arguments_get_usage(
@@ -156,7 +158,7 @@ async def test_stray_messages_get_a_hint(fake: FakeTelegram, bot: Application) -
     await fake.user_sends_location(USER, USER)
     await fake.user_sends_sticker(USER, USER)
     await fake.user_sends_text(USER, USER, "paint me like one of your French girls")
-    assert await count_replies(fake, 4) == [texts.HINT] * 4
+    assert await count_replies(fake, 4) == [texts.hint] * 4
 
 
 async def test_a_flooding_user_is_capped(fake: FakeTelegram, config: Config, runner: BotRunner) -> None:

@@ -8,11 +8,13 @@ import numpy as np
 from PIL import Image
 from telegram.ext import Application
 
-from bot import texts
+from bot.i18n import texts_in
 from bot.intake import CALLBACK_DATA_LIMIT
 from storage import JobStatus, Store
 from tests.bot.conftest import ADMIN, USER, BotRunner, eventually, jpeg, text_containing
 from tests.bot.fake_telegram import FakeTelegram
+
+texts = texts_in("en")  # the fake's users speak English
 
 OTHER = USER + 1
 
@@ -118,7 +120,7 @@ async def test_long_preset_names_fit_the_button_limit(fake: FakeTelegram, bot: A
     await fake.wait_for_message(ADMIN, text_containing("added"))
     await fake.user_sends_photo(USER, USER, jpeg(32, 32, seed=1))
     await fake.user_sends_text(USER, USER, "/styles")
-    listing = await fake.wait_for_message(USER, text_containing(texts.PRESETS_HEADER))
+    listing = await fake.wait_for_message(USER, text_containing(texts.presets_header))
     [button] = listing.buttons
     assert button["text"] == name
     assert len(button["callback_data"].encode()) <= CALLBACK_DATA_LIMIT
@@ -136,7 +138,7 @@ async def test_superscript_digits_get_the_usage_not_an_error(fake: FakeTelegram,
     await fake.user_presses_button(USER, USER, menu.message_id, "cancel:²", forged=True)
     await fake.user_presses_button(USER, USER, menu.message_id, "opt:size:²", forged=True)
     await answered(fake, USER, USER)
-    assert not [m for m in fake.messages(USER) if m.text == texts.SOMETHING_WRONG]
+    assert not [m for m in fake.messages(USER) if m.text == texts.something_wrong]
 
 
 async def test_cancel_stops_the_latest_picture_first(fake: FakeTelegram, runner: BotRunner) -> None:

@@ -8,11 +8,13 @@ import itertools
 from PIL import Image
 from telegram.ext import Application
 
-from bot import texts
+from bot.i18n import texts_in
 from bot.requests import style_params
 from storage import JobStatus, Store
 from tests.bot.conftest import ADMIN, USER, BotRunner, delivered, jpeg, photos, text_containing
 from tests.bot.fake_telegram import FakeTelegram
+
+texts = texts_in("en")  # the fake's users speak English
 
 JOB_TIMEOUT = 90.0
 
@@ -31,15 +33,15 @@ async def add_preset(fake: FakeTelegram, name: str, chat_id: int = ADMIN) -> Non
 async def test_start_explains_and_commands_are_published(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
     await fake.user_sends_text(USER, USER, "/start")
     reply = await fake.wait_for_message(USER, timeout=10)
-    assert reply.text == texts.HELP
-    assert [c["command"] for c in fake.commands()] == [name for name, _ in texts.COMMANDS]
+    assert reply.text == texts.help(False)
+    assert [c["command"] for c in fake.commands()] == [name for name, _ in texts.commands()]
 
 
 async def test_content_then_style_delivers_photo_with_content_aspect(
     fake: FakeTelegram, bot: Application
 ) -> None:  # type: ignore[type-arg]
     await fake.user_sends_photo(USER, USER, jpeg(96, 48, seed=1))
-    await fake.wait_for_message(USER, text_containing(texts.CONTENT_RECEIVED))
+    await fake.wait_for_message(USER, text_containing(texts.content_received))
     await fake.user_sends_photo(USER, USER, jpeg(40, 40, seed=2))
     queued = await fake.wait_for_message(USER, text_containing("Queued"))
     assert queued.buttons[0]["callback_data"].startswith("cancel:")
@@ -49,28 +51,28 @@ async def test_content_then_style_delivers_photo_with_content_aspect(
     assert result[0].text is not None
     assert result[0].text.startswith("Here it is!")
     assert result[0].message_id == queued.message_id  # the status picture became the painting
-    notice = await fake.wait_for_message(USER, lambda m: m.text == texts.READY)
+    notice = await fake.wait_for_message(USER, lambda m: m.text == texts.ready)
     assert notice.reply_to_message_id == queued.message_id
 
 
 async def test_document_images_work_and_other_files_are_refused(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
     await fake.user_sends_document(USER, USER, b"%PDF-1.4", "doc.pdf", "application/pdf")
-    await fake.wait_for_message(USER, text_containing(texts.NOT_AN_IMAGE))
+    await fake.wait_for_message(USER, text_containing(texts.not_an_image))
     png = io.BytesIO()
     Image.new("RGB", (30, 20), (200, 10, 10)).save(png, format="PNG")
     await fake.user_sends_document(USER, USER, png.getvalue(), "red.png", "image/png")
-    await fake.wait_for_message(USER, text_containing(texts.CONTENT_RECEIVED))
+    await fake.wait_for_message(USER, text_containing(texts.content_received))
 
 
 async def test_preset_by_command_and_by_button(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
     await add_preset(fake, "waves")
     await fake.user_sends_text(USER, USER, "/styles")
-    listing = await fake.wait_for_message(USER, text_containing(texts.PRESETS_HEADER))
+    listing = await fake.wait_for_message(USER, text_containing(texts.presets_header))
     assert [b["callback_data"] for b in listing.buttons] == ["style:waves"]
 
     # By command: content first, then /style NAME.
     await fake.user_sends_photo(USER, USER, jpeg(48, 48, seed=3))
-    await fake.wait_for_message(USER, text_containing(texts.CONTENT_RECEIVED))
+    await fake.wait_for_message(USER, text_containing(texts.content_received))
     await fake.user_sends_text(USER, USER, "/style waves")
     await fake.wait_for(lambda: len(photos(fake, USER)) == 1, timeout=JOB_TIMEOUT)
 
@@ -97,11 +99,11 @@ async def test_unknown_preset_and_stray_input_get_hints(fake: FakeTelegram, bot:
     await fake.user_sends_text(USER, USER, "/style ../../etc")
     await fake.wait_for_message(USER, text_containing("There's no style called"))
     await fake.user_sends_text(USER, USER, "hello?")
-    await fake.wait_for_message(USER, text_containing(texts.HINT))
+    await fake.wait_for_message(USER, text_containing(texts.hint))
     await fake.user_sends_sticker(USER, USER)
-    await fake.wait_for(lambda: len([m for m in fake.messages(USER) if m.text == texts.HINT]) == 2)
+    await fake.wait_for(lambda: len([m for m in fake.messages(USER) if m.text == texts.hint]) == 2)
     await fake.user_sends_text(USER, USER, "/frobnicate")
-    await fake.wait_for_message(USER, text_containing(texts.UNKNOWN_COMMAND))
+    await fake.wait_for_message(USER, text_containing(texts.unknown_command))
 
 
 async def test_admin_sets_iterations_and_next_job_uses_them(
@@ -139,7 +141,7 @@ async def test_non_admin_is_refused(fake: FakeTelegram, bot: Application) -> Non
     for command in ("/iterations 5", "/delstyle x", "/stats"):
         await fake.user_sends_text(USER, USER, command)
     await fake.user_sends_photo(USER, USER, jpeg(20, 20), caption="/addstyle mine")
-    await fake.wait_for(lambda: len([m for m in fake.messages(USER) if m.text == texts.NOT_ADMIN]) == 4)
+    await fake.wait_for(lambda: len([m for m in fake.messages(USER) if m.text == texts.not_admin]) == 4)
     store: Store = bot.bot_data.store
     assert (await store.settings.get()).iterations == 20
     assert await store.presets.all() == []
@@ -168,7 +170,8 @@ async def test_cancel_mid_run_with_button_and_progress_is_throttled(
     await fake.user_presses_button(USER, USER, queued.message_id, "cancel:1")
     await fake.wait_for(
         lambda: (
-            next(m for m in fake.messages(USER) if m.message_id == queued.message_id).text == texts.CANCELLED
+            next(m for m in fake.messages(USER) if m.message_id == queued.message_id).text
+            == texts.cancelled()
         ),
         timeout=20,
     )
@@ -190,11 +193,11 @@ async def test_cancel_command_stops_queued_job(fake: FakeTelegram, runner: BotRu
     # Chats are handled side by side: the second job may be queued before the first is claimed.
     await fake.wait_for_message(other, text_containing("Queued"))
     await fake.user_sends_text(other, other, "/cancel")
-    await fake.wait_for_message(other, text_containing(texts.CANCELLED))
+    await fake.wait_for_message(other, text_containing(texts.cancelled()))
     await fake.user_sends_text(USER, USER, "/status")
     await fake.wait_for_message(USER, text_containing("Painting"))
     await fake.user_sends_text(USER, USER, "/cancel")
-    await fake.wait_for_message(USER, lambda m: m.text == texts.CANCELLED)
+    await fake.wait_for_message(USER, lambda m: m.text == texts.cancelled())
     store: Store = app.bot_data.store
     assert [(await store.jobs.get(i)).status for i in (1, 2)] == [JobStatus.CANCELLED] * 2  # type: ignore[union-attr]
 
@@ -214,7 +217,7 @@ async def test_options_change_the_next_job(fake: FakeTelegram, bot: Application)
     )
     assert texts.brush_button("large", True) in [b["text"] for b in redrawn.buttons]
     await fake.user_sends_text(USER, USER, "/options size banana")
-    await fake.wait_for_message(USER, text_containing(texts.OPTIONS_USAGE))
+    await fake.wait_for_message(USER, text_containing(texts.options_usage))
 
     await fake.user_sends_photo(USER, USER, jpeg(32, 32, seed=1))
     await fake.user_sends_photo(USER, USER, jpeg(32, 32, seed=2))
@@ -248,7 +251,7 @@ async def test_restart_mid_job_delivers_exactly_once(fake: FakeTelegram, runner:
     await runner.stop()
     await runner.start()
     await fake.user_sends_text(USER, USER, "/status")
-    await fake.wait_for_message(USER, text_containing(texts.NO_JOB))
+    await fake.wait_for_message(USER, text_containing(texts.no_job))
     assert len(photos(fake, USER)) == 1
 
 

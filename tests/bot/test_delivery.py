@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from telegram.ext import Application
 
-from bot import texts
+from bot.i18n import texts_in
 from storage import JobStatus, Store
 from tests.bot.conftest import USER, delivered, eventually, jpeg, photos, pictures, text_containing
 from tests.bot.fake_telegram import FakeTelegram
+
+texts = texts_in("en")  # the fake's users speak English
 
 JOB_TIMEOUT = 90.0
 MEDIA = ("sendphoto", "senddocument", "editmessagemedia")
@@ -33,7 +35,7 @@ async def test_the_result_replaces_the_status_picture(fake: FakeTelegram, bot: A
     assert job.result_path is not None
     assert result.data == job.result_path.read_bytes()
     # Edits make no sound, so a short reply says the painting is there.
-    notice = await fake.wait_for_message(USER, lambda m: m.text == texts.READY)
+    notice = await fake.wait_for_message(USER, lambda m: m.text == texts.ready)
     assert notice.reply_to_message_id == result.message_id
 
 

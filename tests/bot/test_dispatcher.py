@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 from telegram import Bot
 
-from bot import texts
 from bot.config import Config
 from bot.dispatcher import Dispatcher
+from bot.i18n import texts_in
 from bot.requests import BRUSH_SCALES, style_params
 from engine.images import ImageProblem
 from engine.workers.jobs import Failure
@@ -24,6 +24,8 @@ from engine.workers.scripted import Scripted, ScriptedBackend
 from storage import BRUSHES, Job, JobRequest, JobStatus, Store
 from tests.bot.conftest import USER, eventually, photos
 from tests.bot.fake_telegram import FakeTelegram
+
+texts = texts_in("en")  # the fake's users speak English
 
 REQUEST = JobRequest(iterations=10, max_size=64)
 
@@ -89,7 +91,7 @@ async def test_a_crashed_worker_requeues_the_job_which_then_arrives(
     delivered = await settled(store, job.id, JobStatus.DELIVERED)
     assert delivered.attempts == 1
     [status] = fake.messages(USER)[:1]
-    assert texts.RETRYING in [v.text for v in status.history]
+    assert texts.retrying in [v.text for v in status.history]
     assert len(photos(fake, USER)) == 1
     assert [spec.job_id for spec in backend.submitted] == ["1", "1"]
 
@@ -109,7 +111,7 @@ async def test_cancel_while_running_stops_the_job_and_says_so(
     await fake.wait_for(lambda: "Painting" in (fake.messages(USER)[0].text or ""))
     assert await dispatcher.cancel(job.id)
     await settled(store, job.id, JobStatus.CANCELLED)
-    await fake.wait_for(lambda: fake.messages(USER)[0].text == texts.CANCELLED)
+    await fake.wait_for(lambda: fake.messages(USER)[0].text == texts.cancelled())
     assert backend.busy() == 0
     assert photos(fake, USER) == []
 

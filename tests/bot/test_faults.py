@@ -9,10 +9,12 @@ import sqlite3
 
 from telegram.ext import Application
 
-from bot import texts
+from bot.i18n import texts_in
 from storage import JobStatus, Store
 from tests.bot.conftest import USER, BotRunner, eventually, jpeg, photos, text_containing
 from tests.bot.fake_telegram import FakeTelegram
+
+texts = texts_in("en")  # the fake's users speak English
 
 JOB_TIMEOUT = 90.0
 
@@ -40,7 +42,7 @@ async def test_result_arrives_through_429_5xx_and_dropped_connections(
     await fake.wait_for(lambda: [c for c in fake.calls("editMessageMedia") if c.status == 200])
     assert [c.status for c in fake.calls("editMessageMedia")] == [429, 502, 0, 200]
     assert len(photos(fake, USER)) == 1
-    await fake.wait_for_message(USER, lambda m: m.text == texts.READY)
+    await fake.wait_for_message(USER, lambda m: m.text == texts.ready)
     assert await job_status(bot) == JobStatus.DELIVERED
 
 
@@ -59,12 +61,12 @@ async def test_progress_edits_are_dropped_not_queued(fake: FakeTelegram, runner:
 async def test_download_failure_asks_to_resend(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
     fake.fail_next("getFile", 500)
     await fake.user_sends_photo(USER, USER, jpeg(32, 32))
-    await fake.wait_for_message(USER, text_containing(texts.DOWNLOAD_FAILED))
+    await fake.wait_for_message(USER, text_containing(texts.download_failed))
     fake.fail_next("download", "drop")
     await fake.user_sends_photo(USER, USER, jpeg(32, 32))
-    await fake.wait_for(lambda: [m for m in fake.messages(USER) if m.text == texts.DOWNLOAD_FAILED][1:])
+    await fake.wait_for(lambda: [m for m in fake.messages(USER) if m.text == texts.download_failed][1:])
     await fake.user_sends_photo(USER, USER, jpeg(32, 32))
-    await fake.wait_for_message(USER, text_containing(texts.CONTENT_RECEIVED))
+    await fake.wait_for_message(USER, text_containing(texts.content_received))
 
 
 async def test_blocked_user_closes_the_job(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
@@ -102,7 +104,7 @@ async def test_killed_worker_job_is_retried_and_others_continue(
     victim = next(w for w in pool._workers if w.job is not None and w.job.spec.job_id == str(mine.id))
     os.kill(victim.process.pid, signal.SIGKILL)
     await fake.wait_for(
-        lambda: any(v.text == texts.RETRYING for m in fake.messages(USER) for v in m.history), timeout=30
+        lambda: any(v.text == texts.retrying for m in fake.messages(USER) for v in m.history), timeout=30
     )
     await fake.wait_for(lambda: photos(fake, USER) and photos(fake, other), timeout=JOB_TIMEOUT * 2)
     delivered = lambda j: j is not None and j.status == JobStatus.DELIVERED  # noqa: E731
@@ -129,12 +131,12 @@ async def test_a_locked_database_fails_clearly_and_changes_nothing(
 ) -> None:  # type: ignore[type-arg]
     store: Store = bot.bot_data.store
     await fake.user_sends_photo(USER, USER, jpeg(32, 32, seed=1))
-    await fake.wait_for_message(USER, text_containing(texts.CONTENT_RECEIVED))
+    await fake.wait_for_message(USER, text_containing(texts.content_received))
     blocker = sqlite3.connect(store.files.db_path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock past the busy timeout
     try:
         await fake.user_sends_photo(USER, USER, jpeg(32, 32, seed=2))
-        await fake.wait_for_message(USER, text_containing(texts.SOMETHING_WRONG), timeout=30)
+        await fake.wait_for_message(USER, text_containing(texts.something_wrong), timeout=30)
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()

@@ -17,14 +17,16 @@ import pytest
 from PIL import Image
 from telegram import Bot
 
-from bot import texts
 from bot.config import Config
 from bot.delivery import FULL_SIZE_OVER, prepare, upload_timeout
 from bot.dispatcher import Dispatcher
+from bot.i18n import texts_in
 from engine.workers.scripted import Scripted, ScriptedBackend
 from storage import Job, JobRequest, JobStatus, Store
 from tests.bot.conftest import USER, eventually, photos
 from tests.bot.fake_telegram import BotMessage, FakeTelegram
+
+texts = texts_in("en")  # the fake's users speak English
 
 REQUEST = JobRequest(iterations=10, max_size=2048)
 
@@ -121,7 +123,7 @@ async def test_a_restart_after_delivery_sends_nothing_again(
     # The next run delivers a picture of its own: by then it has long dealt with anything left over.
     async with running(data_dir, telegram, fake, b"", png(64, 48)) as store:
         await paint(store, telegram, tmp_path)
-        await fake.wait_for_message(USER, lambda m: m.text == texts.READY)
+        await fake.wait_for_message(USER, lambda m: m.text == texts.ready)
     assert len(documents(fake)) == 1
     assert len(fake.calls("sendDocument")) == 1
     assert len(fake.calls("editMessageMedia")) == edits + 1  # the second picture's only
@@ -143,7 +145,7 @@ async def test_a_result_of_1280_px_gets_the_text_reply_and_no_file(
 ) -> None:
     async with running(tmp_path / "data", telegram, fake, png(FULL_SIZE_OVER, 960)) as store:
         job = await paint(store, telegram, tmp_path)
-        notice = await fake.wait_for_message(USER, lambda m: m.text == texts.READY)
+        notice = await fake.wait_for_message(USER, lambda m: m.text == texts.ready)
     assert notice.reply_to_message_id == job.status_message_id
     assert fake.calls("sendDocument") == []
     [photo] = photos(fake, USER)

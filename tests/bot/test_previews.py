@@ -6,10 +6,12 @@ import io
 
 from PIL import Image
 
-from bot import texts
+from bot.i18n import texts_in
 from storage import JobStatus, Store
 from tests.bot.conftest import USER, BotRunner, eventually, jpeg, photos, text_containing
 from tests.bot.fake_telegram import FakeTelegram
+
+texts = texts_in("en")  # the fake's users speak English
 
 JOB_TIMEOUT = 90.0
 
@@ -25,7 +27,7 @@ async def test_preview_arrives_before_the_painting_and_is_replaced_by_it(
     app = await runner.start(previews=True, default_iterations=1500)
     await fake.user_sends_photo(USER, USER, jpeg(64, 32, seed=1))
     await fake.user_sends_photo(USER, USER, jpeg(40, 40, seed=2))
-    preview = await fake.wait_for_message(USER, lambda m: m.text == texts.PREVIEW, timeout=60)
+    preview = await fake.wait_for_message(USER, lambda m: m.text == texts.preview, timeout=60)
     assert preview.kind == "photo"
     assert size(preview.data) == (64, 32)
     store: Store = app.bot_data.store
@@ -44,7 +46,7 @@ async def test_preview_arrives_before_the_painting_and_is_replaced_by_it(
     assert final.data != preview.data
     captions = [v.text or "" for v in final.history]
     assert captions[0].startswith("Queued")
-    assert captions.index(texts.PREVIEW) < len(captions) - 1
+    assert captions.index(texts.preview) < len(captions) - 1
     assert captions[-1] == final.text
     assert len(fake.calls("editMessageMedia")) == 2  # the preview, then the painting
 
@@ -68,7 +70,7 @@ async def test_fast_mode_delivers_the_preview_as_the_result(fake: FakeTelegram, 
 async def test_fast_mode_is_refused_when_previews_are_off(fake: FakeTelegram, runner: BotRunner) -> None:
     await runner.start(previews=False)
     await fake.user_sends_text(USER, USER, "/options fast on")
-    await fake.wait_for_message(USER, text_containing(texts.FAST_UNAVAILABLE))
+    await fake.wait_for_message(USER, text_containing(texts.fast_unavailable))
     await fake.user_sends_text(USER, USER, "/options")
     view = await fake.wait_for_message(USER, text_containing("Output size"))
     assert not [b for b in view.buttons if b["callback_data"].startswith("opt:fast")]

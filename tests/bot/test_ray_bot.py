@@ -10,8 +10,8 @@ from dataclasses import replace
 import pytest
 from telegram.ext import Application
 
-from bot import texts
 from bot.config import Config
+from bot.i18n import texts_in
 from storage import JobStatus, Store
 from tests.bot.conftest import USER, BotRunner, delivered, jpeg, photos, text_containing
 from tests.bot.fake_telegram import FakeTelegram
@@ -20,6 +20,8 @@ from tests.bot.test_conversation import image_size
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
 
 from engine.workers.ray_pool import RayPool  # noqa: E402 - only once ray is known to be there
+
+texts = texts_in("en")  # the fake's users speak English
 
 JOB_TIMEOUT = 90.0  # every deadline here waits on painting or on Ray's actors: `scaled`
 
@@ -44,7 +46,7 @@ async def submit(fake: FakeTelegram, chat_id: int, size: int = 32) -> None:
 async def test_content_then_style_is_painted_by_a_ray_actor(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
     assert isinstance(bot.bot_data.dispatcher.pool, RayPool)
     await fake.user_sends_photo(USER, USER, jpeg(96, 48, seed=1))
-    await fake.wait_for_message(USER, text_containing(texts.CONTENT_RECEIVED), timeout=5)
+    await fake.wait_for_message(USER, text_containing(texts.content_received), timeout=5)
     await fake.user_sends_photo(USER, USER, jpeg(40, 40, seed=2))
     queued = await fake.wait_for_message(USER, text_containing("Queued"), timeout=5)
     result = await fake.wait_for(lambda: photos(fake, USER), timeout=JOB_TIMEOUT)
@@ -53,7 +55,7 @@ async def test_content_then_style_is_painted_by_a_ray_actor(fake: FakeTelegram, 
     job = await delivered(bot.bot_data.store)
     assert job.attempts == 0
     assert result[0].message_id == queued.message_id  # the status picture became the painting
-    await fake.wait_for_message(USER, lambda m: m.text == texts.READY, timeout=5)
+    await fake.wait_for_message(USER, lambda m: m.text == texts.ready, timeout=5)
 
 
 async def test_progress_edits_and_cancel_go_through_ray(fake: FakeTelegram, runner: BotRunner) -> None:
@@ -67,7 +69,8 @@ async def test_progress_edits_and_cancel_go_through_ray(fake: FakeTelegram, runn
     await fake.user_presses_button(USER, USER, queued.message_id, "cancel:1")
     await fake.wait_for(
         lambda: (
-            next(m for m in fake.messages(USER) if m.message_id == queued.message_id).text == texts.CANCELLED
+            next(m for m in fake.messages(USER) if m.message_id == queued.message_id).text
+            == texts.cancelled()
         ),
         timeout=20,
     )
@@ -97,7 +100,7 @@ async def test_killed_actor_job_is_requeued_and_delivered_once(fake: FakeTelegra
     victim = next(s for s in pool._slots if s.job is not None and s.job.spec.job_id == str(mine.id))
     os.kill(victim.pid, signal.SIGKILL)
     await fake.wait_for(
-        lambda: any(v.text == texts.RETRYING for m in fake.messages(USER) for v in m.history),
+        lambda: any(v.text == texts.retrying for m in fake.messages(USER) for v in m.history),
         timeout=30,
     )
     await fake.wait_for(lambda: photos(fake, USER) and photos(fake, other), timeout=JOB_TIMEOUT * 2)

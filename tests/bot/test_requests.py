@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from bot import texts
+from bot.i18n import texts_in
 from bot.requests import chosen_size, new_request, work
 from engine.multiscale import schedule
 from storage import JobRequest, Options, Settings
+
+texts = texts_in("en")  # the fake's users speak English
 
 
 def test_a_chat_without_a_choice_gets_the_default_size_within_the_maximum() -> None:

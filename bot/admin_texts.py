@@ -1,0 +1,72 @@
+"""The texts only the bot's admins see (their commands and /stats), in the admin's language."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.translation import Text, Translated
+
+
+class AdminTexts(Translated):
+    """The admins' texts; `bot.texts.Texts` adds everyone's."""
+
+    not_admin = Text("Sorry, only the bot's admins can do that.")
+
+    def iterations_now(self, value: int, low: int, high: int) -> str:
+        return self._(
+            "New pictures use {value} iterations. Change with /iterations N ({low}–{high}).",
+            value=value,
+            low=low,
+            high=high,
+        )
+
+    def iterations_set(self, value: int) -> str:
+        return self._("Done: new pictures use {value} iterations.", value=value)
+
+    def iterations_bad(self, low: int, high: int) -> str:
+        return self._("Usage: /iterations N, with N a whole number from {low} to {high}.", low=low, high=high)
+
+    addstyle_usage = Text(
+        "Usage: send a photo with the caption /addstyle NAME, or reply to a photo with /addstyle NAME."
+    )
+    delstyle_usage = Text("Usage: /delstyle NAME")
+
+    def preset_added(self, name: str) -> str:
+        return self._("Style “{name}” added. Everyone can use it with /style {name}.", name=name)
+
+    def preset_exists(self, name: str) -> str:
+        return self._(
+            "A style called “{name}” already exists. Remove it first with /delstyle {name}.", name=name
+        )
+
+    preset_bad_name = Text(
+        "That name won't do: use up to 32 letters, digits, _ and - (not starting with -), "
+        "e.g. /addstyle starry_night"
+    )
+
+    def preset_removed(self, name: str) -> str:
+        return self._("Style “{name}” removed.", name=name)
+
+    def stats(
+        self, by_status: Sequence[tuple[str, int]], mean: float | None, users_today: int, jobs_today: int
+    ) -> str:
+        counts = ", ".join(f"{self.state(name)} {count}" for name, count in by_status) or self._("none yet")
+        lines = [
+            self._("Jobs: {counts}", counts=counts),
+            self._("Mean time per job: {time}", time=self.duration(mean) if mean is not None else "–"),
+            self._("Today: {jobs} jobs from {users} users", jobs=jobs_today, users=users_today),
+        ]
+        return "\n".join(lines)
+
+    def state(self, state: str) -> str:
+        """A job status's name (storage's JobStatus values)."""
+        names = {
+            "queued": self._("queued"),
+            "running": self._("being painted"),
+            "done": self._("finished"),
+            "delivered": self._("delivered"),
+            "failed": self._("failed"),
+            "cancelled": self._("cancelled"),
+        }
+        return names.get(state, state)
+

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update, User
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 
 from bot import options
 from bot.context import BotContext, number, sender
 from bot.i18n import texts_for
 from bot.intake import preset_button_data, preset_hash, use_preset
+from bot.sheet import cached_sheet
 from storage import JobStatus
 
 logger = logging.getLogger(__name__)
@@ -24,16 +26,38 @@ async def start(update: Update, context: BotContext) -> None:
 
 
 async def styles(update: Update, context: BotContext) -> None:
-    """/styles: the presets as buttons."""
+    """/styles: one picture of the presets, numbered, with a button for each under it."""
     message, user = sender(update)
     texts = texts_for(user.language_code)
     presets = await context.store.presets.all()
     if not presets:
         await message.reply_text(texts.no_presets(context.config.is_admin(user.id)))
         return
-    buttons = [InlineKeyboardButton(p.name, callback_data=preset_button_data(p.name)) for p in presets]
-    rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
-    await message.reply_text(texts.presets_header, reply_markup=InlineKeyboardMarkup(rows))
+    buttons = [
+        InlineKeyboardButton(f"{number} · {p.name}", callback_data=preset_button_data(p.name))
+        for number, p in enumerate(presets, start=1)
+    ]
+    markup = InlineKeyboardMarkup([buttons[i : i + 2] for i in range(0, len(buttons), 2)])
+    pairs = [(p.name, p.image_path) for p in presets]
+    try:
+        sheet = await asyncio.to_thread(cached_sheet, pairs, context.store.files.sheets)
+    except OSError as exc:
+        logger.warning("the presets' sheet could not be drawn: %s", exc)
+        await message.reply_text(texts.presets_header, reply_markup=markup)
+        return
+    # Telegram keeps what it was sent: the same sheet goes again by its file id, without an upload.
+    known = context.bot_data.sheet_file_ids.get(sheet.name)
+    caption = texts.presets_header
+    try:
+        sent = await message.reply_photo(known or sheet.read_bytes(), caption=caption, reply_markup=markup)
+    except BadRequest as exc:
+        if known is None:
+            raise
+        logger.info("the presets' sheet went stale at Telegram (%s); uploading it again", exc)
+        context.bot_data.sheet_file_ids.pop(sheet.name, None)
+        sent = await message.reply_photo(sheet.read_bytes(), caption=caption, reply_markup=markup)
+    if sent.photo:
+        context.bot_data.sheet_file_ids = {sheet.name: sent.photo[-1].file_id}
 
 
 async def button(update: Update, context: BotContext) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from telegram import Message, Update, User
@@ -27,6 +27,8 @@ class BotData:
     uploads: UploadLimiter | None = None
     store: Store | None = None
     dispatcher: Dispatcher | None = None
+    # Telegram's file id of the presets' sheet last sent, by the sheet's file name (its presets' key).
+    sheet_file_ids: dict[str, str] = field(default_factory=dict)
 
 
 class BotContext(CallbackContext[ExtBot[None], dict, dict, BotData]):  # type: ignore[type-arg]

@@ -1,4 +1,4 @@
-"""The data directory: the database, uploads, results and preset images.
+"""The data directory: the database, uploads, results, preset images and the presets' sheet.
 
 File names come from a content hash or a job id, never from anything a user typed.
 """
@@ -24,10 +24,11 @@ class DataDir:
         self.uploads = root / "uploads"
         self.results = root / "results"
         self.presets = root / "presets"
+        self.sheets = root / "sheets"  # the /styles contact sheet, redrawn when the presets change
 
     def create(self) -> None:
         """Make the directories if they are missing."""
-        for folder in (self.uploads, self.results, self.presets):
+        for folder in (self.uploads, self.results, self.presets, self.sheets):
             folder.mkdir(parents=True, exist_ok=True)
 
     def save_upload(self, data: bytes, ext: str) -> Path:

@@ -35,7 +35,7 @@ HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 class Config:
     """Everything the bot needs to start; see README.md for each variable."""
 
-    token: str
+    token: str = field(repr=False)  # never shown: it is the key to the bot
     api_url: str = "https://api.telegram.org/bot"
     file_url: str = "https://api.telegram.org/file/bot"
     admin_ids: frozenset[int] = frozenset()

@@ -248,3 +248,9 @@ def test_a_webhook_url_without_secret_stops_start_up_with_one_line(tmp_path: Pat
     assert line.startswith(
         "neural-style-bot: BOT_WEBHOOK_SECRET is not set: with BOT_WEBHOOK_URL it is required"
     )
+
+
+def test_the_token_is_not_in_the_configs_repr() -> None:
+    config = Config.from_env({"TELEGRAM_BOT_TOKEN": "123456:SECRET-token_value"})
+    assert config.token == "123456:SECRET-token_value"
+    assert "SECRET-token_value" not in repr(config)

@@ -69,4 +69,3 @@ class AdminTexts(Translated):
             "cancelled": self._("cancelled"),
         }
         return names.get(state, state)
-

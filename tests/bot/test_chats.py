@@ -122,7 +122,7 @@ async def test_long_preset_names_fit_the_button_limit(fake: FakeTelegram, bot: A
     await fake.user_sends_text(USER, USER, "/styles")
     listing = await fake.wait_for_message(USER, text_containing(texts.presets_header))
     [button] = listing.buttons
-    assert button["text"] == name
+    assert button["text"] == f"1 · {name}"
     assert len(button["callback_data"].encode()) <= CALLBACK_DATA_LIMIT
     await fake.user_presses_button(USER, USER, listing.message_id, button["callback_data"])
     job = await eventually(lambda: store_of(bot).jobs.get(1), lambda j: j is not None)

@@ -124,6 +124,9 @@ class EnginePool(QueuedPool):
         with self._lock:
             workers = list(self._workers)
         for worker in workers:
+            if not worker.ready:
+                # Still loading TensorFlow, with no job: nothing to wait for, and it would take seconds.
+                worker.process.kill()
             worker.process.join(max(0.1, deadline - time.monotonic()))
             if worker.process.is_alive():
                 worker.process.kill()

@@ -136,3 +136,13 @@ async def test_async_caller_gets_progress_on_its_loop(
     assert ticks > 0
     assert len(seen_on_loop) == 19
     assert all(seen_on_loop)
+
+
+def test_closing_while_a_worker_still_loads_stops_it_at_once(tiny_weights_file: Path) -> None:
+    """A worker that has not said "ready" holds no job: closing kills it instead of waiting for it to load."""
+    pool = EnginePool(tiny_weights_file, workers=1, threads_per_worker=1).start()
+    [worker] = pool._workers  # importing TensorFlow takes seconds: it is not ready yet
+    assert not worker.ready
+    pool.close()
+    assert not worker.process.is_alive()
+    assert worker.process.exitcode == -signal.SIGKILL

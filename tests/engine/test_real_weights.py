@@ -76,7 +76,7 @@ def test_bfloat16_paints_as_well_as_float32(real_weights: VGGWeights, optimizer:
     network = VGG19(real_weights)
     content = shared_image("tubingen.jpg")
     style = shared_image("starry_night.jpg")
-    base = StyleParams(max_size=256, iterations=30, optimizer=optimizer, margin=16, seed=0)  # type: ignore[arg-type]
+    base = StyleParams(max_size=160, iterations=30, optimizer=optimizer, margin=16, seed=0)  # type: ignore[arg-type]
     results = {
         precision: stylize(network, content, [style], base.with_overrides(precision=precision)).image
         for precision in ("float32", "bfloat16")

@@ -96,16 +96,16 @@ def test_mistakes_are_named(env: dict[str, str], message: str) -> None:
         Config.from_env(full)
 
 
+def start_bot(env: dict[str, str], folder: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m bot` with this environment, run to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot"], env=env, cwd=folder, capture_output=True, text=True, timeout=scaled(60)
+    )
+
+
 def test_missing_token_stops_start_up_with_one_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "TELEGRAM_BOT_TOKEN"}
-    done = subprocess.run(
-        [sys.executable, "-m", "bot"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=scaled(60),
-    )
+    done = start_bot(env, tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "neural-style-bot: TELEGRAM_BOT_TOKEN is not set: get a token from @BotFather and export it"
@@ -235,14 +235,7 @@ def test_a_local_bot_api_server_may_post_to_plain_http() -> None:
 def test_a_webhook_url_without_secret_stops_start_up_with_one_line(tmp_path: Path) -> None:
     env = os.environ | {"TELEGRAM_BOT_TOKEN": "123:abc", "BOT_WEBHOOK_URL": "https://bot.example.com/h"}
     env.pop("BOT_WEBHOOK_SECRET", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "bot"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=scaled(60),
-    )
+    done = start_bot(env, tmp_path)
     assert done.returncode == 2
     [line] = done.stderr.strip().splitlines()
     assert line.startswith(

@@ -2,7 +2,8 @@
 
     python bench/bench_big.py all --lock /tmp/bench.lock [--out /tmp/big] [--variant 60 0.7]
     flock /tmp/bench.lock python bench/bench_big.py job --size 2048 [--single] [--iterations 100]
-        [--share 0.5] [--precision auto|float32|bfloat16] [--style starry_night.jpg] --name NAME
+        [--share 0.5] [--min-finer 10] [--enlarge-finer] [--pyramid WEIGHT]
+        [--precision auto|float32|bfloat16] [--style starry_night.jpg] [--every K] --name NAME
     python bench/bench_big.py report [--out /tmp/big] [--crop 700 300]
 
 The bot's default job (L-BFGS 100 with its 2 Adam steps, margin 16, from the AdaIN image, precision auto),
@@ -12,7 +13,12 @@ has no more photographic detail than a 1024 one; the style images are at most 12
 scale never enlarges a style beyond its own pixels.
 
   job     one painting in this process: its JSON (per-scale seconds and s/iteration, AdaIN seconds, idle
-          and peak resident memory from getrusage) in OUT/NAME.json, its image in OUT/NAME.png.
+          and peak resident memory from getrusage) in OUT/NAME.json, its image in OUT/NAME.png. Variants of
+          the finer scales: --share and --min-finer set engine.multiscale's FINER_SHARE and MIN_FINER;
+          --enlarge-finer sizes the style at every scale as the base scale does (to the painting's width,
+          enlarged if need be) where the engine never enlarges it beyond its own pixels at a finer scale;
+          --pyramid W is a PROTOTYPE of a term the engine does not have (see `install_pyramid`). With
+          --every K the held-out distance of every K-th iteration's image is printed (a curve per scale).
   all     every job below, each in its own process (so each peak is its own; with --lock, each under flock),
           skipping those already done:
           the default job at 512/1024/2048; short single-scale runs (--short iterations) at 1024 and at
@@ -41,14 +47,20 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.bench_ray import uptime  # noqa: E402
 from bench.bench_speed import DEFAULT_IMAGES  # noqa: E402
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from engine.vgg import VGG19
 
 MARGIN = 16  # the bot's (bot/requests.py)
 HELD_OUT = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
@@ -71,6 +83,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     job.add_argument("--iterations", type=int, default=100)
     job.add_argument("--single", action="store_true", help="multiscale=False")
     job.add_argument("--share", type=float, help="engine.multiscale.FINER_SHARE for this run")
+    job.add_argument("--min-finer", type=int, help="engine.multiscale.MIN_FINER for this run")
+    job.add_argument("--enlarge-finer", action="store_true", help="finer scales' style sized as the base's")
+    job.add_argument("--pyramid", type=float, help="prototype: weight of the shrunk images' style terms")
+    job.add_argument("--every", type=int, default=0, help="print the held-out distance every K iterations")
     job.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16"))
     every = parts.add_parser("all", help="every job, each in its own process, then the report")
     every.add_argument("--style2", default="the_scream.jpg", help="the sheet's second style")
@@ -88,15 +104,124 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+class HeldOut:
+    """The held-out style distance of images against one style: per layer of HELD_OUT, at ARM px."""
+
+    def __init__(self, network: VGG19, content: np.ndarray, style: np.ndarray) -> None:
+        from engine.params import StyleParams
+        from engine.stylize import prepare
+
+        self.network = network
+        self.targets = self.grams(prepare(content, [style], StyleParams(max_size=ARM))[1][0])
+
+    def grams(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        import tensorflow as tf
+
+        from engine.vgg import gram
+
+        features = self.network.features(tf.constant(self.network.preprocess(image)), HELD_OUT)
+        return {layer: gram(f).numpy() for layer, f in features.items()}
+
+    def distances(self, image: np.ndarray) -> list[float]:
+        """‖G(image at ARM px) − G(style)‖² / ‖G(style)‖² per layer of HELD_OUT."""
+        import numpy as np
+
+        from engine.images import fit_long_side
+
+        own = self.grams(fit_long_side(image, ARM))
+        return [float(np.sum((own[k] - g) ** 2) / np.sum(g**2)) for k, g in self.targets.items()]
+
+
+def install_pyramid(weight: float, content: np.ndarray, styles: Sequence[np.ndarray]) -> None:
+    """PROTOTYPE, not in the engine: at every scale above the base, the objective also matches the style's
+    Grams (the objective's own layers and weights, × `weight`) of the image shrunk to each octave below
+    that scale above the base and to the base itself, against the style sized for that smaller painting
+    as the base scale sizes it. A fine scale then fits the style at its own pixels without losing what the
+    picture looked like at the coarser sizes. Patches engine.stylize's Objective and compiled for this
+    process; the extra terms' gradient flows through an antialiased bilinear shrink.
+    """
+    import tensorflow as tf
+
+    import engine.stylize
+    from engine.compiled import compiled
+    from engine.objective import Coefficients, Objective, Targets, objective_parts
+    from engine.params import StyleParams
+    from engine.precision import resolve
+    from engine.vgg import gram
+
+    base = StyleParams().multiscale_base
+    least = 1.2  # engine.multiscale.LEAST_STEP: no level a near-copy of the next
+
+    class Pyramid(Objective):
+        def __init__(
+            self, network: VGG19, canvas: np.ndarray, scaled: Sequence[np.ndarray], params: StyleParams
+        ) -> None:
+            super().__init__(network, canvas, scaled, params)
+            self.levels: list[tuple[tuple[int, int], tuple[tuple[tf.Tensor, ...], ...]]] = []
+            side = max(canvas.shape[:2])
+            if side <= base * least:
+                return
+            factors: list[float] = []  # the octaves below this scale, above the base
+            while side * 0.5 ** (len(factors) + 1) > base * least:
+                factors.append(0.5 ** (len(factors) + 1))
+            layers = self.structure.style_layers
+            for factor in [*factors, base / side]:
+                level = params.with_overrides(max_size=round(side * factor))
+                grams = []
+                for style in engine.stylize.prepare(content, styles, level, enlarge=True)[1]:
+                    batch = tf.constant(network.preprocess(style))
+                    found = network.features(batch, layers, params.pooling, resolve(params.precision))
+                    grams.append(tuple(gram(found[layer]) for layer in layers))
+                shape = (round(canvas.shape[0] * factor), round(canvas.shape[1] * factor))
+                self.levels.append((shape, tuple(grams)))
+
+    class WithLevels:
+        """Stands in for engine.compiled.Compiled where L-BFGS uses it (loss_and_grad only)."""
+
+        def __init__(self, objective: Pyramid) -> None:
+            network, structure, levels = objective.network, objective.structure, objective.levels
+            dtype = tf.as_dtype(structure.dtype)
+            parts = (objective.targets, objective.coefficients)
+            weights = weight * objective.coefficients[1]  # (styles, layers), as the scale's own term
+
+            @tf.function
+            def loss_and_grad(image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+                with tf.GradientTape() as tape:
+                    tape.watch(image)
+                    content_loss, style, tv = objective_parts(network, structure, image, *parts)
+                    for shape, style_grams in levels:
+                        small = tf.image.resize(image, shape, method="bilinear", antialias=True)
+                        found = network.features(small, structure.style_layers, structure.pooling, dtype)
+                        ours = [gram(found[layer]) for layer in structure.style_layers]
+                        for s, grams in enumerate(style_grams):
+                            for j, (mine, target) in enumerate(zip(ours, grams, strict=True)):
+                                size = tf.cast(tf.size(target), tf.float32)
+                                style += weights[s, j] * tf.reduce_sum((mine - target) ** 2) / size
+                    total = content_loss + style + tv
+                return tf.stack([content_loss, style, tv, total]), tape.gradient(total, image)
+
+            self.function = loss_and_grad
+
+        def loss_and_grad(self, image: tf.Tensor, *_: Targets | Coefficients) -> tuple[tf.Tensor, tf.Tensor]:
+            return self.function(image)  # type: ignore[no-any-return]
+
+    def either(objective: Objective, jit_compile: bool = False) -> Any:
+        if isinstance(objective, Pyramid) and objective.levels:
+            return WithLevels(objective)
+        return compiled(objective, jit_compile)
+
+    engine.stylize.Objective = Pyramid  # type: ignore[misc]
+    engine.stylize.compiled = either
+
+
 def rss_mb() -> float:
     """Peak resident memory of this process so far, MB (Linux reports kB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def job(args: argparse.Namespace) -> None:
-    import numpy as np
-
     import engine.multiscale
+    import engine.stylize
     from engine.adain import AdaIN, initial_from_adain
     from engine.images import load_image, resize, save_image
     from engine.params import StyleParams
@@ -115,6 +240,19 @@ def job(args: argparse.Namespace) -> None:
         content = resize(content, (round(original[0] * factor), round(original[1] * factor)))
     if args.share is not None:
         engine.multiscale.FINER_SHARE = args.share
+    if args.min_finer is not None:
+        engine.multiscale.MIN_FINER = args.min_finer
+    if args.enlarge_finer:
+        own = engine.stylize.prepare
+
+        def enlarged(
+            content: np.ndarray, styles: Sequence[np.ndarray], params: StyleParams, enlarge: bool = True
+        ) -> tuple[np.ndarray, list[np.ndarray]]:
+            return own(content, styles, params, True)
+
+        engine.stylize.prepare = enlarged
+    if args.pyramid is not None:
+        install_pyramid(args.pyramid, content, [style])
     params = StyleParams(
         iterations=args.iterations,
         max_size=args.size,
@@ -123,7 +261,9 @@ def job(args: argparse.Namespace) -> None:
         margin=MARGIN,
         multiscale=not args.single,
         precision=args.precision,
+        preview_every=args.every,
     )
+    curve = HeldOut(network, load_image(args.images / args.content), style) if args.every else None
     plan = engine.multiscale.schedule(args.size, args.iterations, params.multiscale_base)
     began = time.perf_counter()
     start = initial_from_adain(model, content, [style], params)
@@ -131,10 +271,21 @@ def job(args: argparse.Namespace) -> None:
     events: list[tuple[float, int, int]] = []  # (seconds since the start, scale, side) per iteration
     image: np.ndarray | None = None
     losses = None
+    measuring = 0.0  # seconds spent on the curve's distances, left out of the timings
     for progress in iterate(network, content, [style], params, start=start):
-        events.append((time.perf_counter() - began, progress.scale, progress.side))
+        events.append((time.perf_counter() - began - measuring, progress.scale, progress.side))
         image, losses = progress.image, progress.losses
-    seconds = time.perf_counter() - began
+        if curve is not None and image is not None and progress.iteration < progress.total:
+            t = time.perf_counter()
+            layers = curve.distances(image)
+            print(
+                f"iteration {progress.iteration} (scale {progress.scale}, {progress.side} px): "
+                f"{statistics.mean(layers):.4f} ({', '.join(f'{x:.3f}' for x in layers)})",
+                file=sys.stderr,
+                flush=True,
+            )
+            measuring += time.perf_counter() - t
+    seconds = time.perf_counter() - began - measuring
     assert image is not None
     assert losses is not None
     scales = []
@@ -165,6 +316,9 @@ def job(args: argparse.Namespace) -> None:
         "iterations": args.iterations,
         "single": args.single,
         "share": engine.multiscale.FINER_SHARE,
+        "min_finer": engine.multiscale.MIN_FINER,
+        "enlarge_finer": args.enlarge_finer,
+        "pyramid": args.pyramid,
         "plan": [] if args.single else plan,
         "precision": resolve(args.precision).name,
         "adain": adain,
@@ -223,52 +377,43 @@ def every(args: argparse.Namespace) -> None:
 
 
 def report(args: argparse.Namespace) -> None:
-    import numpy as np
-    import tensorflow as tf
     from PIL import Image
 
     from bench.bench_precision import machine
     from bench.sheet import tile
     from engine.images import fit_long_side, load_image, to_uint8
-    from engine.params import StyleParams
-    from engine.stylize import prepare
-    from engine.vgg import VGG19, gram
+    from engine.vgg import VGG19
     from engine.weights import load_weights
 
     order = [f"default_{s}" for s in SIZES] + ["short_1024", "short_2048", "short_2048_f32", "single_1024"]
     order += ["single_2048", "variant_2048", "style2_512", "style2_2048"]
+    order += sorted({p.stem for p in args.out.glob("*.json")} - set(order))  # jobs run by hand
     runs = {n: load(args.out, n) for n in order if (args.out / f"{n}.json").exists()}
     network = VGG19(load_weights(None))
     content = load_image(args.images / args.content)
+    measures: dict[str, HeldOut] = {}
 
-    def grams(image: np.ndarray) -> dict[str, np.ndarray]:
-        features = network.features(tf.constant(network.preprocess(image)), HELD_OUT)
-        return {layer: gram(f).numpy() for layer, f in features.items()}
-
-    targets: dict[str, dict[str, np.ndarray]] = {}
-
-    def distance(image: np.ndarray, style_name: str) -> float:
-        if style_name not in targets:
-            style = load_image(args.images / style_name)
-            targets[style_name] = grams(prepare(content, [style], StyleParams(max_size=ARM))[1][0])
-        own = grams(fit_long_side(image, ARM))
-        return float(
-            np.mean([np.sum((own[k] - g) ** 2) / np.sum(g**2) for k, g in targets[style_name].items()])
-        )
+    def distance(image: np.ndarray, style_name: str) -> list[float]:
+        if style_name not in measures:
+            measures[style_name] = HeldOut(network, content, load_image(args.images / style_name))
+        return measures[style_name].distances(image)
 
     pictures = {name: load_image(args.out / f"{name}.png") for name in runs}
-    scores = {name: distance(pictures[name], run["style"]) for name, run in runs.items()}
-    photo = {s: distance(fit_long_side(content, ARM), s) for s in {r["style"] for r in runs.values()}}
+    layers = {name: distance(pictures[name], run["style"]) for name, run in runs.items()}
+    scores = {name: statistics.mean(values) for name, values in layers.items()}
+    styles = {r["style"] for r in runs.values()}
+    photo = {s: statistics.mean(distance(fit_long_side(content, ARM), s)) for s in styles}
 
     print(machine())
     print()
-    print("Default job (L-BFGS 100, AdaIN start, margin 16), coarse to fine:")
+    print("Default job (L-BFGS 100, AdaIN start, margin 16), coarse to fine unless `single`:")
     print()
     print(
         "| run | style | output | schedule (side: iterations) | AdaIN (s) | per scale: s (s/it) | total (s) "
-        "| idle (MB) | peak (MB) | peak − idle (MB) | held-out style distance at 512 | × 512 result |"
+        "| idle (MB) | peak (MB) | peak − idle (MB) | held-out style distance at 512 | × 512 result "
+        "| per layer (" + ", ".join(HELD_OUT) + ") |"
     )
-    print("|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|")
     for name, run in runs.items():
         reference = next(
             (
@@ -279,6 +424,8 @@ def report(args: argparse.Namespace) -> None:
                 and not r["single"]
                 and r["iterations"] == 100
                 and r["share"] == 0.5
+                and not r.get("enlarge_finer")
+                and r.get("pyramid") is None
             ),
             float("nan"),
         )
@@ -291,11 +438,17 @@ def report(args: argparse.Namespace) -> None:
         )
         height, width = run["shape"]
         style = run["style"].removesuffix(".jpg")
+        variant = [f"finer share {run['share']}"] if run["share"] != 0.5 else []
+        variant += [f"min finer {run['min_finer']}"] if run.get("min_finer", 10) != 10 else []
+        variant += ["finer style enlarged"] if run.get("enlarge_finer") else []
+        variant += [f"pyramid {run['pyramid']}"] if run.get("pyramid") is not None else []
+        label = ", ".join([run["precision"], *variant])
         idle, peak = run["idle_mb"], run["peak_mb"]
         print(
-            f"| {name} ({run['precision']}) | {style} | {width}×{height} | {plan} | {run['adain']:.1f} "
+            f"| {name} ({label}) | {style} | {width}×{height} | {plan} | {run['adain']:.1f} "
             f"| {per} | {run['seconds']:.0f} | {idle:.0f} | {peak:.0f} | {peak - idle:.0f} "
-            f"| {scores[name]:.4f} | {scores[name] / reference:.2f} |"
+            f"| {scores[name]:.4f} | {scores[name] / reference:.2f} "
+            f"| {', '.join(f'{x:.3f}' for x in layers[name])} |"
         )
     print()
     for style, value in photo.items():

@@ -132,7 +132,9 @@ def iterate(
     losses: Losses | None = None
     margin = 0
     for index, (long_side, budget) in enumerate(plan):
-        # A finer scale uses a style at most at its own pixels: enlarged, it would only paint blur.
+        # A finer scale uses a style at most at its own pixels. Enlarged to the painting's width, as the base
+        # scale's, it paints no finer: at 2048 px its mosaic was coarser and the picture shrunk to 512 px
+        # further from the style (BENCHMARKS.md, big paintings, section 4).
         scale_params = params.with_overrides(max_size=long_side)
         scale_content, scale_styles = prepare(content, styles, scale_params, enlarge=index == 0)
         inner = scale_content.shape[:2]

@@ -78,6 +78,13 @@ def stylize_parser() -> argparse.ArgumentParser:
         default=DEFAULTS.multiscale_base,
         help="long side of the coarsest scale",
     )
+    p.add_argument(
+        "--multiscale-levels",
+        type=float,
+        default=DEFAULTS.multiscale_levels,
+        metavar="W",
+        help="coarse to fine: weight of the style matched on the image shrunk to the coarser scales (0: off)",
+    )
     p.add_argument("--pooling", choices=("max", "avg"), default=DEFAULTS.pooling)
     p.add_argument(
         "--precision",

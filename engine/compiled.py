@@ -21,6 +21,8 @@ class Compiled:
 
     Height and width are left unknown in the input signatures, so one trace serves every image size and a
     long-lived worker never retraces (bench/bench_speed.py: no slower than a trace for one fixed size).
+    The number of coarser levels is part of the `Structure` (a 2048 px job traces for 0, 1 and 2 levels,
+    once per worker); their sizes are tensors like the image's.
     """
 
     def __init__(self, network: VGG19, structure: Structure, jit_compile: bool = False) -> None:
@@ -94,18 +96,23 @@ def _signatures(network: VGG19, structure: Structure) -> tuple[Any, ...]:
         return int(network.kernels["conv" + layer[4:]].shape[3])
 
     image = tf.TensorSpec((1, None, None, 3), tf.float32)
+    grams = tuple(
+        tuple(tf.TensorSpec((channels(layer),) * 2, tf.float32) for layer in structure.style_layers)
+        for _ in range(structure.styles)
+    )
+    # Each coarser level's size is a tensor, not a constant, so its shape does not retrace either.
+    level = (tf.TensorSpec((2,), tf.int32), grams)
     targets = (
         tuple(
             tf.TensorSpec((1, None, None, channels(layer)), tf.float32) for layer in structure.content_layers
         ),
-        tuple(
-            tuple(tf.TensorSpec((channels(layer),) * 2, tf.float32) for layer in structure.style_layers)
-            for _ in range(structure.styles)
-        ),
+        grams,
+        (level,) * structure.levels,
     )
     coefficients = (
         tf.TensorSpec((len(structure.content_layers),), tf.float32),
         tf.TensorSpec((structure.styles, len(structure.style_layers)), tf.float32),
+        tf.TensorSpec((), tf.float32),
         tf.TensorSpec((), tf.float32),
     )
     scalar = tf.TensorSpec((), tf.float32)

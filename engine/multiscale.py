@@ -4,6 +4,11 @@ A style's features see a fixed number of pixels, so a painting optimised at 2048
 texture over large shapes that stay photographic. Painted first at the base size (where the style's
 features span the picture's large shapes) and then refined at sizes √2 apart, each starting from the
 previous result enlarged, the large shapes are painted and the fine scales add sharp strokes.
+
+Each finer scale fits the style's statistics at its own pixels, and on its own forgets the coarser sizes':
+shrunk back to 512 px a 2048 px painting was 2.8× further from the style than the 512 px painting. So a
+finer scale also matches the style on the image shrunk to coarser levels (`levels`; engine.objective),
+which brought that to 1.07× (BENCHMARKS.md, big paintings, section 4).
 """
 
 from __future__ import annotations
@@ -39,3 +44,17 @@ def schedule(long_side: int, iterations: int, base: int) -> list[tuple[int, int]
         min(iterations, max(MIN_FINER, round(iterations * FINER_SHARE**k))) for k in range(1, len(plan))
     ]
     return list(zip(plan, counts, strict=True))
+
+
+def levels(side: int, base: int) -> list[int]:
+    """The coarser long sides a scale of `side` px also matches the style at, finest first: each octave
+    below `side` still more than LEAST_STEP times the base, then the base itself; none at or below it.
+
+    2048 → [1024, 512]; 1448 → [724, 512]; 1024 or 724 → [512] (base 512).
+    """
+    if side <= base:
+        return []
+    out: list[int] = []
+    while side / 2 ** (len(out) + 1) > base * LEAST_STEP:
+        out.append(round(side / 2 ** (len(out) + 1)))
+    return [*out, base]

@@ -47,45 +47,73 @@ class Structure:
     style_layers: tuple[str, ...]
     styles: int
     dtype: str = "float32"  # of the convolutions ("float32" or "bfloat16"); Grams and losses are float32
+    levels: int = 0  # coarser levels whose style is matched too (coarse to fine, see engine.multiscale)
 
 
-# Content targets (one (1, h, w, c) per content layer), and per style image one (c, c) Gram per style layer.
-Targets = tuple[tuple[tf.Tensor, ...], tuple[tuple[tf.Tensor, ...], ...]]
-# Each term's weight: (content layers,), (styles, style layers) and the TV weight, all float32.
-Coefficients = tuple[tf.Tensor, tf.Tensor, tf.Tensor]
+# Per style image, one (c, c) Gram per style layer.
+Grams = tuple[tuple[tf.Tensor, ...], ...]
+# A coarser level: the (2,) int32 canvas size the image is shrunk to, and the style's Grams at that size.
+Level = tuple[tf.Tensor, Grams]
+# Content targets (one (1, h, w, c) per content layer), the style's Grams, and the coarser levels'.
+Targets = tuple[tuple[tf.Tensor, ...], Grams, tuple[Level, ...]]
+# Each term's weight: (content layers,), (styles, style layers), the TV weight and the coarser levels'
+# weight (× the style's), all float32.
+Coefficients = tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]
+# A coarser level as the caller gives it: the (height, width) to shrink the canvas to, and the style images
+# sized for a painting of that size.
+LevelInput = tuple[tuple[int, int], Sequence[np.ndarray]]
 
 
 class Objective:
     """content + style + TV loss of a preprocessed (1, H, W, 3) image, with fixed targets.
+
+    With `levels` (coarse to fine, at a scale above the base) the style term also matches the style on
+    the image shrunk to each level's size, against the style sized for a painting of that size, weighted
+    `params.multiscale_levels` × the style's own weights and counted in the style loss.
 
     Targets and weights are tensors handed to the compiled functions as arguments, so one trace serves
     every job with the same `Structure` (see `compiled`).
     """
 
     def __init__(
-        self, network: VGG19, content: np.ndarray, styles: Sequence[np.ndarray], params: StyleParams
+        self,
+        network: VGG19,
+        content: np.ndarray,
+        styles: Sequence[np.ndarray],
+        params: StyleParams,
+        levels: Sequence[LevelInput] = (),
     ) -> None:
         content_weights, style_weights, blend = layer_weights(params, len(styles))
+        levels = levels if params.multiscale_levels > 0 else ()  # weight 0: exactly the plain objective
         self.network = network
         dtype = resolve(params.precision)
         self.structure = Structure(
-            params.pooling, tuple(content_weights), tuple(style_weights), len(styles), dtype.name
+            params.pooling, tuple(content_weights), tuple(style_weights), len(styles), dtype.name, len(levels)
         )
+
         # Targets in the same number format as the image's features, so a perfect match scores zero.
+        def style_grams(images: Sequence[np.ndarray]) -> Grams:
+            out = []
+            for style in images:
+                style_batch = tf.constant(network.preprocess(style))
+                sfeats = network.features(style_batch, style_weights, params.pooling, dtype)
+                out.append(tuple(gram(sfeats[layer]) for layer in style_weights))
+            return tuple(out)
+
         content_batch = tf.constant(network.preprocess(content))
         feats = network.features(content_batch, content_weights, params.pooling, dtype)
-        grams = []
-        for style in styles:
-            style_batch = tf.constant(network.preprocess(style))
-            sfeats = network.features(style_batch, style_weights, params.pooling, dtype)
-            grams.append(tuple(gram(sfeats[layer]) for layer in style_weights))
-        self.targets: Targets = (tuple(feats[layer] for layer in content_weights), tuple(grams))
+        self.targets: Targets = (
+            tuple(feats[layer] for layer in content_weights),
+            style_grams(styles),
+            tuple((tf.constant(shape, tf.int32), style_grams(sized)) for shape, sized in levels),
+        )
         self.coefficients: Coefficients = (
             tf.constant([params.content_weight * w for w in content_weights.values()], tf.float32),
             tf.constant(
                 [[params.style_weight * b * w for w in style_weights.values()] for b in blend], tf.float32
             ),
             tf.constant(params.tv_weight, tf.float32),
+            tf.constant(params.multiscale_levels, tf.float32),
         )
 
     def __call__(self, image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -96,20 +124,34 @@ class Objective:
 def objective_parts(
     network: VGG19, structure: Structure, image: tf.Tensor, targets: Targets, coefficients: Coefficients
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """The seed's three weighted losses; only the layers up to the deepest one used are computed."""
-    content_targets, style_targets = targets
-    content_coef, style_coef, tv_coef = coefficients
+    """The seed's three weighted losses (the coarser levels' in the style loss); only the layers up to the
+    deepest one used are computed."""
+    content_targets, style_targets, level_targets = targets
+    content_coef, style_coef, tv_coef, level_coef = coefficients
+    dtype = tf.as_dtype(structure.dtype)
     layers = set(structure.content_layers) | set(structure.style_layers)
-    feats = network.features(image, layers, structure.pooling, tf.as_dtype(structure.dtype))
+    feats = network.features(image, layers, structure.pooling, dtype)
     content = tf.constant(0.0)
     for i, (layer, target) in enumerate(zip(structure.content_layers, content_targets, strict=True)):
         content += content_coef[i] * tf.reduce_sum(tf.square(feats[layer] - target)) / _size(target)
-    grams = [gram(feats[layer]) for layer in structure.style_layers]
-    style = tf.constant(0.0)
-    for s, style_grams in enumerate(style_targets):
-        for j, (ours, target) in enumerate(zip(grams, style_grams, strict=True)):
-            style += style_coef[s, j] * tf.reduce_sum(tf.square(ours - target)) / _size(target)
+    style = style_loss([feats[layer] for layer in structure.style_layers], style_targets, style_coef)
+    for size, grams in level_targets:
+        # (1, h, w, 3): antialiased, so every pixel of the image gets a share of the level's gradient.
+        small = tf.image.resize(image, size, method="bilinear", antialias=True)
+        found = network.features(small, structure.style_layers, structure.pooling, dtype)
+        level = style_loss([found[layer] for layer in structure.style_layers], grams, style_coef)
+        style += level_coef * level
     return content, style, tv_coef * total_variation(image)
+
+
+def style_loss(features: Sequence[tf.Tensor], targets: Grams, coefficients: tf.Tensor) -> tf.Tensor:
+    """Σ over styles s and layers j of coefficients[s, j] · ‖G(features[j]) − targets[s][j]‖² / c²."""
+    grams = [gram(f) for f in features]  # (c, c) per style layer
+    loss = tf.constant(0.0)
+    for s, style_grams in enumerate(targets):
+        for j, (ours, target) in enumerate(zip(grams, style_grams, strict=True)):
+            loss += coefficients[s, j] * tf.reduce_sum(tf.square(ours - target)) / _size(target)
+    return loss
 
 
 def total_variation(image: tf.Tensor) -> tf.Tensor:

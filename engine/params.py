@@ -48,6 +48,10 @@ class StyleParams:
     multiscale: bool = True
     # The coarsest scale's long side: where the style's features span the picture's large shapes.
     multiscale_base: int = 512
+    # Coarse to fine, at each scale above the base: weight (× the style's) of matching the style also on
+    # the image shrunk to the coarser levels (engine.multiscale.levels), so a big painting keeps the base's
+    # large strokes instead of only the finest scale's grain. 0 = off; no effect on a single-scale job.
+    multiscale_levels: float = 1.0
     # Adam's settings, as tf.compat.v1.train.AdamOptimizer takes them; pixels are in 0..255.
     learning_rate: float = 10.0
     beta1: float = 0.9
@@ -125,7 +129,8 @@ def _problems(p: StyleParams) -> list[str]:
         problems.append("content_weight_blend must be within [0, 1]")
     if not 0.0 <= p.initial_noiseblend <= 1.0:
         problems.append("initial_noiseblend must be within [0, 1]")
-    for name in ("content_weight", "style_weight", "tv_weight", "style_layer_weight_exp", "epsilon"):
+    names = ("content_weight", "style_weight", "tv_weight", "style_layer_weight_exp", "epsilon")
+    for name in (*names, "multiscale_levels"):
         if getattr(p, name) < 0:
             problems.append(f"{name} must not be negative")
     if p.learning_rate <= 0:

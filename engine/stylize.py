@@ -19,8 +19,8 @@ from engine.compiled import AdamState, Compiled, compiled
 from engine.images import fit_long_side, preserve_colors, resize
 from engine.inputs import style_size
 from engine.lbfgs import LbfgsStats, lbfgs
-from engine.multiscale import schedule
-from engine.objective import Objective
+from engine.multiscale import levels, schedule
+from engine.objective import LevelInput, Objective
 from engine.params import Losses, StyleParams
 from engine.vgg import VGG19
 
@@ -140,7 +140,8 @@ def iterate(
         inner = scale_content.shape[:2]
         previous, margin = margin, _margin(params.margin * long_side / side, inner)
         canvas = pad(scale_content, margin)
-        objective = Objective(network, canvas, scale_styles, params)
+        coarser = coarser_levels(content, styles, params, long_side, canvas.shape) if index else []
+        objective = Objective(network, canvas, scale_styles, params, coarser)
         if batch is None:
             begin = None if start is None else pad(resize(start, inner), margin)
             first = initial_image(network, canvas, params, begin)
@@ -174,6 +175,25 @@ class _Scale:
     index: int  # 1-based
     count: int
     side: int
+
+
+def coarser_levels(
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    params: StyleParams,
+    side: int,
+    canvas: tuple[int, ...],
+) -> list[LevelInput]:
+    """A finer scale's coarser levels: the canvas's (height, width) shrunk from `side` to each level's long
+    side, and the styles sized for a painting of that size as the base scale sizes them (enlarged if need
+    be). None when the levels' weight is 0."""
+    if params.multiscale_levels == 0:
+        return []
+    out: list[LevelInput] = []
+    for level in levels(side, params.multiscale_base):
+        sized = prepare(content, styles, params.with_overrides(max_size=level))[1]
+        out.append(((round(canvas[0] * level / side), round(canvas[1] * level / side)), sized))
+    return out
 
 
 def _margin(pixels: float, shape: tuple[int, ...]) -> int:

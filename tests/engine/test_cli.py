@@ -107,8 +107,19 @@ def test_checkpoints_are_written_every_n_iterations(
         ({"extra": ["--iterations", "0"]}, "iterations must be at least 1"),
         ({"extra": ["--max-size", "8"]}, "max_size must be at least 16 pixels"),
         ({"extra": ["--learning-rate", "-1"]}, "learning_rate must be positive"),
+        ({"extra": ["--multiscale-levels", "-1"]}, "multiscale_levels must not be negative"),
     ],
-    ids=["no-content", "no-style", "not-an-image", "bad-suffix", "blend", "iterations", "size", "lr"],
+    ids=[
+        "no-content",
+        "no-style",
+        "not-an-image",
+        "bad-suffix",
+        "blend",
+        "iterations",
+        "size",
+        "lr",
+        "levels",
+    ],
 )
 def test_bad_input_is_one_clear_error_with_exit_code_2(
     tmp_path: Path,

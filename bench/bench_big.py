@@ -2,12 +2,12 @@
 
     python bench/bench_big.py all --lock /tmp/bench.lock [--out /tmp/big] [--variant 60 0.7]
     flock /tmp/bench.lock python bench/bench_big.py job --size 2048 [--single] [--iterations 100]
-        [--share 0.5] [--min-finer 10] [--enlarge-finer] [--pyramid WEIGHT]
+        [--share 0.5] [--min-finer 10] [--enlarge-finer] [--levels WEIGHT]
         [--precision auto|float32|bfloat16] [--style starry_night.jpg] [--every K] --name NAME
     python bench/bench_big.py report [--out /tmp/big] [--crop 700 300]
 
-The bot's default job (L-BFGS 100 with its 2 Adam steps, margin 16, from the AdaIN image, precision auto),
-real weights, tubingen × starry_night (and × a second style for the sheet). tubingen is 1024×768: for
+The bot's default job (L-BFGS 100 with its 2 Adam steps, margin 16, from the AdaIN image, precision auto,
+the engine's multiscale_levels), real weights, tubingen × starry_night (and × a second style for the sheet). tubingen is 1024×768: for
 sizes above that it is ENLARGED here with engine.images.resize (the engine only shrinks), so a 2048 painting
 has no more photographic detail than a 1024 one; the style images are at most 1200 px wide, and a finer
 scale never enlarges a style beyond its own pixels.
@@ -17,11 +17,13 @@ scale never enlarges a style beyond its own pixels.
           the finer scales: --share and --min-finer set engine.multiscale's FINER_SHARE and MIN_FINER;
           --enlarge-finer sizes the style at every scale as the base scale does (to the painting's width,
           enlarged if need be) where the engine never enlarges it beyond its own pixels at a finer scale;
-          --pyramid W is a PROTOTYPE of a term the engine does not have (see `install_pyramid`). With
+          --levels W sets StyleParams.multiscale_levels, the weight of the style matched on the image
+          shrunk to the coarser scales (default: the engine's; 0: off, the engine before it had them). With
           --every K the held-out distance of every K-th iteration's image is printed (a curve per scale).
   all     every job below, each in its own process (so each peak is its own; with --lock, each under flock),
           skipping those already done:
-          the default job at 512/1024/2048; short single-scale runs (--short iterations) at 1024 and at
+          the default job at 512/1024/2048, and at 2048 without the coarser levels' style (--levels 0);
+          short single-scale runs (--short iterations) at 1024 and at
           2048 in bfloat16 and float32 (seconds per iteration, memory); single scale at 1024 and 2048 with
           as many iterations as fit in the coarse-to-fine job's wall time; the second style at 512 and
           2048; with --variant, the 2048 job with other base iterations and finer scales getting another
@@ -85,7 +87,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     job.add_argument("--share", type=float, help="engine.multiscale.FINER_SHARE for this run")
     job.add_argument("--min-finer", type=int, help="engine.multiscale.MIN_FINER for this run")
     job.add_argument("--enlarge-finer", action="store_true", help="finer scales' style sized as the base's")
-    job.add_argument("--pyramid", type=float, help="prototype: weight of the shrunk images' style terms")
+    job.add_argument(
+        "--levels", type=float, help="StyleParams.multiscale_levels for this run (0: off; default: engine's)"
+    )
     job.add_argument("--every", type=int, default=0, help="print the held-out distance every K iterations")
     job.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16"))
     every = parts.add_parser("all", help="every job, each in its own process, then the report")
@@ -132,88 +136,6 @@ class HeldOut:
         return [float(np.sum((own[k] - g) ** 2) / np.sum(g**2)) for k, g in self.targets.items()]
 
 
-def install_pyramid(weight: float, content: np.ndarray, styles: Sequence[np.ndarray]) -> None:
-    """PROTOTYPE, not in the engine: at every scale above the base, the objective also matches the style's
-    Grams (the objective's own layers and weights, × `weight`) of the image shrunk to each octave below
-    that scale above the base and to the base itself, against the style sized for that smaller painting
-    as the base scale sizes it. A fine scale then fits the style at its own pixels without losing what the
-    picture looked like at the coarser sizes. Patches engine.stylize's Objective and compiled for this
-    process; the extra terms' gradient flows through an antialiased bilinear shrink.
-    """
-    import tensorflow as tf
-
-    import engine.stylize
-    from engine.compiled import compiled
-    from engine.objective import Coefficients, Objective, Targets, objective_parts
-    from engine.params import StyleParams
-    from engine.precision import resolve
-    from engine.vgg import gram
-
-    base = StyleParams().multiscale_base
-    least = 1.2  # engine.multiscale.LEAST_STEP: no level a near-copy of the next
-
-    class Pyramid(Objective):
-        def __init__(
-            self, network: VGG19, canvas: np.ndarray, scaled: Sequence[np.ndarray], params: StyleParams
-        ) -> None:
-            super().__init__(network, canvas, scaled, params)
-            self.levels: list[tuple[tuple[int, int], tuple[tuple[tf.Tensor, ...], ...]]] = []
-            side = max(canvas.shape[:2])
-            if side <= base * least:
-                return
-            factors: list[float] = []  # the octaves below this scale, above the base
-            while side * 0.5 ** (len(factors) + 1) > base * least:
-                factors.append(0.5 ** (len(factors) + 1))
-            layers = self.structure.style_layers
-            for factor in [*factors, base / side]:
-                level = params.with_overrides(max_size=round(side * factor))
-                grams = []
-                for style in engine.stylize.prepare(content, styles, level, enlarge=True)[1]:
-                    batch = tf.constant(network.preprocess(style))
-                    found = network.features(batch, layers, params.pooling, resolve(params.precision))
-                    grams.append(tuple(gram(found[layer]) for layer in layers))
-                shape = (round(canvas.shape[0] * factor), round(canvas.shape[1] * factor))
-                self.levels.append((shape, tuple(grams)))
-
-    class WithLevels:
-        """Stands in for engine.compiled.Compiled where L-BFGS uses it (loss_and_grad only)."""
-
-        def __init__(self, objective: Pyramid) -> None:
-            network, structure, levels = objective.network, objective.structure, objective.levels
-            dtype = tf.as_dtype(structure.dtype)
-            parts = (objective.targets, objective.coefficients)
-            weights = weight * objective.coefficients[1]  # (styles, layers), as the scale's own term
-
-            @tf.function
-            def loss_and_grad(image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-                with tf.GradientTape() as tape:
-                    tape.watch(image)
-                    content_loss, style, tv = objective_parts(network, structure, image, *parts)
-                    for shape, style_grams in levels:
-                        small = tf.image.resize(image, shape, method="bilinear", antialias=True)
-                        found = network.features(small, structure.style_layers, structure.pooling, dtype)
-                        ours = [gram(found[layer]) for layer in structure.style_layers]
-                        for s, grams in enumerate(style_grams):
-                            for j, (mine, target) in enumerate(zip(ours, grams, strict=True)):
-                                size = tf.cast(tf.size(target), tf.float32)
-                                style += weights[s, j] * tf.reduce_sum((mine - target) ** 2) / size
-                    total = content_loss + style + tv
-                return tf.stack([content_loss, style, tv, total]), tape.gradient(total, image)
-
-            self.function = loss_and_grad
-
-        def loss_and_grad(self, image: tf.Tensor, *_: Targets | Coefficients) -> tuple[tf.Tensor, tf.Tensor]:
-            return self.function(image)  # type: ignore[no-any-return]
-
-    def either(objective: Objective, jit_compile: bool = False) -> Any:
-        if isinstance(objective, Pyramid) and objective.levels:
-            return WithLevels(objective)
-        return compiled(objective, jit_compile)
-
-    engine.stylize.Objective = Pyramid  # type: ignore[misc]
-    engine.stylize.compiled = either
-
-
 def rss_mb() -> float:
     """Peak resident memory of this process so far, MB (Linux reports kB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -251,8 +173,6 @@ def job(args: argparse.Namespace) -> None:
             return own(content, styles, params, True)
 
         engine.stylize.prepare = enlarged
-    if args.pyramid is not None:
-        install_pyramid(args.pyramid, content, [style])
     params = StyleParams(
         iterations=args.iterations,
         max_size=args.size,
@@ -263,6 +183,8 @@ def job(args: argparse.Namespace) -> None:
         precision=args.precision,
         preview_every=args.every,
     )
+    if args.levels is not None:
+        params = params.with_overrides(multiscale_levels=args.levels)
     curve = HeldOut(network, load_image(args.images / args.content), style) if args.every else None
     plan = engine.multiscale.schedule(args.size, args.iterations, params.multiscale_base)
     began = time.perf_counter()
@@ -318,7 +240,7 @@ def job(args: argparse.Namespace) -> None:
         "share": engine.multiscale.FINER_SHARE,
         "min_finer": engine.multiscale.MIN_FINER,
         "enlarge_finer": args.enlarge_finer,
-        "pyramid": args.pyramid,
+        "levels": params.multiscale_levels,
         "plan": [] if args.single else plan,
         "precision": resolve(args.precision).name,
         "adain": adain,
@@ -330,6 +252,11 @@ def job(args: argparse.Namespace) -> None:
     }
     (args.out / f"{args.name}.json").write_text(json.dumps(record))
     print(json.dumps(record), flush=True)
+
+
+def levels(run: dict[str, Any]) -> float:
+    """A run's multiscale_levels; runs saved before the engine had them had none (or the prototype's)."""
+    return float(run.get("levels", run.get("pyramid") or 0.0))
 
 
 def load(out: Path, name: str) -> dict[str, Any]:
@@ -360,6 +287,7 @@ def every(args: argparse.Namespace) -> None:
     print(f"uptime before: {uptime()}", file=sys.stderr, flush=True)
     for size in SIZES:
         run_job(args, f"default_{size}", "--size", str(size))
+    run_job(args, "levels0_2048", "--size", "2048", "--levels", "0")
     n = str(args.short)
     run_job(args, "short_1024", "--size", "1024", "--single", "--iterations", n, "--precision", "bfloat16")
     run_job(args, "short_2048", "--size", "2048", "--single", "--iterations", n, "--precision", "bfloat16")
@@ -385,7 +313,8 @@ def report(args: argparse.Namespace) -> None:
     from engine.vgg import VGG19
     from engine.weights import load_weights
 
-    order = [f"default_{s}" for s in SIZES] + ["short_1024", "short_2048", "short_2048_f32", "single_1024"]
+    order = [f"default_{s}" for s in SIZES] + ["levels0_2048", "short_1024", "short_2048", "short_2048_f32"]
+    order += ["single_1024"]
     order += ["single_2048", "variant_2048", "style2_512", "style2_2048"]
     order += sorted({p.stem for p in args.out.glob("*.json")} - set(order))  # jobs run by hand
     runs = {n: load(args.out, n) for n in order if (args.out / f"{n}.json").exists()}
@@ -425,7 +354,6 @@ def report(args: argparse.Namespace) -> None:
                 and r["iterations"] == 100
                 and r["share"] == 0.5
                 and not r.get("enlarge_finer")
-                and r.get("pyramid") is None
             ),
             float("nan"),
         )
@@ -441,7 +369,7 @@ def report(args: argparse.Namespace) -> None:
         variant = [f"finer share {run['share']}"] if run["share"] != 0.5 else []
         variant += [f"min finer {run['min_finer']}"] if run.get("min_finer", 10) != 10 else []
         variant += ["finer style enlarged"] if run.get("enlarge_finer") else []
-        variant += [f"pyramid {run['pyramid']}"] if run.get("pyramid") is not None else []
+        variant += [f"levels {levels(run):g}"] if run["size"] > ARM else []
         label = ", ".join([run["precision"], *variant])
         idle, peak = run["idle_mb"], run["peak_mb"]
         print(
@@ -458,19 +386,23 @@ def report(args: argparse.Namespace) -> None:
     if "default_2048" not in runs:
         print("no default_2048 run: no sheet, no crop")
         return
-    cells = [n for n in ("default_2048", "single_2048", "variant_2048", "style2_2048") if n in runs]
+    names = ("default_2048", "levels0_2048", "single_2048", "variant_2048", "style2_2048")
+    cells = [n for n in names if n in runs]
     captions = {
-        "default_2048": "2048 px, coarse to fine",
+        "default_2048": "2048 px, coarse to fine, levels {levels:g}",
+        "levels0_2048": "2048 px, coarse to fine, levels {levels:g}",
         "single_2048": "2048 px, single scale, same time",
         "variant_2048": "2048 px, {iterations} at 512, finer x{share}",
-        "style2_2048": "2048 px, coarse to fine",
+        "style2_2048": "2048 px, coarse to fine, levels {levels:g}",
     }
     tiles = [
         tile(
             Image.fromarray(to_uint8(pictures[n])),
             640,
             f"{runs[n]['style'].removesuffix('.jpg')}, "
-            + captions[n].format(share=runs[n]["share"], iterations=runs[n]["iterations"])
+            + captions[n].format(
+                share=runs[n]["share"], iterations=runs[n]["iterations"], levels=levels(runs[n])
+            )
             + f", {runs[n]['seconds']:.0f} s",
         )
         for n in cells
@@ -484,7 +416,7 @@ def report(args: argparse.Namespace) -> None:
     x, y = args.crop
     crop = Image.fromarray(to_uint8(pictures["default_2048"])).crop((x, y, x + 512, y + 512))
     crop.save(CROP, quality=90)
-    for name in ("single_2048", "variant_2048", "style2_2048"):  # to look at, not committed
+    for name in names[1:]:  # to look at, not committed
         if name in pictures:
             Image.fromarray(to_uint8(pictures[name])).crop((x, y, x + 512, y + 512)).save(
                 args.out / f"crop_{name}.png"

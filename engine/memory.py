@@ -5,9 +5,10 @@ kept for the backward pass, their gradients, and L-BFGS's history, all linear in
 the real weights with L-BFGS and a 16-px margin, as the peak resident memory of a worker above its idle
 footprint (BENCHMARKS.md, "Big paintings"): one scale at 2048×1536 took 2.7 kB per pixel in float32 and
 1.95 kB in bfloat16 (its activations are half the size; the gradients and Grams' inputs are float32);
-a whole coarse-to-fine job peaked at 2.25 kB in bfloat16 (buffers kept from the coarser scales), and at
-2.39 kB with the style matched on the image shrunk to the coarser scales too (StyleParams.multiscale_levels,
-the default: their passes keep activations for a quarter and a sixteenth of the pixels).
+a whole coarse-to-fine job peaked at 2.25 kB in bfloat16 (buffers kept from the coarser scales). With the
+style matched on the image shrunk to the coarser scales too (StyleParams.multiscale_levels, the default)
+the growth per pixel stayed (2.19 kB between the 1024 and 2048 px jobs) and the peak rose by about 0.45 GB
+at either size: that is in `FIXED`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-# Bytes per optimised pixel (margin included) at the peak, by the convolutions' number format. float32's is
-# not measured with the coarser levels: the 3 kB without them × bfloat16's measured growth with them (1.06).
-PER_PIXEL = {"float32": 3_200, "bfloat16": 2_400}
-# Bytes a job needs besides: traced functions, the style's targets, images in and out.
-FIXED = 200 * 2**20
+# Bytes per optimised pixel (margin included) at the peak, by the convolutions' number format.
+PER_PIXEL = {"float32": 3_000, "bfloat16": 2_300}
+# Bytes a job needs besides: traced functions (one set per number of coarser levels), the style's targets,
+# images in and out. Measured: 1024 px coarse to fine needs 2.47 GiB above idle, 2048 px 7.46 GiB.
+FIXED = 750 * 2**20
 # Keep this share of the free memory for everything else on the machine.
 HEADROOM = 0.85
 # Below this long side a painting is not worth making: refuse instead.

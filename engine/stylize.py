@@ -140,6 +140,8 @@ def iterate(
         inner = scale_content.shape[:2]
         previous, margin = margin, _margin(params.margin * long_side / side, inner)
         canvas = pad(scale_content, margin)
+        # Above the base, the style is matched on the image shrunk to the coarser scales too, so this scale's
+        # strokes do not paint over theirs (engine.multiscale.levels); the base has none.
         coarser = coarser_levels(content, styles, params, long_side, canvas.shape) if index else []
         objective = Objective(network, canvas, scale_styles, params, coarser)
         if batch is None:
@@ -186,7 +188,7 @@ def coarser_levels(
 ) -> list[LevelInput]:
     """A finer scale's coarser levels: the canvas's (height, width) shrunk from `side` to each level's long
     side, and the styles sized for a painting of that size as the base scale sizes them (enlarged if need
-    be). None when the levels' weight is 0."""
+    be). None when their weight is 0."""
     if params.multiscale_levels == 0:
         return []
     out: list[LevelInput] = []

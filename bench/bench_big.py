@@ -7,10 +7,10 @@
     python bench/bench_big.py report [--out /tmp/big] [--crop 700 300]
 
 The bot's default job (L-BFGS 100 with its 2 Adam steps, margin 16, from the AdaIN image, precision auto,
-the engine's multiscale_levels), real weights, tubingen × starry_night (and × a second style for the sheet). tubingen is 1024×768: for
-sizes above that it is ENLARGED here with engine.images.resize (the engine only shrinks), so a 2048 painting
-has no more photographic detail than a 1024 one; the style images are at most 1200 px wide, and a finer
-scale never enlarges a style beyond its own pixels.
+the engine's multiscale_levels), real weights, tubingen × starry_night (and × a second style for the
+sheet). tubingen is 1024×768: for sizes above that it is ENLARGED here with engine.images.resize (the
+engine only shrinks), so a 2048 painting has no more photographic detail than a 1024 one; the style images
+are at most 1200 px wide, and a finer scale never enlarges a style beyond its own pixels.
 
   job     one painting in this process: its JSON (per-scale seconds and s/iteration, AdaIN seconds, idle
           and peak resident memory from getrusage) in OUT/NAME.json, its image in OUT/NAME.png. Variants of

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.multiscale import schedule
+from engine.multiscale import levels, schedule
 from engine.params import Precision, StyleParams
 from storage import REFERENCE_SIZE, JobRequest, Options, Settings
 
@@ -60,7 +60,12 @@ def work(request: JobRequest, photo_side: int) -> float | None:
         return None
     side = min(request.max_size, photo_side)
     base = StyleParams.multiscale_base
-    return sum(n * (s / REFERENCE_SIZE) ** 2 for s, n in schedule(side, request.iterations, base))
+    total = 0.0
+    for index, (scale, iterations) in enumerate(schedule(side, request.iterations, base)):
+        # A scale above the first also paints the style on the picture shrunk to its coarser levels.
+        shrunk = levels(scale, base) if index else []
+        total += iterations * sum((s / REFERENCE_SIZE) ** 2 for s in (scale, *shrunk))
+    return total
 
 
 def style_params(request: JobRequest, precision: Precision = "auto") -> StyleParams:

@@ -64,8 +64,15 @@ class Messenger:
         self._media: dict[int, asyncio.Lock] = {}  # one media edit at a time per job
 
     async def texts(self, job: Job) -> Texts:
-        """The texts in the language of the job's user (as last seen), for messages sent on its behalf."""
-        user = await self.store.users.get(job.user_id)
+        """The texts in the language of the job's user (as last seen), for messages sent on its behalf.
+
+        The language is cosmetic: a database that cannot answer now gives English, never a failed job.
+        """
+        try:
+            user = await self.store.users.get(job.user_id)
+        except Exception as exc:
+            logger.warning("job %d: user's language unknown (%s); writing in English", job.id, exc)
+            user = None
         return texts_for(user.language if user is not None else None)
 
     def trouble(self, job_id: int) -> bool:

@@ -237,6 +237,7 @@ class Dispatcher:
     async def _report_progress(self, running: _Running) -> None:
         """Edit the status message at most once per interval, never with the same text twice."""
         interval = self.config.progress_interval
+        texts = await self.messenger.texts(running.job)
         while True:
             await running.changed.wait()
             running.changed.clear()
@@ -258,7 +259,6 @@ class Dispatcher:
                 # Cancelled in the store behind our back (another process, an admin tool): stop the worker.
                 running.pool.cancel(str(running.job.id))
                 return
-            texts = await self.messenger.texts(running.job)
             text = texts.progress(event.iteration, event.total, scale=(event.scale, event.scales, event.side))
             if text == running.last_text:
                 continue
@@ -267,7 +267,6 @@ class Dispatcher:
             await self.messenger.show_status(running.job, text, cancel_keyboard(running.job.id, texts))
 
     async def _conclude(self, job: Job, outcome: Outcome) -> None:
-        texts = await self.messenger.texts(job)
         if outcome.status == "done" and outcome.output is not None:
             if await self.store.jobs.finish(job.id, outcome.output):
                 logger.info("job %d: done in %.1f s", job.id, outcome.seconds)
@@ -275,6 +274,7 @@ class Dispatcher:
                 assert done is not None
                 self._spawn_delivery(done)  # the worker takes the next job meanwhile
             return
+        texts = await self.messenger.texts(job)
         if outcome.status == "cancelled":
             if self._stopping:
                 return

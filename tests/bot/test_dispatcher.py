@@ -15,6 +15,7 @@ from PIL import Image
 from telegram import Bot
 
 from bot.config import Config
+from bot.delivery import Messenger
 from bot.dispatcher import Dispatcher
 from bot.i18n import texts_in
 from bot.requests import BRUSH_SCALES, style_params
@@ -183,3 +184,15 @@ def test_every_brush_has_a_style_scale_growing_with_it() -> None:
     assert tuple(BRUSH_SCALES) == BRUSHES
     scales = [style_params(JobRequest(10, 64, brush=brush)).style_scales for brush in BRUSHES]
     assert scales == [(0.6,), (1.0,), (1.6,)]
+
+
+async def test_a_jobs_language_is_its_users_and_english_when_the_store_cannot_say(
+    store: Store, telegram: Bot, tmp_path: Path
+) -> None:
+    job = await queue(store, telegram, tmp_path)
+    messenger = Messenger(telegram, store)
+    assert (await messenger.texts(job)).language == "en"  # never seen with a language
+    await store.users.touch(USER, "ru-RU")
+    assert (await messenger.texts(job)).language == "ru"
+    await store.close()
+    assert (await messenger.texts(job)).language == "en"  # cosmetic: no error reaches the job

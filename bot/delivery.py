@@ -99,13 +99,14 @@ class Messenger:
             return False
         return True
 
-    async def show_preview(self, job: Job, data: bytes, markup: InlineKeyboardMarkup | None) -> None:
+    async def show_preview(
+        self, job: Job, data: bytes, caption: str, markup: InlineKeyboardMarkup | None
+    ) -> None:
         """Put the instant preview into the status message (or a message of its own without one)."""
         async with self._media.setdefault(job.id, asyncio.Lock()):
             current = await self.store.jobs.get(job.id)
             if current is None or current.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
                 return  # already painted, cancelled or failed: the preview would only confuse
-            caption = (await self.texts(job)).preview
             try:
                 if current.status_message_id is not None:
                     await self.bot.edit_message_media(

@@ -105,8 +105,8 @@ class Dispatcher:
             logger.info("job %d: no preview (%s)", job.id, outcome.detail or outcome.status)
             return
         data = await asyncio.to_thread(outcome.output.read_bytes)
-        markup = cancel_keyboard(job.id, await self.messenger.texts(job))
-        await self.messenger.show_preview(job, data, markup)
+        texts = await self.messenger.texts(job)
+        await self.messenger.show_preview(job, data, texts.preview, cancel_keyboard(job.id, texts))
 
     def lane_size(self, fast: bool) -> int:
         """How many jobs of a lane run at once: fast jobs on the preview worker, the rest on the pool."""

@@ -68,6 +68,9 @@ MARGIN = 16  # the bot's (bot/requests.py)
 HELD_OUT = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 SIZES = (512, 1024, 2048)
 ARM = 512  # results are compared shrunk to this long side
+# Pillow's filters the distance is also taken with, so a result fitted to one way of shrinking (the levels'
+# filter) does not pass unseen: a viewer shrinks with any of them. Lanczos is the main measure.
+SHRINKS = {"lanczos": 1, "bilinear": 2, "bicubic": 3, "box": 4}  # PIL.Image.Resampling values
 SHEET = REPO / "BENCHMARKS_big_sheet.jpg"
 CROP = REPO / "BENCHMARKS_big_crop.jpg"
 
@@ -92,6 +95,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     job.add_argument("--every", type=int, default=0, help="print the held-out distance every K iterations")
     job.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16"))
+    job.add_argument("--finer", nargs="*", default=[], help="KEY=NUMBER: StyleParams changed above the base")
+    job.add_argument("--level-filter", help="engine.objective.LEVEL_FILTER for this run")
+    job.add_argument("--pooling", default="max", choices=("max", "avg"), help="StyleParams.pooling")
     every = parts.add_parser("all", help="every job, each in its own process, then the report")
     every.add_argument("--style2", default="the_scream.jpg", help="the sheet's second style")
     every.add_argument("--short", type=int, default=6, help="iterations of the short timing runs")
@@ -126,14 +132,31 @@ class HeldOut:
         features = self.network.features(tf.constant(self.network.preprocess(image)), HELD_OUT)
         return {layer: gram(f).numpy() for layer, f in features.items()}
 
-    def distances(self, image: np.ndarray) -> list[float]:
-        """‖G(image at ARM px) − G(style)‖² / ‖G(style)‖² per layer of HELD_OUT."""
+    def distances(self, image: np.ndarray, shrink: str = "lanczos") -> list[float]:
+        """‖G(image at ARM px) − G(style)‖² / ‖G(style)‖² per layer of HELD_OUT, the image shrunk by the
+        engine's Lanczos resize or by another of SHRINKS."""
         import numpy as np
 
         from engine.images import fit_long_side
 
-        own = self.grams(fit_long_side(image, ARM))
+        own = self.grams(fit_long_side(image, ARM) if shrink == "lanczos" else shrunk(image, shrink))
         return [float(np.sum((own[k] - g) ** 2) / np.sum(g**2)) for k, g in self.targets.items()]
+
+
+def shrunk(image: np.ndarray, shrink: str) -> np.ndarray:
+    """(H, W, 3) float32 with its long side shrunk to ARM px by Pillow's `shrink` filter, per channel in float
+    (as engine.images.resize does with Lanczos)."""
+    import numpy as np
+    from PIL import Image
+
+    height, width = image.shape[:2]
+    scale = ARM / max(height, width)
+    if scale >= 1.0:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resample = SHRINKS[shrink]
+    channels = [Image.fromarray(np.ascontiguousarray(image[..., c])).resize(size, resample) for c in range(3)]
+    return np.stack([np.asarray(c, np.float32) for c in channels], axis=-1)
 
 
 def rss_mb() -> float:
@@ -143,6 +166,7 @@ def rss_mb() -> float:
 
 def job(args: argparse.Namespace) -> None:
     import engine.multiscale
+    import engine.objective
     import engine.stylize
     from engine.adain import AdaIN, initial_from_adain
     from engine.images import load_image, resize, save_image
@@ -160,6 +184,17 @@ def job(args: argparse.Namespace) -> None:
     if args.size > max(original):  # the engine only shrinks: enlarge the photo to the wanted size
         factor = args.size / max(original)
         content = resize(content, (round(original[0] * factor), round(original[1] * factor)))
+    if args.finer:
+        changes = {k: float(v) for k, v in (item.split("=") for item in args.finer)}
+        plain = engine.stylize.Objective
+
+        def finer(network: Any, canvas: Any, styles: Any, params: Any, coarser: Any = ()) -> Any:
+            changed = params.with_overrides(**changes) if coarser else params  # only the base has no levels
+            return plain(network, canvas, styles, changed, coarser)
+
+        engine.stylize.Objective = finer
+    if args.level_filter is not None:
+        engine.objective.LEVEL_FILTER = args.level_filter
     if args.share is not None:
         engine.multiscale.FINER_SHARE = args.share
     if args.min_finer is not None:
@@ -182,6 +217,7 @@ def job(args: argparse.Namespace) -> None:
         multiscale=not args.single,
         precision=args.precision,
         preview_every=args.every,
+        pooling=args.pooling,
     )
     if args.levels is not None:
         params = params.with_overrides(multiscale_levels=args.levels)
@@ -241,6 +277,9 @@ def job(args: argparse.Namespace) -> None:
         "min_finer": engine.multiscale.MIN_FINER,
         "enlarge_finer": args.enlarge_finer,
         "levels": params.multiscale_levels,
+        "level_filter": engine.objective.LEVEL_FILTER,
+        "finer": args.finer,
+        "pooling": args.pooling,
         "plan": [] if args.single else plan,
         "precision": resolve(args.precision).name,
         "adain": adain,
@@ -322,13 +361,18 @@ def report(args: argparse.Namespace) -> None:
     content = load_image(args.images / args.content)
     measures: dict[str, HeldOut] = {}
 
-    def distance(image: np.ndarray, style_name: str) -> list[float]:
+    def distance(image: np.ndarray, style_name: str, shrink: str = "lanczos") -> list[float]:
         if style_name not in measures:
             measures[style_name] = HeldOut(network, content, load_image(args.images / style_name))
-        return measures[style_name].distances(image)
+        return measures[style_name].distances(image, shrink)
 
     pictures = {name: load_image(args.out / f"{name}.png") for name in runs}
     layers = {name: distance(pictures[name], run["style"]) for name, run in runs.items()}
+    others = [shrink for shrink in SHRINKS if shrink != "lanczos"]
+    shrinks = {
+        name: [statistics.mean(distance(pictures[name], run["style"], shrink)) for shrink in others]
+        for name, run in runs.items()
+    }
     scores = {name: statistics.mean(values) for name, values in layers.items()}
     styles = {r["style"] for r in runs.values()}
     photo = {s: statistics.mean(distance(fit_long_side(content, ARM), s)) for s in styles}
@@ -340,9 +384,9 @@ def report(args: argparse.Namespace) -> None:
     print(
         "| run | style | output | schedule (side: iterations) | AdaIN (s) | per scale: s (s/it) | total (s) "
         "| idle (MB) | peak (MB) | peak − idle (MB) | held-out style distance at 512 | × 512 result "
-        "| per layer (" + ", ".join(HELD_OUT) + ") |"
+        "| per layer (" + ", ".join(HELD_OUT) + ") | × 512 result, shrunk " + " / ".join(others) + " |"
     )
-    print("|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|")
     for name, run in runs.items():
         reference = next(
             (
@@ -370,13 +414,18 @@ def report(args: argparse.Namespace) -> None:
         variant += [f"min finer {run['min_finer']}"] if run.get("min_finer", 10) != 10 else []
         variant += ["finer style enlarged"] if run.get("enlarge_finer") else []
         variant += [f"levels {levels(run):g}"] if run["size"] > ARM else []
+        filtered = run.get("level_filter", "bilinear")  # the filter before it was recorded
+        variant += [f"levels shrunk {filtered}"] if run["size"] > ARM and levels(run) else []
+        variant += [f"above the base {' '.join(run['finer'])}"] if run.get("finer") else []
+        variant += [f"{run['pooling']} pooling"] if run.get("pooling", "max") != "max" else []
         label = ", ".join([run["precision"], *variant])
         idle, peak = run["idle_mb"], run["peak_mb"]
         print(
             f"| {name} ({label}) | {style} | {width}×{height} | {plan} | {run['adain']:.1f} "
             f"| {per} | {run['seconds']:.0f} | {idle:.0f} | {peak:.0f} | {peak - idle:.0f} "
             f"| {scores[name]:.4f} | {scores[name] / reference:.2f} "
-            f"| {', '.join(f'{x:.3f}' for x in layers[name])} |"
+            f"| {', '.join(f'{x:.3f}' for x in layers[name])} "
+            f"| {' / '.join(f'{x / reference:.2f}' for x in shrinks[name])} |"
         )
     print()
     for style, value in photo.items():

@@ -16,6 +16,13 @@ from engine.precision import resolve
 from engine.vgg import VGG19, gram
 
 
+# How the image is shrunk to a coarser level inside the gradient (tf.image.resize, antialiased): Lanczos,
+# as engine.images.resize and most viewers shrink. The optimisation fits the look of the picture shrunk by
+# exactly this filter; with a softer one (bilinear) it hid grain near the shrunk picture's finest detail
+# that a sharper shrink shows (BENCHMARKS.md, big paintings, section 6).
+LEVEL_FILTER = "lanczos3"
+
+
 def layer_weights(
     params: StyleParams, n_styles: int
 ) -> tuple[dict[str, float], dict[str, float], list[float]]:
@@ -137,7 +144,7 @@ def objective_parts(
     style = style_loss([feats[layer] for layer in structure.style_layers], style_targets, style_coef)
     for size, grams in level_targets:
         # (1, h, w, 3): antialiased, so every pixel of the image gets a share of the level's gradient.
-        small = tf.image.resize(image, size, method="bilinear", antialias=True)
+        small = tf.image.resize(image, size, method=LEVEL_FILTER, antialias=True)
         found = network.features(small, structure.style_layers, structure.pooling, dtype)
         level = style_loss([found[layer] for layer in structure.style_layers], grams, style_coef)
         style += level_coef * level

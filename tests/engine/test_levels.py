@@ -9,7 +9,8 @@ import tensorflow as tf
 from engine.cli import stylize_parser
 from engine.compiled import compiled
 from engine.multiscale import LEAST_STEP, levels
-from engine.objective import Objective
+from engine.images import resize
+from engine.objective import LEVEL_FILTER, Objective
 from engine.params import StyleParams
 from engine.stylize import coarser_levels, iterate, prepare
 from engine.vgg import VGG19
@@ -60,7 +61,7 @@ def objectives(network: VGG19, weight: float) -> tuple[Objective, Objective, Obj
     with_level = Objective(network, canvas, [style], params, [((24, 32), [small_style])])
     level_alone = Objective(network, smooth_image(24, 32, 4), [small_style], params)
     image = tf.constant(network.preprocess(smooth_image(48, 64, 5)))
-    small = tf.image.resize(image, (24, 32), method="bilinear", antialias=True)
+    small = tf.image.resize(image, (24, 32), method=LEVEL_FILTER, antialias=True)
     return plain, with_level, level_alone, image, small
 
 
@@ -84,6 +85,23 @@ def test_a_level_adds_its_weighted_style_term_to_the_style_loss_and_gradient(net
     np.testing.assert_allclose(ours[1], base[1] + 0.5 * float(level_alone(small)[1]), rtol=1e-5)
     assert ours[1] > base[1] * 1.01
     assert np.abs(grad - base_grad).max() > 1e-3 * np.abs(base_grad).max()
+
+
+def test_a_level_sees_the_picture_as_the_engine_shrinks_it_not_blurred(network: VGG19) -> None:
+    """The level's style term is that of the picture shrunk by engine.images.resize (Lanczos, as a viewer
+    shrinks). A softer shrink would let fine grain pass unseen; on this picture it scores clearly apart."""
+    plain, with_level, level_alone, image, _ = objectives(network, 1.0)
+    pixels = network.unprocess(image.numpy())
+
+    def level_term(shrunk: np.ndarray) -> float:
+        return float(level_alone(tf.constant(network.preprocess(shrunk)))[1])
+
+    expected = level_term(resize(pixels, (24, 32)))
+    blurred = level_term(tf.image.resize(pixels[None], (24, 32), "bilinear", antialias=True)[0].numpy())
+    found = float(with_level(image)[1] - plain(image)[1])
+
+    assert found == pytest.approx(expected, rel=0.02)
+    assert abs(blurred - expected) > 0.1 * expected
 
 
 def test_weight_zero_is_exactly_the_plain_objective(network: VGG19) -> None:

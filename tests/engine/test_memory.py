@@ -23,14 +23,15 @@ def test_the_estimate_grows_with_the_pixels_and_bfloat16_needs_less() -> None:
     assert FIXED < small < big
     assert big - FIXED == pytest.approx(16 * (small - FIXED))
     assert estimate(1536, 2048, "bfloat16") < 0.8 * big
-    # Measured peaks (BENCHMARKS.md): 2048 × 1536 coarse to fine in bfloat16, 16-px margin, with the
-    # coarser levels' style: 7.46 GB above the idle worker; 1024 × 768: 2.47 GB.
-    assert estimate(1536 + 32, 2048 + 32, "bfloat16") == pytest.approx(7.46 * 2**30, rel=0.05)
-    assert estimate(768 + 32, 1024 + 32, "bfloat16") == pytest.approx(2.47 * 2**30, rel=0.05)
+    # The largest measured peaks (BENCHMARKS.md): 2048 × 1536 coarse to fine in bfloat16, 16-px margin, with
+    # the coarser levels' style: 7.71 GiB above the idle worker; 1024 × 768: 2.47 GiB. The estimate covers
+    # them, with less than 12 % to spare.
+    for (height, width), measured in (((1536, 2048), 7.71 * GB), ((768, 1024), 2.47 * GB)):
+        assert measured <= estimate(height + 32, width + 32, "bfloat16") <= 1.12 * measured
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-@pytest.mark.parametrize("free_gb", [1.0, 2.0, 5.0, 9.0])
+@pytest.mark.parametrize("free_gb", [1.5, 2.0, 5.0, 9.0])
 def test_the_fitting_side_is_the_largest_that_fits(dtype: str, free_gb: float) -> None:
     free = int(free_gb * GB)
     side = fitting_side(1536, 2048, 16, dtype, free)

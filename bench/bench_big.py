@@ -2,7 +2,8 @@
 
     python bench/bench_big.py all --lock /tmp/bench.lock [--out /tmp/big] [--variant 60 0.7]
     flock /tmp/bench.lock python bench/bench_big.py job --size 2048 [--single] [--iterations 100]
-        [--share 0.5] [--min-finer 10] [--enlarge-finer] [--levels WEIGHT]
+        [--share 0.5] [--min-finer 10] [--enlarge-finer] [--levels WEIGHT] [--level-filter FILTER]
+        [--finer KEY=NUMBER ...] [--pooling max|avg]
         [--precision auto|float32|bfloat16] [--style starry_night.jpg] [--every K] --name NAME
     python bench/bench_big.py report [--out /tmp/big] [--crop 700 300]
 
@@ -18,8 +19,11 @@ are at most 1200 px wide, and a finer scale never enlarges a style beyond its ow
           --enlarge-finer sizes the style at every scale as the base scale does (to the painting's width,
           enlarged if need be) where the engine never enlarges it beyond its own pixels at a finer scale;
           --levels W sets StyleParams.multiscale_levels, the weight of the style matched on the image
-          shrunk to the coarser scales (default: the engine's; 0: off, the engine before it had them). With
-          --every K the held-out distance of every K-th iteration's image is printed (a curve per scale).
+          shrunk to the coarser scales (default: the engine's; 0: off, the engine before it had them), and
+          --level-filter how it is shrunk (engine.objective.LEVEL_FILTER, a tf.image.resize method: lanczos3,
+          bilinear, bicubic, mitchellcubic…). --finer changes StyleParams at the scales above the base only
+          (--finer tv_weight=1.0); --pooling is StyleParams.pooling. With --every K the held-out distance
+          of every K-th iteration's image is printed (a curve per scale).
   all     every job below, each in its own process (so each peak is its own; with --lock, each under flock),
           skipping those already done:
           the default job at 512/1024/2048, and at 2048 without the coarser levels' style (--levels 0);
@@ -34,7 +38,9 @@ are at most 1200 px wide, and a finer scale never enlarges a style beyond its ow
 Held-out style distance: Grams (float32, engine.vgg.gram) at VGG-19 layers the objective does not use
 (HELD_OUT), each as ‖G(result) − G(style)‖² / ‖G(style)‖², averaged over the layers; the style sized as
 the 512 px job sizes it (engine.stylize.prepare). It scores how much of the style's texture statistics a
-result has at arm's length, by features the optimisation was not fitted to.
+result has at arm's length, by features the optimisation was not fitted to. The report gives it for the
+result shrunk by the engine's Lanczos resize and also by Pillow's bilinear, bicubic and box filters: the
+coarser levels' style fits the picture shrunk one way, and a viewer may shrink it another.
 """
 
 from __future__ import annotations
@@ -435,10 +441,11 @@ def report(args: argparse.Namespace) -> None:
     if "default_2048" not in runs:
         print("no default_2048 run: no sheet, no crop")
         return
-    names = ("default_2048", "levels0_2048", "single_2048", "variant_2048", "style2_2048")
+    names = ("default_2048", "bilinear_2048", "levels0_2048", "single_2048", "variant_2048", "style2_2048")
     cells = [n for n in names if n in runs]
     captions = {
         "default_2048": "2048 px, coarse to fine, levels {levels:g}",
+        "bilinear_2048": "2048 px, coarse to fine, levels {levels:g} shrunk bilinear",
         "levels0_2048": "2048 px, coarse to fine, levels {levels:g}",
         "single_2048": "2048 px, single scale, same time",
         "variant_2048": "2048 px, {iterations} at 512, finer x{share}",

@@ -15,12 +15,12 @@ from engine.params import STYLE_LAYERS, StyleParams
 from engine.precision import resolve
 from engine.vgg import VGG19, gram
 
-
-# How the image is shrunk to a coarser level inside the gradient (tf.image.resize, antialiased): Lanczos,
-# as engine.images.resize and most viewers shrink. The optimisation fits the look of the picture shrunk by
-# exactly this filter; with a softer one (bilinear) it hid grain near the shrunk picture's finest detail
-# that a sharper shrink shows (BENCHMARKS.md, big paintings, section 6).
-LEVEL_FILTER = "lanczos3"
+# How the image is shrunk to a coarser level inside the gradient (tf.image.resize, antialiased): bicubic,
+# the same shrink as Pillow's default. The optimisation fits the picture's look shrunk by exactly this
+# filter. Fitted to a bilinear shrink, a 2048 px painting hid grain that a sharper shrink shows; fitted to
+# a bicubic one, it is closest to the style shrunk by any of Lanczos, bilinear, bicubic or box, nearer
+# than fitted to Lanczos (BENCHMARKS.md, big paintings, section 6).
+LEVEL_FILTER = "bicubic"
 
 
 def layer_weights(

@@ -8,7 +8,7 @@ previous result enlarged, the large shapes are painted and the fine scales add s
 Each finer scale fits the style's statistics at its own pixels, and on its own forgets the coarser sizes':
 shrunk back to 512 px a 2048 px painting was 2.8× further from the style than the 512 px painting. So a
 finer scale also matches the style on the image shrunk to coarser levels (`levels`; engine.objective),
-which brought that to 1.07× (BENCHMARKS.md, big paintings, section 4).
+which brought that to 0.18× (BENCHMARKS.md, big paintings, sections 4–6).
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ footprint (BENCHMARKS.md, "Big paintings"): one scale at 2048×1536 took 2.7 kB 
 a whole coarse-to-fine job peaked at 2.25 kB in bfloat16 (buffers kept from the coarser scales). With the
 style matched on the image shrunk to the coarser scales too (StyleParams.multiscale_levels, the default)
 the growth per pixel stayed (2.19 kB between the 1024 and 2048 px jobs) and the peak rose by about 0.45 GB
-at either size: that is in `FIXED`. Peaks of the same job spread by up to 0.8 GB from run to run (the
-allocator's timing): `FIXED` covers the largest measured.
+at either size: that is in `FIXED`. Peaks of 2048 px jobs differing only in the levels' filter or weight
+ranged from 6.5 to 7.7 GiB, in no order of the change (the allocator's timing, likely): `FIXED` covers the
+largest measured.
 """
 
 from __future__ import annotations

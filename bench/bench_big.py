@@ -140,29 +140,14 @@ class HeldOut:
 
     def distances(self, image: np.ndarray, shrink: str = "lanczos") -> list[float]:
         """‖G(image at ARM px) − G(style)‖² / ‖G(style)‖² per layer of HELD_OUT, the image shrunk by the
-        engine's Lanczos resize or by another of SHRINKS."""
+        engine's resize with the filter of SHRINKS named `shrink` (Lanczos, as the engine shrinks)."""
         import numpy as np
+        from PIL import Image
 
         from engine.images import fit_long_side
 
-        own = self.grams(fit_long_side(image, ARM) if shrink == "lanczos" else shrunk(image, shrink))
+        own = self.grams(fit_long_side(image, ARM, Image.Resampling(SHRINKS[shrink])))
         return [float(np.sum((own[k] - g) ** 2) / np.sum(g**2)) for k, g in self.targets.items()]
-
-
-def shrunk(image: np.ndarray, shrink: str) -> np.ndarray:
-    """(H, W, 3) float32 with its long side shrunk to ARM px by Pillow's `shrink` filter, per channel in float
-    (as engine.images.resize does with Lanczos)."""
-    import numpy as np
-    from PIL import Image
-
-    height, width = image.shape[:2]
-    scale = ARM / max(height, width)
-    if scale >= 1.0:
-        return image
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    resample = SHRINKS[shrink]
-    channels = [Image.fromarray(np.ascontiguousarray(image[..., c])).resize(size, resample) for c in range(3)]
-    return np.stack([np.asarray(c, np.float32) for c in channels], axis=-1)
 
 
 def rss_mb() -> float:

@@ -304,19 +304,25 @@ def _flatten(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def fit_long_side(image: np.ndarray, max_size: int) -> np.ndarray:
+def fit_long_side(
+    image: np.ndarray, max_size: int, resample: Image.Resampling = Image.Resampling.LANCZOS
+) -> np.ndarray:
     """Scale down so the long side is at most `max_size`; smaller images are returned unchanged."""
     height, width = image.shape[:2]
     scale = max_size / max(height, width)
     if scale >= 1.0:
         return image
-    return resize(image, (max(1, round(height * scale)), max(1, round(width * scale))))
+    return resize(image, (max(1, round(height * scale)), max(1, round(width * scale))), resample=resample)
 
 
 def resize(
-    image: np.ndarray, size: tuple[int, int], box: tuple[float, float, float, float] | None = None
+    image: np.ndarray,
+    size: tuple[int, int],
+    box: tuple[float, float, float, float] | None = None,
+    resample: Image.Resampling = Image.Resampling.LANCZOS,
 ) -> np.ndarray:
-    """Resize (H, W, 3) float32 to `size` = (height, width) with Lanczos filtering, per channel in float.
+    """Resize (H, W, 3) float32 to `size` = (height, width), per channel in float, clipped to 0..255;
+    with Lanczos filtering unless `resample` says otherwise (the benchmarks compare filters).
 
     `box` = (left, top, right, bottom), in pixels and possibly fractional, is the region to resize
     (default: all of it).
@@ -324,10 +330,9 @@ def resize(
     height, width = size
     if image.shape[:2] == (height, width) and box is None:
         return image
-    lanczos = Image.Resampling.LANCZOS
     channels = [
         np.asarray(
-            Image.fromarray(np.ascontiguousarray(image[..., c])).resize((width, height), lanczos, box=box)
+            Image.fromarray(np.ascontiguousarray(image[..., c])).resize((width, height), resample, box=box)
         )
         for c in range(image.shape[2])
     ]

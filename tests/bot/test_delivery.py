@@ -46,6 +46,9 @@ async def test_an_upload_answered_after_the_timeout_is_not_sent_again(
     # Telegram applies the edit, but answers after the client's 5 s read timeout.
     fake.fail_next("editMessageMedia", "timeout", then_apply=True, hold=7.0)
     await submit(fake)
+    # The painting (worker start-up included) gets the job's deadline; the held answer and the retry then
+    # get delivered()'s own.
+    await fake.wait_for(lambda: fake.calls("editMessageMedia"), timeout=JOB_TIMEOUT)
     job = await delivered(store_of(bot))
     assert [c.status for c in fake.calls("editMessageMedia")][:1] == [0]
     assert len(fake.calls("editMessageMedia")) >= 2  # tried again, as an edit of the same message

@@ -308,11 +308,17 @@ def fit_long_side(
     image: np.ndarray, max_size: int, resample: Image.Resampling = Image.Resampling.LANCZOS
 ) -> np.ndarray:
     """Scale down so the long side is at most `max_size`; smaller images are returned unchanged."""
-    height, width = image.shape[:2]
+    size = fitted_size(image.shape, max_size)
+    return image if size == image.shape[:2] else resize(image, size, resample=resample)
+
+
+def fitted_size(shape: tuple[int, ...], max_size: int) -> tuple[int, int]:
+    """The (height, width) `fit_long_side` gives an image of `shape` (H, W, …)."""
+    height, width = shape[:2]
     scale = max_size / max(height, width)
     if scale >= 1.0:
-        return image
-    return resize(image, (max(1, round(height * scale)), max(1, round(width * scale))), resample=resample)
+        return height, width
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def resize(

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from engine.compiled import AdamState, Compiled, compiled
-from engine.images import fit_long_side, preserve_colors, resize
+from engine.images import fit_long_side, fitted_size, preserve_colors, resize
 from engine.inputs import style_size
 from engine.lbfgs import LbfgsStats, lbfgs
 from engine.multiscale import levels, schedule
@@ -62,17 +62,24 @@ def prepare(
     if not styles:
         raise ValueError("at least one style image is needed")
     content = fit_long_side(content, params.max_size)
+    return content, size_styles(styles, content.shape, params, enlarge)
+
+
+def size_styles(
+    styles: Sequence[np.ndarray], painting: tuple[int, ...], params: StyleParams, enlarge: bool = True
+) -> list[np.ndarray]:
+    """Each style scaled for a painting of shape `painting` (H, W, …), as `prepare` scales them."""
     scales = params.style_scales or (1.0,) * len(styles)
     if len(scales) != len(styles):
         raise ValueError(f"{len(scales)} style scales for {len(styles)} style images")
     sized = []
     for style, scale in zip(styles, scales, strict=True):
-        height, width = style_size(style.shape, content.shape, scale)
+        height, width = style_size(style.shape, painting, scale)
         if not enlarge and height * width > style.shape[0] * style.shape[1]:
             sized.append(style)
         else:
             sized.append(resize(style, (height, width)))
-    return content, sized
+    return sized
 
 
 def initial_image(
@@ -193,7 +200,7 @@ def coarser_levels(
         return []
     out: list[LevelInput] = []
     for level in levels(side, params.multiscale_base):
-        sized = prepare(content, styles, params.with_overrides(max_size=level))[1]
+        sized = size_styles(styles, fitted_size(content.shape, level), params)  # the photo itself not resized
         out.append(((round(canvas[0] * level / side), round(canvas[1] * level / side)), sized))
     return out
 

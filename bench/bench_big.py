@@ -22,7 +22,8 @@ are at most 1200 px wide, and a finer scale never enlarges a style beyond its ow
           shrunk to the coarser scales (default: the engine's; 0: off, the engine before it had them), and
           --level-filter how it is shrunk (engine.objective.LEVEL_FILTER, a tf.image.resize method: lanczos3,
           bilinear, bicubic, mitchellcubic…). --finer changes StyleParams at the scales above the base only
-          (--finer tv_weight=1.0); --pooling is StyleParams.pooling. With --every K the held-out distance
+          (--finer tv_weight=1.0; it tells them by their coarser levels, so not with --levels 0);
+          --pooling is StyleParams.pooling. With --every K the held-out distance
           of every K-th iteration's image is printed (a curve per scale).
   all     every job below, each in its own process (so each peak is its own; with --lock, each under flock),
           skipping those already done:
@@ -176,6 +177,8 @@ def job(args: argparse.Namespace) -> None:
         factor = args.size / max(original)
         content = resize(content, (round(original[0] * factor), round(original[1] * factor)))
     if args.finer:
+        if args.levels == 0:
+            raise SystemExit("--finer needs the coarser levels: it tells a finer scale by them")
         changes = {k: float(v) for k, v in (item.split("=") for item in args.finer)}
         plain = engine.stylize.Objective
 

@@ -8,7 +8,7 @@
         store.sessions  get, set_content, set_style_upload, set_style_preset, set_options, reset, expire
         store.presets   add, remove, get, all            (names checked by validate_preset_name)
         store.settings  get, set, history, defaults, limits
-        store.users     touch, get
+        store.users     touch, get, record_upload, daily_wait, forget_uploads
         store.inbox     add, done, take_unfinished  (updates whose handling a crash cut short)
         store.files     DataDir: save_upload, save_preset, result_path, save_result, remove_results
         await store.stats(); await store.purge_files()

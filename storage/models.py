@@ -146,7 +146,8 @@ class Settings:
 
     iterations: int = 500  # optimisation steps per job
     max_image_size: int = 1024  # longest side of the output in pixels
-    retention_days: int = 7  # how long finished jobs keep their result files
+    retention_days: int = 7  # days finished jobs keep their result files
+    input_retention_days: int = 1  # days finished jobs keep their uploads (photo and style)
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,7 @@ class Limits:
     iterations: tuple[int, int] = (1, 5000)
     max_image_size: tuple[int, int] = (64, 4096)
     retention_days: tuple[int, int] = (1, 365)
+    input_retention_days: tuple[int, int] = (0, 365)
 
 
 @dataclass(frozen=True)

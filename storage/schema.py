@@ -168,7 +168,13 @@ V5 = (
 # jobs: their work is reckoned from iterations and size as before.
 V6 = ("ALTER TABLE jobs ADD COLUMN work REAL",)
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (V1, V2, V3, V4, V5, V6)
+# Version 7: when each user sent each picture, for the daily limit (rows older than a day are purged).
+V7 = (
+    "CREATE TABLE uploads (user_id INTEGER NOT NULL, at REAL NOT NULL)",
+    "CREATE INDEX uploads_user ON uploads (user_id, at)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (V1, V2, V3, V4, V5, V6, V7)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -95,25 +95,27 @@ class Store:
         )
 
     async def purge_files(self, grace: float = 3600.0) -> int:
-        """Delete results of finished jobs older than the retention setting, and unused files.
+        """Delete the files finished jobs no longer keep, and unused files; forget day-old uploads.
 
-        A file under uploads/, presets/ or results/ is unused when no unfinished or retained job,
-        session or preset names it and it is older than `grace` seconds (so a file saved just before
-        the row naming it is written survives). Returns how many files were deleted.
+        A finished job keeps its results `retention_days` and its uploads `input_retention_days` after it
+        finished. A file under uploads/, presets/ or results/ is unused when no unfinished or retained
+        job, session or preset names it and it is older than `grace` seconds (so a file saved just
+        before the row naming it is written survives). Returns how many files were deleted.
         """
         settings = await self.settings.get()
         now = self._db.clock()
-        cutoff = now - settings.retention_days * DAY
+        results_cutoff = now - settings.retention_days * DAY
+        inputs_cutoff = now - settings.input_retention_days * DAY
         async with self._db.transaction() as tx:
             expired = await tx.fetchall(
                 "UPDATE jobs SET result_path = NULL WHERE result_path IS NOT NULL"
                 " AND status IN ('delivered', 'failed', 'cancelled') AND finished_at < ? RETURNING id",
-                (cutoff,),
+                (results_cutoff,),
             )
             jobs = await tx.fetchall(
                 "SELECT content_path, style_paths FROM jobs"
                 " WHERE status IN ('queued', 'running', 'done') OR finished_at >= ?",
-                (cutoff,),
+                (inputs_cutoff,),
             )
             sessions = await tx.fetchall("SELECT content_path, style_path FROM sessions")
             presets = await tx.fetchall("SELECT image_path FROM presets")
@@ -133,6 +135,7 @@ class Store:
             if _identity(path) not in used and path.stat().st_mtime < now - grace
         ]
         count += remove(unused)
+        await self.users.forget_uploads(before=now - DAY)
         logger.info("Purged %d files", count)
         return count
 

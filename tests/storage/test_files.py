@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import DataDir, JobStatus, Store
+from storage import DataDir, JobStatus, Settings, Store
 from tests.storage.support import REQUEST, FakeClock
 
 DAY = 86_400.0
@@ -131,3 +131,45 @@ async def test_purge_compares_files_not_path_strings(tmp_path: Path, monkeypatch
         assert await store.purge_files(grace=60) == 0
     assert upload.exists()
     assert preset.exists()
+
+
+async def _delivered(store: Store, content: Path, style: Path) -> tuple[int, Path]:
+    """A job painted and delivered now; its id and result file."""
+    job = await store.jobs.submit(1, 1, content, [style], REQUEST)
+    await store.jobs.claim_next()
+    result = store.files.save_result(job.id, b"painting")
+    await store.jobs.finish(job.id, result)
+    await store.jobs.mark_delivered(job.id)
+    return job.id, result
+
+
+@pytest.mark.parametrize(("inputs_days", "results_days"), [(1, 7), (2, 3), (0, 1)])
+async def test_purge_keeps_inputs_and_results_for_their_configured_days(
+    tmp_path: Path, inputs_days: int, results_days: int
+) -> None:
+    clock = FakeClock(time.time())
+    settings = Settings(retention_days=results_days, input_retention_days=inputs_days)
+    async with Store.open(tmp_path, defaults=settings, clock=clock) as store:
+        content, style = store.files.save_upload(b"photo", ".jpg"), store.files.save_upload(b"style", ".png")
+        preset = store.files.save_preset(b"preset", ".jpg")
+        await store.presets.add("monet", preset, added_by=1)
+        for path in (content, style, preset):
+            os.utime(path, (clock.now - DAY, clock.now - DAY))  # all saved well before the grace period
+        job_id, result = await _delivered(store, content, style)
+        _, preset_result = await _delivered(store, content, preset)
+        finished = clock.now
+
+        async def kept_after(days: float) -> list[bool]:
+            clock.now = finished + days * DAY
+            await store.purge_files(grace=60)
+            return [path.exists() for path in (content, style, preset, result, preset_result)]
+
+        if inputs_days:
+            assert await kept_after(inputs_days - 0.1) == [True] * 5
+        assert await kept_after(inputs_days + 0.1) == [False, False, True, True, True]
+        assert await kept_after(results_days - 0.1) == [False, False, True, True, True]
+        assert await kept_after(results_days + 0.1) == [False, False, True, False, False]
+        job = await store.jobs.get(job_id)
+        assert job is not None
+        assert (job.status, job.result_path) == (JobStatus.DELIVERED, None)
+        assert await store.presets.get("monet") is not None

@@ -271,7 +271,7 @@ async def test_version_4_jobs_and_chats_read_back_with_the_medium_brush(tmp_path
         changed = await store.sessions.set_options(10, 1, replace(session.options, brush="large"))
         assert changed.options.brush == "large"
 
-    assert _version(path) == SCHEMA_VERSION == 6
+    assert _version(path) == SCHEMA_VERSION == 7
     with sqlite3.connect(path) as conn:  # no work was given: estimated from iterations and size
         assert conn.execute("SELECT COUNT(*) FROM jobs WHERE work IS NULL").fetchone() == (4,)
 

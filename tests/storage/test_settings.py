@@ -12,7 +12,9 @@ from tests.storage.support import START, FakeClock
 
 async def test_defaults_come_from_configuration(tmp_path: Path) -> None:
     async with Store.open(tmp_path, defaults=Settings(iterations=300)) as store:
-        assert await store.settings.get() == Settings(iterations=300, max_image_size=1024, retention_days=7)
+        assert await store.settings.get() == Settings(
+            iterations=300, max_image_size=1024, retention_days=7, input_retention_days=1
+        )
 
 
 async def test_set_records_who_changed_what(store: Store, clock: FakeClock) -> None:
@@ -44,6 +46,8 @@ async def test_set_records_who_changed_what(store: Store, clock: FakeClock) -> N
         ("max_image_size", 4097),
         ("retention_days", 0),
         ("retention_days", 366),
+        ("input_retention_days", -1),
+        ("input_retention_days", 366),
     ],
 )
 async def test_values_out_of_bounds_are_refused(store: Store, name: str, value: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,33 @@ async def test_stats_of_an_empty_store(store: Store) -> None:
 
     assert set(stats.jobs_by_status.values()) == {0}
     assert (stats.mean_duration, stats.users_today, stats.jobs_today) == (None, 0, 0)
+
+
+async def test_the_daily_limit_rolls_with_each_picture(store: Store, clock: FakeClock) -> None:
+    """Three pictures a day: the fourth waits until the first of the last three is 24 hours old."""
+    for _ in range(3):
+        assert await store.users.daily_wait(5, limit=3) is None
+        await store.users.record_upload(5)
+        clock.advance(3600)
+
+    assert await store.users.daily_wait(5, limit=3) == DAY - 3 * 3600  # the first was sent 3 h ago
+    assert await store.users.daily_wait(6, limit=3) is None  # another user's count is their own
+    assert await store.users.daily_wait(5, limit=4) is None
+    clock.advance(DAY - 3 * 3600)
+    assert await store.users.daily_wait(5, limit=3) is None
+    await store.users.record_upload(5)
+    assert await store.users.daily_wait(5, limit=3) == 3600  # now the second is the oldest of three
+
+
+async def test_purge_forgets_uploads_older_than_a_day(store: Store, clock: FakeClock) -> None:
+    await store.users.record_upload(5)
+    clock.advance(DAY + 1)
+    await store.users.record_upload(5)
+    await store.users.record_upload(6)
+
+    await store.purge_files()
+
+    with sqlite3.connect(store.files.db_path) as conn:
+        rows = conn.execute("SELECT user_id, at FROM uploads ORDER BY user_id").fetchall()
+    conn.close()
+    assert rows == [(5, START + DAY + 1), (6, START + DAY + 1)]

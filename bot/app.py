@@ -93,10 +93,13 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     if config is None:
         raise RuntimeError("build_application sets the configuration")
     weights, vgg = await asyncio.to_thread(_weights, config.weights)
-    store = await Store.open(
-        config.data_dir,
-        defaults=Settings(iterations=config.default_iterations, max_image_size=config.max_image_size),
+    defaults = Settings(
+        iterations=config.default_iterations,
+        max_image_size=config.max_image_size,
+        retention_days=config.retention_days,
+        input_retention_days=config.input_retention_days,
     )
+    store = await Store.open(config.data_dir, defaults=defaults)
     await _sync_preset_folder(store, store.files.presets)
     for item in await store.inbox.take_unfinished():
         logger.info("update %d: handling it again after a restart", item.update_id)

@@ -14,6 +14,7 @@ from typing import Literal, cast
 from urllib.parse import urlsplit
 
 from engine.params import Precision
+from storage import Limits
 
 
 class ConfigError(ValueError):
@@ -29,6 +30,13 @@ DEFAULT_SIZE_GPU = 2048
 WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 # A host name for BOT_WEBHOOK_LISTEN: letters, digits, dots and hyphens.
 HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
+# BOT_MIN_FREE_DISK: a number of bytes, or of K, M, G or T (powers of 1024), as in `500M` or `1.5GiB`.
+SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
+SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+GIB = 1024**3
+# The retention settings' bounds are the store's, so that a value accepted here is one it accepts.
+RETENTION = Limits().retention_days
+INPUTS = Limits().input_retention_days
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,17 @@ class Config:
     progress_interval: float = 3.0  # seconds between two edits of a status message
     max_queued_per_user: int = 3
     uploads_per_minute: int = 10  # pictures one user may send in any minute (an album of two counts 2)
+    # Pictures one user may send in any 24 hours (admins: no limit). 50 is a busy day of trying styles, and
+    # bounds one user's share of the painters (50 paintings of 2-6 min each on a CPU: 2-5 hours of a
+    # worker) and of the disk (at most 1 GB of uploads, 20 MB each).
+    daily_limit_per_user: int = 50
+    retention_days: int = 7  # days a finished job keeps its result files
+    # Days a finished job keeps its photo and style upload: nothing paints them again once delivered, so a
+    # day covers a retry or a question about it, and a flood costs the disk one day, not a week.
+    input_retention_days: int = 1
+    # Free bytes on BOT_DATA_DIR's disk below which new pictures are refused: enough for the results and
+    # the database of the jobs under way, and for SQLite to keep writing.
+    min_free_disk: int = GIB
     webhook_url: str | None = None  # the public URL Telegram posts updates to; None: long polling
     webhook_host: str = "0.0.0.0"  # the address the webhook server binds ("::" for IPv6)
     webhook_port: int = 8443
@@ -118,6 +137,10 @@ class Config:
             progress_interval=_float(env, "BOT_PROGRESS_INTERVAL", cls.progress_interval, low=0.0),
             max_queued_per_user=_int(env, "BOT_MAX_QUEUED_PER_USER", cls.max_queued_per_user, low=1),
             uploads_per_minute=_int(env, "BOT_UPLOADS_PER_MINUTE", cls.uploads_per_minute, low=1),
+            daily_limit_per_user=_int(env, "BOT_DAILY_LIMIT_PER_USER", cls.daily_limit_per_user, low=1),
+            retention_days=_int(env, "BOT_RETENTION_DAYS", cls.retention_days, *RETENTION),
+            input_retention_days=_int(env, "BOT_INPUT_RETENTION_DAYS", cls.input_retention_days, *INPUTS),
+            min_free_disk=_size(env, "BOT_MIN_FREE_DISK", cls.min_free_disk),
             webhook_url=webhook_url,
             webhook_host=webhook_host,
             webhook_port=webhook_port,
@@ -217,6 +240,18 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int | 
     if value < low or (high is not None and value > high):
         raise ConfigError(f"{name} must be between {low} and {high or 'any'}, not {value}")
     return value
+
+
+def _size(env: Mapping[str, str], name: str, default: int) -> int:
+    """A number of bytes: `1073741824`, `500M`, `2G`, `1.5GiB` (K, M, G and T are powers of 1024)."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    match = SIZE.fullmatch(text)
+    if match is None:
+        raise ConfigError(f"{name} must be a size such as 500M, 2G or a number of bytes, not {text!r}")
+    number, unit = match.groups()
+    return int(float(number) * SIZE_UNITS[unit.upper()])
 
 
 def _float(env: Mapping[str, str], name: str, default: float, low: float) -> float:

@@ -41,6 +41,10 @@ def test_every_variable_is_read() -> None:
             "LOG_LEVEL": "debug",
             "BOT_PROGRESS_INTERVAL": "5",
             "BOT_MAX_QUEUED_PER_USER": "4",
+            "BOT_DAILY_LIMIT_PER_USER": "20",
+            "BOT_RETENTION_DAYS": "30",
+            "BOT_INPUT_RETENTION_DAYS": "0",
+            "BOT_MIN_FREE_DISK": "500M",
         }
     )
     assert config == Config(
@@ -61,6 +65,10 @@ def test_every_variable_is_read() -> None:
         log_level="DEBUG",
         progress_interval=5.0,
         max_queued_per_user=4,
+        daily_limit_per_user=20,
+        retention_days=30,
+        input_retention_days=0,
+        min_free_disk=500 * 1024**2,
     )
     assert config.is_admin(22)
     assert not config.is_admin(2)
@@ -88,12 +96,44 @@ def test_the_default_size_is_the_cpus_unless_set_and_never_above_the_maximum() -
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL must be"),
         ({"BOT_PROGRESS_INTERVAL": "-1"}, "BOT_PROGRESS_INTERVAL must be at least 0"),
         ({"BOT_PREVIEWS": "sometimes"}, "BOT_PREVIEWS must be on or off"),
+        ({"BOT_DAILY_LIMIT_PER_USER": "0"}, "BOT_DAILY_LIMIT_PER_USER must be between 1 and any, not 0"),
+        ({"BOT_RETENTION_DAYS": "0"}, "BOT_RETENTION_DAYS must be between 1 and 365, not 0"),
+        ({"BOT_INPUT_RETENTION_DAYS": "-1"}, "BOT_INPUT_RETENTION_DAYS must be between 0 and 365, not -1"),
+        ({"BOT_INPUT_RETENTION_DAYS": "a week"}, "BOT_INPUT_RETENTION_DAYS must be a whole number"),
+        ({"BOT_MIN_FREE_DISK": "lots"}, "BOT_MIN_FREE_DISK must be a size such as 500M, 2G"),
+        ({"BOT_MIN_FREE_DISK": "-1G"}, "BOT_MIN_FREE_DISK must be a size"),
+        ({"BOT_MIN_FREE_DISK": "2 P"}, "BOT_MIN_FREE_DISK must be a size"),
     ],
 )
 def test_mistakes_are_named(env: dict[str, str], message: str) -> None:
     full = {"TELEGRAM_BOT_TOKEN": "123:abc", **env} if "TELEGRAM_BOT_TOKEN" not in message else env
     with pytest.raises(ConfigError, match=message):
         Config.from_env(full)
+
+
+def test_disk_defaults() -> None:
+    config = Config.from_env({"TELEGRAM_BOT_TOKEN": "123:abc"})
+    assert (config.daily_limit_per_user, config.retention_days, config.input_retention_days) == (50, 7, 1)
+    assert config.min_free_disk == 1024**3
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("0", 0),
+        ("1073741824", 1024**3),
+        ("500M", 500 * 1024**2),
+        ("2G", 2 * 1024**3),
+        ("2g", 2 * 1024**3),
+        ("1.5GiB", 3 * 1024**3 // 2),
+        ("750 MB", 750 * 1024**2),
+        ("1T", 1024**4),
+        ("64K", 64 * 1024),
+    ],
+)
+def test_min_free_disk_takes_bytes_or_units(text: str, size: int) -> None:
+    config = Config.from_env({"TELEGRAM_BOT_TOKEN": "123:abc", "BOT_MIN_FREE_DISK": text})
+    assert config.min_free_disk == size
 
 
 def start_bot(env: dict[str, str], folder: Path) -> subprocess.CompletedProcess[str]:

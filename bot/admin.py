@@ -117,11 +117,14 @@ async def delstyle(message: Message, user: User, context: BotContext, args: list
 
 @admin_command
 async def stats(message: Message, user: User, context: BotContext, args: list[str]) -> None:
-    """/stats: jobs per status, mean duration, users today."""
+    """/stats: jobs per status, mean duration, users today, free disk space."""
     s = await context.store.stats()
     by_status = [(str(k), v) for k, v in s.jobs_by_status.items() if v]
     texts = texts_for(user.language_code)
-    await message.reply_text(texts.stats(by_status, s.mean_duration, s.users_today, s.jobs_today))
+    disk = context.uploads.disk
+    lines = [texts.stats(by_status, s.mean_duration, s.users_today, s.jobs_today)]
+    lines.append(texts.disk_space(disk.free(), disk.floor))
+    await message.reply_text("\n".join(lines))
 
 
 def preset_files(folder: Path) -> list[Path]:

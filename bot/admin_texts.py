@@ -58,6 +58,26 @@ class AdminTexts(Translated):
         ]
         return "\n".join(lines)
 
+    def disk_space(self, free: int, floor: int) -> str:
+        """The free disk space for /stats, and whether new pictures are refused for want of it."""
+        if free < floor:
+            return self._(
+                "Free disk space: {free}, under the {floor} floor: new pictures are refused.",
+                free=self.size(free),
+                floor=self.size(floor),
+            )
+        return self._(
+            "Free disk space: {free} (new pictures are refused under {floor}).",
+            free=self.size(free),
+            floor=self.size(floor),
+        )
+
+    def size(self, count: int) -> str:
+        """A number of bytes in GiB, or MiB under one GiB."""
+        if count >= 1024**3:
+            return self._("{value} GiB", value=f"{count / 1024**3:.1f}")
+        return self._("{value} MiB", value=count >> 20)
+
     def state(self, state: str) -> str:
         """A job status's name (storage's JobStatus values)."""
         names = {

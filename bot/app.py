@@ -24,7 +24,8 @@ from bot.config import DEFAULT_SIZE_GPU, Config
 from bot.context import CONTEXT_TYPES, BotData, Handler
 from bot.dispatcher import Dispatcher
 from bot.i18n import ENGLISH, LANGUAGES, texts_in
-from bot.ordering import ChatOrderedProcessor, UploadLimiter
+from bot.limits import Uploads
+from bot.ordering import ChatOrderedProcessor
 from engine.weights import VGGWeights
 from engine.workers.jobs import EngineBackend
 from engine.workers.local import EnginePool, detect_gpus
@@ -53,7 +54,7 @@ def build_application(config: Config) -> Application:  # type: ignore[type-arg]
     )
     data: BotData = app.bot_data
     data.config = config
-    data.uploads = UploadLimiter(config.uploads_per_minute)
+    data.uploads = Uploads(config)
     admin_commands = [
         ("iterations", admin.iterations),
         ("addstyle", admin.addstyle),

@@ -12,7 +12,7 @@ from telegram.ext import Application, CallbackContext, ContextTypes, ExtBot
 
 from bot.config import Config
 from bot.dispatcher import Dispatcher
-from bot.ordering import UploadLimiter
+from bot.limits import Uploads
 from storage import Store
 
 T = TypeVar("T")
@@ -24,7 +24,7 @@ class BotData:
     """The application's `bot_data`: the configuration from the start, the rest once `post_init` ran."""
 
     config: Config | None = None
-    uploads: UploadLimiter | None = None
+    uploads: Uploads | None = None
     store: Store | None = None
     dispatcher: Dispatcher | None = None
     # Telegram's file id of the presets' sheet last sent, by the sheet's file name (its presets' key).
@@ -59,7 +59,7 @@ class BotContext(CallbackContext[ExtBot[None], dict, dict, BotData]):  # type: i
         return _ready(self.bot_data.dispatcher)
 
     @property
-    def uploads(self) -> UploadLimiter:
+    def uploads(self) -> Uploads:
         return _ready(self.bot_data.uploads)
 
 

@@ -55,8 +55,7 @@ async def _image(update: Update, context: BotContext) -> None:
     if known.active_jobs >= context.config.max_queued_per_user:
         await message.reply_text(texts.queue_full(known.active_jobs))
         return
-    if not context.uploads.allow(user.id):
-        await message.reply_text(texts.too_many_uploads)
+    if not await context.uploads.admit(message, texts, user.id, store):
         return
     data = await download_image(message, texts)
     if data is None:

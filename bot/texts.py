@@ -77,6 +77,20 @@ class Texts(AdminTexts):
 
     too_many_uploads = Text("That's a lot of pictures at once. Please wait a minute, then send it again.")
 
+    def daily_limit(self, count: int, wait: float) -> str:
+        return self.ngettext(
+            "You've sent {count} picture in the last 24 hours, the most I take from one person in a day. "
+            "You can send the next one in {time}.",
+            "You've sent {count} pictures in the last 24 hours, the most I take from one person in a day. "
+            "You can send the next one in {time}.",
+            count,
+            time=self.duration(wait),
+        )
+
+    short_of_disk = Text(
+        "I'm short of disk space, so I can't take new pictures right now. Please try again later."
+    )
+
     def bad_image(
         self, problem: ImageProblem, width: int | None, height: int | None, limit: float | None
     ) -> str:

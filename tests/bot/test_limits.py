@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot import ordering
-from bot.ordering import UploadLimiter
+from bot import limits
+from bot.limits import UploadLimiter
 
 
 def test_the_window_slides_and_refusals_do_not_count() -> None:
@@ -15,7 +15,7 @@ def test_the_window_slides_and_refusals_do_not_count() -> None:
 
 
 def test_idle_users_are_forgotten_once_many_are_tracked(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(ordering, "MAX_TRACKED_USERS", 3)
+    monkeypatch.setattr(limits, "MAX_TRACKED_USERS", 3)
     limiter = UploadLimiter(1, window=10.0)
     for user in (1, 2, 3):
         assert limiter.allow(user, now=0.0)

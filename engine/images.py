@@ -113,10 +113,12 @@ def inspect_image(
 ) -> ImageInfo:
     """Check a file or bytes from its header: format, size and frames; refuse what `load_image` would.
 
-    With `verify`, damaged or cut-off data is caught cheaply too: a JPEG is decoded at 1/8 scale (all of
-    its data is read, an eighth of its pixels stored), a PNG's chunks are checked against their CRCs
-    without inflating them, and a WebP is refused by Pillow at opening unless it is complete. Errors call
-    the input `name` (default: its path).
+    With `verify`, damaged or cut-off data is caught cheaply too: a baseline JPEG is decoded at 1/8 scale
+    (all of its data is read, an eighth of its pixels stored), a PNG's chunks are checked against their
+    CRCs without inflating them, and a WebP is refused by Pillow at opening unless it is complete. A
+    progressive JPEG is not decoded: at any scale its decoder holds all its DCT coefficients, 3–6 bytes a
+    pixel, so damage in its data shows only when it is loaded. Errors call the input `name` (default: its
+    path).
     """
     name = _name(source, name)
     with _opened(source, name, max_pixels) as img:
@@ -126,7 +128,7 @@ def inspect_image(
             "JPEG" if img.format == "MPO" else str(img.format), width, height, getattr(img, "n_frames", 1)
         )
         if verify:
-            if img.format in ("JPEG", "MPO"):
+            if img.format in ("JPEG", "MPO") and not img.info.get("progressive"):
                 img.draft(None, (max(1, img.width // 8), max(1, img.height // 8)))
                 img.load()
             elif img.format == "PNG":

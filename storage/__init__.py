@@ -2,10 +2,11 @@
 
     async with Store.open(data_dir, defaults=Settings(iterations=300), clock=time.time) as store:
         store.recovery  RecoveryReport: jobs requeued or failed at open, results still to deliver
-        store.jobs      submit (a JobRequest), claim_next, update_progress, set_status_message,
-                        set_preview_message, finish, mark_delivered, fail, cancel, requeue, release, get,
-                        active_for_chat, running, undelivered, queue_position
-        store.sessions  get, set_content, set_style_upload, set_style_preset, set_options, reset, expire
+        store.jobs      submit (a JobRequest; held until open), open, claim_next, update_progress,
+                        set_preview_message, finish, mark_delivered, fail, cancel, requeue, repaint,
+                        release, get, active_for_chat, queue_position
+        store.sessions  get, set_content (with its message), set_style_upload, set_style_preset,
+                        set_options, reset, expire
         store.presets   add, remove, get, all            (names checked by validate_preset_name)
         store.settings  get, set, history, defaults, limits
         store.users     touch, get, record_upload, daily_wait, forget_uploads

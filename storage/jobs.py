@@ -52,11 +52,18 @@ class Jobs:
         style_paths: Sequence[Path],
         request: JobRequest,
         *,
+        content_size: tuple[int, int] | None = None,
         handled_update: int | None = None,
         work: float | None = None,
+        held: bool = False,
     ) -> Job:
-        """Queue a job that is to make what `request` says; `work` is its cost in iterations at
-        REFERENCE_SIZE (None: its iterations at its size).
+        """Queue a job that is to make what `request` says.
+
+        `content_size` is the photo's upright (width, height); `work` the job's cost in iterations at
+        REFERENCE_SIZE (None: its iterations at its size). A `held` job is not claimed until `open`
+        records its status message, so the bot can send that message knowing the job's id and the
+        dispatcher never starts a job whose chat does not show it yet; `recover` opens what a crash
+        left held.
 
         In the same transaction the chat's session forgets the photos the job took, and the inbox
         forgets `handled_update` (the message that completed the job): a crash leaves either all of it
@@ -69,8 +76,9 @@ class Jobs:
             # `params` held the request as JSON before schema version 4; old rows still have it.
             job_id = await tx.insert(
                 "INSERT INTO jobs (chat_id, user_id, content_path, style_paths, params, iterations, max_size,"
-                " optimizer, initial, margin, preserve_colors, style_strength, fast, brush, work, created_at)"
-                " VALUES (?, ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " optimizer, initial, margin, preserve_colors, style_strength, fast, brush, work, created_at,"
+                " intake_pending, content_width, content_height)"
+                " VALUES (?, ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     chat_id,
                     user_id,
@@ -87,6 +95,8 @@ class Jobs:
                     request.brush,
                     work,
                     now,
+                    int(held),
+                    *(content_size or (None, None)),
                 ),
             )
             await tx.execute(
@@ -104,6 +114,16 @@ class Jobs:
         logger.debug("job %d: queued for chat %d", job_id, chat_id)
         return _job(row)
 
+    async def open(self, job_id: int, status_message_id: int | None) -> Job:
+        """Record the job's status message (None: it could not be sent) and let the dispatcher claim it."""
+        row = await self._db.fetchone(
+            "UPDATE jobs SET status_message_id = ?, intake_pending = 0 WHERE id = ? RETURNING *",
+            (status_message_id, job_id),
+        )
+        if row is None:
+            raise KeyError(job_id)
+        return _job(row)
+
     async def claim_next(self, fast: bool = False) -> Job | None:
         """Atomically move the next queued job to `running` and return it, or None if none waits.
 
@@ -114,7 +134,8 @@ class Jobs:
         """
         row = await self._db.fetchone(
             "UPDATE jobs SET status = 'running', started_at = ?, progress = 0, progress_total = iterations"
-            f" WHERE id = (SELECT q.id FROM jobs q WHERE q.status = 'queued' AND {_lane('q')} = ? ORDER BY"
+            " WHERE id = (SELECT q.id FROM jobs q WHERE q.status = 'queued' AND q.intake_pending = 0"
+            f" AND {_lane('q')} = ? ORDER BY"
             " (SELECT COUNT(*) FROM jobs r WHERE r.user_id = q.user_id AND r.status = 'running'), q.id"
             " LIMIT 1) AND status = 'queued' RETURNING *",
             (self._db.clock(), int(fast)),
@@ -133,22 +154,19 @@ class Jobs:
         )
         return bool(rows)
 
-    async def set_status_message(self, job_id: int, message_id: int) -> None:
-        """Remember the id of the chat message that shows the job's progress."""
-        await self._db.fetchall("UPDATE jobs SET status_message_id = ? WHERE id = ?", (message_id, job_id))
-
     async def set_preview_message(self, job_id: int, message_id: int) -> None:
         """Remember the id of the photo message that shows the job's instant preview."""
         await self._db.fetchall("UPDATE jobs SET preview_message_id = ? WHERE id = ?", (message_id, job_id))
 
-    async def finish(self, job_id: int, result_path: Path) -> bool:
-        """`running → done` with the result's path; False if the job was not running."""
+    async def finish(self, job_id: int, result_path: Path, shrunk_to: int | None = None) -> bool:
+        """`running → done` with the result's path (and the long side painted, if memory made it smaller
+        than asked); False if the job was not running."""
         changed = await self._transition(
             job_id,
             (JobStatus.RUNNING,),
             JobStatus.DONE,
-            "result_path = ?, finished_at = ?, progress = progress_total, error = NULL",
-            (str(result_path), self._db.clock()),
+            "result_path = ?, shrunk_to = ?, finished_at = ?, progress = progress_total, error = NULL",
+            (str(result_path), shrunk_to, self._db.clock()),
         )
         if changed:
             logger.debug("job %d: done", job_id)
@@ -199,6 +217,19 @@ class Jobs:
             logger.debug("job %d: lost its worker (%s); %s", job_id, error, "failed" if failed else "queued")
         return _job(row) if row is not None and (requeued or failed) else None
 
+    async def repaint(self, job_id: int, error: str) -> Job | None:
+        """A done job whose result cannot be delivered (lost, unreadable): back to `queued` to be painted
+        again (attempts + 1), or `failed` after too many attempts. Returns the job as it is now, or None
+        if it was not done."""
+        async with self._db.transaction() as tx:
+            requeued, failed = await _requeue(
+                tx, self._db.clock(), "id = ? AND status = 'done'", (job_id,), error
+            )
+            row = await tx.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        if requeued or failed:
+            logger.debug("job %d: result lost (%s); %s", job_id, error, "failed" if failed else "queued")
+        return _job(row) if row is not None and (requeued or failed) else None
+
     async def release(self, job_id: int) -> bool:
         """`running → queued` without counting an attempt, for a clean shutdown; False if not running."""
         changed = await self._transition(
@@ -219,16 +250,6 @@ class Jobs:
             "SELECT * FROM jobs WHERE chat_id = ? AND status IN ('queued', 'running', 'done') ORDER BY id",
             (chat_id,),
         )
-        return [_job(row) for row in rows]
-
-    async def running(self) -> list[Job]:
-        """Every running job, oldest first."""
-        rows = await self._db.fetchall("SELECT * FROM jobs WHERE status = 'running' ORDER BY id")
-        return [_job(row) for row in rows]
-
-    async def undelivered(self) -> list[Job]:
-        """Done jobs whose result has not been sent yet, oldest first."""
-        rows = await self._db.fetchall("SELECT * FROM jobs WHERE status = 'done' ORDER BY id")
         return [_job(row) for row in rows]
 
     async def queue_position(self, job_id: int, workers: int = 1) -> QueuePosition | None:
@@ -271,17 +292,26 @@ class Jobs:
         return QueuePosition(position=ahead[0] + 1, running=running[0], estimate=estimate)
 
     async def recover(self) -> RecoveryReport:
-        """Requeue jobs a crash left running and list done jobs still to deliver."""
+        """Requeue jobs a crash left running, open those it left in intake, and list done jobs still to
+        deliver and jobs just failed for running out of attempts (their chats are still to be told)."""
         async with self._db.transaction() as tx:
             requeued, failed = await _requeue(
                 tx, self._db.clock(), "status = 'running'", (), "interrupted by a restart"
             )
+            # Whether its status message went out is unknown: the result comes as a message of its own.
+            await tx.execute("UPDATE jobs SET intake_pending = 0 WHERE intake_pending = 1")
             rows = await tx.fetchall("SELECT * FROM jobs WHERE status = 'done' ORDER BY id")
+            marks = ", ".join("?" for _ in failed)
+            lost = await tx.fetchall(f"SELECT * FROM jobs WHERE id IN ({marks}) ORDER BY id", failed)
         for job_id in requeued:
             logger.warning("job %d: was running at shutdown; queued again", job_id)
         for job_id in failed:
             logger.warning("job %d: was running at shutdown and is out of attempts; failed", job_id)
-        return RecoveryReport(requeued=requeued, failed=failed, undelivered=tuple(_job(row) for row in rows))
+        return RecoveryReport(
+            requeued=requeued,
+            failed=tuple(_job(row) for row in lost),
+            undelivered=tuple(_job(row) for row in rows),
+        )
 
     async def _transition(
         self,
@@ -302,9 +332,9 @@ class Jobs:
 async def _requeue(
     tx: Transaction, now: float, where: str, params: tuple[object, ...], error: str
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Requeue the running jobs matching `where`, or fail those out of attempts; return both id lists."""
+    """Requeue the jobs matching `where`, or fail those out of attempts; return both id lists."""
     rows = await tx.fetchall(
-        "UPDATE jobs SET attempts = attempts + 1, error = ?, progress = 0,"
+        "UPDATE jobs SET attempts = attempts + 1, error = ?, progress = 0, result_path = NULL,"
         " status = CASE WHEN attempts + 1 >= ? THEN 'failed' ELSE 'queued' END,"
         " finished_at = CASE WHEN attempts + 1 >= ? THEN ? ELSE NULL END,"
         f" started_at = NULL WHERE {where} RETURNING id, status",
@@ -317,6 +347,7 @@ async def _requeue(
 
 def _job(row: sqlite3.Row) -> Job:
     result = row["result_path"]
+    width, height = row["content_width"], row["content_height"]
     return Job(
         id=row["id"],
         chat_id=row["chat_id"],
@@ -339,6 +370,8 @@ def _job(row: sqlite3.Row) -> Job:
         progress_total=row["progress_total"],
         status_message_id=row["status_message_id"],
         preview_message_id=row["preview_message_id"],
+        content_size=(width, height) if width and height else None,
+        shrunk_to=row["shrunk_to"],
         attempts=row["attempts"],
         error=row["error"],
         result_path=Path(result) if result is not None else None,

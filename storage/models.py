@@ -79,7 +79,9 @@ class Job:
     progress_total: int
     status_message_id: int | None  # the chat message that shows progress
     preview_message_id: int | None  # the photo message showing the instant preview, replaced by the result
-    attempts: int  # runs lost to a dead worker or a restart
+    content_size: tuple[int, int] | None  # the photo's upright (width, height), as intake read it
+    shrunk_to: int | None  # the long side painted, when free memory made it smaller than asked
+    attempts: int  # runs lost to a dead worker, a restart or a result lost before delivery
     error: str | None
     result_path: Path | None
     created_at: float
@@ -119,6 +121,7 @@ class Session:
     user_id: int | None
     content_path: Path | None = None
     content_size: tuple[int, int] | None = None  # (width, height) in pixels
+    content_message_id: int | None = None  # the message the content photo came in
     style_path: Path | None = None  # the uploaded style, or the chosen preset's image
     style_preset: str | None = None  # the preset's name when the style is a preset
     options: Options = field(default_factory=Options)
@@ -217,5 +220,5 @@ class RecoveryReport:
     """What opening the store found left over from the last run."""
 
     requeued: tuple[int, ...] = ()  # job ids that were running and wait again
-    failed: tuple[int, ...] = ()  # job ids that were running and ran out of attempts
+    failed: tuple[Job, ...] = ()  # jobs that were running and ran out of attempts: the chat is to be told
     undelivered: tuple[Job, ...] = ()  # done jobs whose result still has to be sent

@@ -174,7 +174,20 @@ V7 = (
     "CREATE INDEX uploads_user ON uploads (user_id, at)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (V1, V2, V3, V4, V5, V6, V7)
+# Version 8: intake and delivery carry what they know on the row. A job is queued with `intake_pending`
+# set while the bot sends its status message, and is claimed only once that message is recorded (or
+# known not sent); the photo's upright size, and the long side painted when memory was short, travel
+# with the job; a session remembers the message its photo came in, so a replayed update is known as
+# already applied.
+V8 = (
+    "ALTER TABLE jobs ADD COLUMN intake_pending INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE jobs ADD COLUMN content_width INTEGER",
+    "ALTER TABLE jobs ADD COLUMN content_height INTEGER",
+    "ALTER TABLE jobs ADD COLUMN shrunk_to INTEGER",
+    "ALTER TABLE sessions ADD COLUMN content_message_id INTEGER",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (V1, V2, V3, V4, V5, V6, V7, V8)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -26,16 +26,22 @@ class Sessions:
         row = await self._db.fetchone(_SELECT, (chat_id,))
         return _session(row) if row is not None else Session(chat_id=chat_id, user_id=None)
 
-    async def set_content(self, chat_id: int, user_id: int, path: Path, size: tuple[int, int]) -> Session:
-        """Record the content photo and its (width, height)."""
+    async def set_content(
+        self, chat_id: int, user_id: int, path: Path, size: tuple[int, int], message_id: int | None = None
+    ) -> Session:
+        """Record the content photo, its (width, height) and the message it came in.
+
+        The message id makes the change idempotent for the caller: a replayed update whose message is
+        already the session's content has been applied.
+        """
         width, height = size
         if width < 1 or height < 1:
             raise ValueError(f"image size must be positive, got {size}")
         return await self._update(
             chat_id,
             user_id,
-            "content_path = ?, content_width = ?, content_height = ?",
-            (str(path), width, height),
+            "content_path = ?, content_width = ?, content_height = ?, content_message_id = ?",
+            (str(path), width, height, message_id),
         )
 
     async def set_style_upload(self, chat_id: int, user_id: int, path: Path) -> Session:
@@ -119,7 +125,7 @@ class Sessions:
 
 # What forgetting a chat's inputs sets: the photos go, the options stay.
 CLEAR_INPUTS = (
-    "content_path = NULL, content_width = NULL, content_height = NULL,"
+    "content_path = NULL, content_width = NULL, content_height = NULL, content_message_id = NULL,"
     " style_path = NULL, style_preset_id = NULL"
 )
 
@@ -132,6 +138,7 @@ def _session(row: sqlite3.Row) -> Session:
         user_id=row["user_id"],
         content_path=Path(content) if content is not None else None,
         content_size=(row["content_width"], row["content_height"]) if content is not None else None,
+        content_message_id=row["content_message_id"] if content is not None else None,
         style_path=Path(style) if style is not None else None,
         style_preset=row["preset_name"],
         options=Options(

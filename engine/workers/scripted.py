@@ -55,6 +55,7 @@ class Scripted:
     crashed: bool = False  # end as if the worker died under the job: WORKER_DIED, crashed=True
     output: bytes = WHITE_PNG  # what a done job writes to its spec's output
     seconds: float = 1.0  # what a done job's outcome claims it took
+    shrunk_to: int | None = None  # what a done job's outcome claims it painted at, short of memory
 
 
 @dataclass
@@ -190,7 +191,7 @@ class ScriptedBackend(QueuedPool):
         if script.failure is not None:
             return Outcome.failed(spec.job_id, script.failure, f"scripted {script.failure.value}")
         write_atomic(spec.output, script.output)
-        return Outcome(spec.job_id, "done", spec.output, losses, script.seconds)
+        return Outcome(spec.job_id, "done", spec.output, losses, script.seconds, shrunk_to=script.shrunk_to)
 
     def _finish(self, run: _Run, outcome: Outcome) -> None:
         job_id = run.job.spec.job_id

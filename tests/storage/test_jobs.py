@@ -102,11 +102,10 @@ async def test_happy_path_queued_running_done_delivered(store: Store, clock: Fak
     assert (claimed.id, claimed.status, claimed.started_at) == (job.id, JobStatus.RUNNING, START + 5)
     assert (claimed.progress, claimed.progress_total) == (0, 10)
 
-    await store.jobs.set_status_message(job.id, 4242)
     assert await store.jobs.update_progress(job.id, 4, 10) is True
     running = await store.jobs.get(job.id)
     assert running is not None
-    assert (running.progress, running.progress_total, running.status_message_id) == (4, 10, 4242)
+    assert (running.progress, running.progress_total) == (4, 10)
 
     clock.advance(20)
     assert await store.jobs.finish(job.id, Path("/data/results/job-1.png")) is True
@@ -118,14 +117,14 @@ async def test_happy_path_queued_running_done_delivered(store: Store, clock: Fak
         START + 25,
         10,
     )
-    assert await store.jobs.undelivered() == [done]
+    assert await store.jobs.active_for_chat(job.chat_id) == [done]
 
     clock.advance(1)
     assert await store.jobs.mark_delivered(job.id) is True
     delivered = await store.jobs.get(job.id)
     assert delivered is not None
     assert (delivered.status, delivered.delivered_at) == (JobStatus.DELIVERED, START + 26)
-    assert await store.jobs.undelivered() == []
+    assert await store.jobs.active_for_chat(job.chat_id) == []
     assert await store.jobs.claim_next() is None
 
 
@@ -244,7 +243,7 @@ async def test_active_and_running_lists(store: Store) -> None:
     await store.jobs.claim_next()
 
     assert [job.id for job in await store.jobs.active_for_chat(10)] == [first.id, second.id]
-    assert [job.id for job in await store.jobs.running()] == [second.id]
+    assert [job.status for job in await store.jobs.active_for_chat(10)] == [JobStatus.DONE, JobStatus.RUNNING]
     await store.jobs.mark_delivered(first.id)
     assert [job.id for job in await store.jobs.active_for_chat(10)] == [second.id]
     assert [job.id for job in await store.jobs.active_for_chat(20)] == [other_chat.id]
@@ -355,3 +354,34 @@ async def test_release_requeues_without_counting_an_attempt(store: Store) -> Non
     claimed = await store.jobs.claim_next()
     assert claimed is not None
     assert claimed.id == job.id
+
+
+async def test_a_held_job_is_claimed_only_once_opened_with_its_status_message(store: Store) -> None:
+    held = await store.jobs.submit(
+        1, 1, Path("/u/c.jpg"), [Path("/u/s.jpg")], REQUEST, content_size=(640, 480), held=True
+    )
+    assert held.content_size == (640, 480)
+    assert await store.jobs.claim_next() is None
+    position = await store.jobs.queue_position(held.id)
+    assert position is not None
+    assert position.position == 1  # it is in the queue, only not claimable yet
+    opened = await store.jobs.open(held.id, 77)
+    assert (opened.status_message_id, opened.status) == (77, JobStatus.QUEUED)
+    claimed = await store.jobs.claim_next()
+    assert claimed is not None
+    assert (claimed.id, claimed.status_message_id) == (held.id, 77)
+
+
+async def test_a_lost_result_is_painted_again_until_out_of_attempts(store: Store) -> None:
+    job = await submit(store)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        await store.jobs.claim_next()
+        assert await store.jobs.finish(job.id, Path(f"/r/{attempt}.png"), shrunk_to=300) is True
+        done = await store.jobs.get(job.id)
+        assert done is not None
+        assert (done.result_path, done.shrunk_to) == (Path(f"/r/{attempt}.png"), 300)
+        again = await store.jobs.repaint(job.id, "result unreadable")
+        assert again is not None
+        expected = JobStatus.QUEUED if attempt < MAX_ATTEMPTS else JobStatus.FAILED
+        assert (again.status, again.attempts, again.result_path) == (expected, attempt, None)
+    assert await store.jobs.repaint(job.id, "again") is None  # only a done job is painted again

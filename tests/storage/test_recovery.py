@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from storage import MAX_ATTEMPTS, JobStatus, RecoveryReport, Store
+from storage import MAX_ATTEMPTS, JobRequest, JobStatus, RecoveryReport, Store
 from tests.storage.support import FakeClock, submit
 
 
@@ -58,9 +58,9 @@ async def test_restart_fails_a_job_out_of_attempts(tmp_path: Path) -> None:
             assert claimed.id == job.id
 
     async with Store.open(tmp_path) as store:
-        assert store.recovery == RecoveryReport(requeued=(), failed=(job.id,), undelivered=())
         failed = await store.jobs.get(job.id)
         assert failed is not None
+        assert store.recovery == RecoveryReport(requeued=(), failed=(failed,), undelivered=())
         assert (failed.status, failed.attempts) == (JobStatus.FAILED, MAX_ATTEMPTS)
         assert await store.jobs.claim_next() is None
 
@@ -74,3 +74,17 @@ async def test_second_process_can_skip_recovery(tmp_path: Path) -> None:
             running = await second.jobs.get(job.id)
             assert running is not None
             assert running.status == JobStatus.RUNNING
+
+
+async def test_restart_opens_a_job_held_while_its_status_message_was_being_sent(tmp_path: Path) -> None:
+    async with Store.open(tmp_path) as store:
+        held = await store.jobs.submit(
+            1, 1, Path("/u/c.jpg"), [Path("/u/s.jpg")], JobRequest(iterations=5, max_size=64), held=True
+        )
+        assert await store.jobs.claim_next() is None
+        # A crash before the status message was recorded.
+
+    async with Store.open(tmp_path) as store:
+        claimed = await store.jobs.claim_next()
+        assert claimed is not None
+        assert (claimed.id, claimed.status_message_id) == (held.id, None)

@@ -189,7 +189,7 @@ async def test_version_1_database_upgrades_in_place(tmp_path: Path) -> None:
             100,
             JobRequest(iterations=100, max_size=512),
         )
-        assert [job.id for job in await store.jobs.undelivered()] == [3]
+        assert [job.status for job in await store.jobs.active_for_chat(20)] == [JobStatus.DONE]
         claimed = await store.jobs.claim_next()
         assert claimed is not None
         assert claimed.id == 2
@@ -271,7 +271,7 @@ async def test_version_4_jobs_and_chats_read_back_with_the_medium_brush(tmp_path
         changed = await store.sessions.set_options(10, 1, replace(session.options, brush="large"))
         assert changed.options.brush == "large"
 
-    assert _version(path) == SCHEMA_VERSION == 7
+    assert _version(path) == SCHEMA_VERSION == 8
     with sqlite3.connect(path) as conn:  # no work was given: estimated from iterations and size
         assert conn.execute("SELECT COUNT(*) FROM jobs WHERE work IS NULL").fetchone() == (4,)
 

@@ -19,7 +19,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import admin, commands, intake, options
+from bot import admin, commands, intake, options, thumbnails
 from bot.config import DEFAULT_SIZE_GPU, Config
 from bot.context import CONTEXT_TYPES, BotData, Handler
 from bot.dispatcher import Dispatcher
@@ -33,6 +33,11 @@ from storage import Settings, Store, validate_preset_name
 
 logger = logging.getLogger(__name__)
 
+# Telegram may answer a request seconds after carrying it out (a slow Bot API was seen answering uploads
+# 8 s late). A client that gives up sooner than that cannot tell a request that went through from one that
+# did not, and a send repeated then is a second copy; so requests wait this long for the answer (uploads
+# longer still, by their size: bot/delivery.py), well past PTB's 5 s.
+READ_TIMEOUT = 30.0
 # A photo whose caption is /addstyle NAME adds a preset instead of being painted.
 ADDSTYLE_CAPTION = r"^\s*/addstyle(@\w+)?(\s|$)"
 
@@ -45,6 +50,7 @@ def build_application(config: Config) -> Application:  # type: ignore[type-arg]
         .base_url(config.api_url)
         .base_file_url(config.file_url)
         .context_types(CONTEXT_TYPES)
+        .read_timeout(READ_TIMEOUT)
         .rate_limiter(AIORateLimiter(max_retries=3))
         .concurrent_updates(ChatOrderedProcessor())
         .post_init(_post_init)
@@ -151,6 +157,7 @@ async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
         await asyncio.to_thread(dispatcher.pool.close)
         if dispatcher.previews is not None:
             await asyncio.to_thread(dispatcher.previews.close)
+    await asyncio.to_thread(thumbnails.close)
     if data.store is not None:
         await data.store.close()
 

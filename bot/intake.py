@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import json
 import logging
-from pathlib import Path
 
-from PIL import Image, ImageOps
 from telegram import Message, Update, User
 from telegram.error import TelegramError
 
+from bot import thumbnails
 from bot.context import BotContext, sender
-from bot.dispatcher import cancel_keyboard
 from bot.i18n import texts_for
+from bot.keyboards import cancel_keyboard
 from bot.requests import new_request, work
 from bot.texts import Texts
-from engine.images import ALLOWED_FORMATS, ImageError, inspect_image
-from storage import JobRequest, validate_preset_name
+from engine.images import ImageError, inspect_image
+from storage import validate_preset_name
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +25,6 @@ logger = logging.getLogger(__name__)
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
 IMAGE_MIME_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
 FORMAT_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
-# The status message shows the photo being painted this small until the preview and result replace it.
-THUMBNAIL_SIDE = 320
 # Telegram refuses inline buttons whose callback data is longer than this many bytes.
 CALLBACK_DATA_LIMIT = 64
 
@@ -50,30 +46,36 @@ async def _image(update: Update, context: BotContext) -> None:
     texts = texts_for(user.language_code)
     store = context.store
     command, _, argument = (message.caption or "").strip().partition(" ")
+    by_caption = command.split("@")[0].lower() == "/style"
     # Noted with the user's language, which the job's later messages are written in.
     known = await store.users.touch(user.id, user.language_code)
-    if known.active_jobs >= context.config.max_queued_per_user:
-        await message.reply_text(texts.queue_full(known.active_jobs))
-        return
-    if not await context.uploads.admit(message, texts, user.id, store):
-        return
-    data = await download_image(message, texts)
-    if data is None:
-        return
-    picture, ext, size = data
-    path = await asyncio.to_thread(store.files.save_upload, picture, ext)
     session = await store.sessions.get(message.chat_id)
-    if command.split("@")[0].lower() == "/style":
-        await store.sessions.set_content(message.chat_id, user.id, path, size)
+    # A replayed update (the bot stopped before it finished with it) whose photo is already the chat's
+    # content was applied then: it must not pair with itself, only go on from where it stopped.
+    applied = session.content_path is not None and session.content_message_id == message.message_id
+    if not applied:
+        if known.active_jobs >= context.config.max_queued_per_user:
+            await message.reply_text(texts.queue_full(known.active_jobs))
+            return
+        if not await context.uploads.admit(message, texts, user.id, store):
+            return
+        data = await download_image(message, texts)
+        if data is None:
+            return
+        picture, ext, size = data
+        path = await asyncio.to_thread(store.files.save_upload, picture, ext)
+        if by_caption or session.content_path is None:
+            session = await store.sessions.set_content(
+                message.chat_id, user.id, path, size, message.message_id
+            )
+        else:
+            session = await store.sessions.set_style_upload(message.chat_id, user.id, path)
+    if by_caption:
         if not await choose_preset(message, user, argument.strip(), context):
             return
-    elif session.content_path is None:
-        session = await store.sessions.set_content(message.chat_id, user.id, path, size)
-        if session.style_path is None:
-            await message.reply_text(texts.content_received)
-            return
-    else:
-        await store.sessions.set_style_upload(message.chat_id, user.id, path)
+    elif session.style_path is None:
+        await message.reply_text(texts.content_received)
+        return
     await submit(message, user, context, update.update_id)
 
 
@@ -168,8 +170,10 @@ def preset_hash(name: str) -> str:
 async def submit(message: Message, author: User, context: BotContext, update_id: int | None) -> None:
     """Turn the chat's complete session into a queued job and show where it stands.
 
-    The status message is a photo (the picture being painted, small) so that the preview and then
-    the result can replace it: delivery edits one message and never adds a second copy.
+    The job is queued held, its status message sent, and then the message recorded as the job is
+    opened to the dispatcher: nothing downstream waits for or looks up what intake knows. The status
+    message is a photo (the picture being painted, small) so that the preview and then the result can
+    replace it: delivery edits one message and never adds a second copy.
     """
     store, dispatcher = context.store, context.dispatcher
     session = await store.sessions.get(message.chat_id)
@@ -189,48 +193,38 @@ async def submit(message: Message, author: User, context: BotContext, update_id:
         fast_available=dispatcher.previews is not None,
         adain_start=dispatcher.adain_start,
     )
-    cost = await asyncio.to_thread(_work, request, session.content_path)
+    size = session.content_size
     job = await store.jobs.submit(
         message.chat_id,
         author.id,
         session.content_path,
         [session.style_path],
         request,
+        content_size=size,
         handled_update=update_id,
-        work=cost,
+        work=work(request, max(size)) if size is not None else None,
+        held=True,
     )
     logger.info("job %d: queued for chat %d", job.id, message.chat_id)
-    position = await store.jobs.queue_position(job.id, dispatcher.lane_size(request.fast))
-    text = texts.queued(position.position, position.estimate) if position else texts.progress(0, 1)
+    status_id: int | None = None
     try:
-        thumbnail = await asyncio.to_thread(status_picture, session.content_path)
+        position = await store.jobs.queue_position(job.id, dispatcher.lane_size(request.fast))
+        text = texts.queued(position.position, position.estimate) if position else texts.progress(0, 1)
+        try:
+            thumbnail = await thumbnails.status_picture(session.content_path)
+        except thumbnails.ThumbnailError as exc:
+            # Still a photo, so that the preview and the result can take its place.
+            logger.warning("job %d: status picture without the photo: %s", job.id, exc)
+            thumbnail = thumbnails.placeholder()
         markup = cancel_keyboard(job.id, texts)
         status = await message.reply_photo(thumbnail, caption=text, reply_markup=markup)
+        status_id = status.message_id
     except (TelegramError, OSError, ValueError) as exc:
         # The job is queued all the same; its result will come as a message of its own.
         logger.warning("job %d: status message not sent: %s", job.id, exc)
-    else:
-        await store.jobs.set_status_message(job.id, status.message_id)
+    finally:
+        # Even when a stop cancels the send; a crash here leaves the job held, and the next start opens it.
+        job = await asyncio.shield(store.jobs.open(job.id, status_id))
     dispatcher.wake()
     if not request.fast:
         dispatcher.preview(job)
-
-
-def status_picture(path: Path) -> bytes:
-    """A small upright JPEG of a saved upload (JPEG decodes at a fraction of its size via `draft`)."""
-    with Image.open(path, formats=ALLOWED_FORMATS) as img:
-        img.draft("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-        small = ImageOps.exif_transpose(img).convert("RGB")
-        small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-        buffer = io.BytesIO()
-        small.save(buffer, format="JPEG", quality=85)
-    return buffer.getvalue()
-
-
-def _work(request: JobRequest, content: Path) -> float | None:
-    """The job's cost for wait estimates, from the photo's size as its header gives it (None: unknown)."""
-    try:
-        info = inspect_image(content, verify=False)
-    except (ImageError, OSError):
-        return None
-    return work(request, max(info.width, info.height))

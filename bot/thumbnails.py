@@ -11,6 +11,7 @@ the next call spawns a new one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
@@ -19,7 +20,15 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-__all__ = ["SMALL_PIXELS", "THUMBNAIL_SIDE", "ThumbnailError", "close", "made_here", "status_picture"]
+__all__ = [
+    "SMALL_PIXELS",
+    "THUMBNAIL_SIDE",
+    "ThumbnailError",
+    "close",
+    "made_here",
+    "placeholder",
+    "status_picture",
+]
 
 # The status message shows the photo being painted this small until the preview and result replace it.
 THUMBNAIL_SIDE = 320
@@ -53,6 +62,14 @@ async def status_picture(path: Path) -> bytes:
         return await _CHILD.thumbnail(path, fmt)
     except (*_UNREADABLE, MemoryError, BrokenProcessPool) as exc:
         raise ThumbnailError(f"{path.name}: no status picture: {str(exc) or type(exc).__name__}") from exc
+
+
+@functools.cache
+def placeholder() -> bytes:
+    """A plain grey picture for a status message whose photo could not be made small."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE * 3 // 4), (200, 200, 200)).save(buffer, format="JPEG")
+    return buffer.getvalue()
 
 
 def made_here(path: Path) -> tuple[str, bool]:

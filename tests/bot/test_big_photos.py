@@ -11,15 +11,16 @@ from PIL import Image
 
 # What the bot does with an upload before the job is queued, in a fresh process that measures its peak.
 _INTAKE = """
-import resource, sys
+import asyncio, resource, sys
 from pathlib import Path
-from bot.intake import status_picture
+from bot.thumbnails import close, status_picture
 from engine.images import inspect_image
 path = Path(sys.argv[1])
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 data = path.read_bytes()                        # the download, held as bytes
 info = inspect_image(data, "it")                # validation from the header
-thumbnail = status_picture(path)                # the status picture
+thumbnail = asyncio.run(status_picture(path))   # the status picture
+close()
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(info.width, info.height, len(thumbnail), (after - before) // 1024)
 """

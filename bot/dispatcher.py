@@ -9,17 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import Bot
 
 from bot.config import Config
 from bot.delivery import Messenger
+from bot.keyboards import cancel_keyboard
 from bot.requests import preview_alpha, style_params
-from bot.texts import Texts
 from engine.workers.jobs import EngineBackend, Failure, JobSpec, Outcome, ProgressEvent
 from engine.workers.local import EnginePool
 from storage import Job, JobStatus, Store
@@ -33,11 +34,9 @@ HOUSEKEEPING_SECONDS = 600.0
 # between Telegram's answer and the store's commit would send the picture twice after the restart.
 DELIVERY_GRACE_SECONDS = 15.0
 SESSION_MAX_IDLE = 24 * 3600.0
-
-
-def cancel_keyboard(job_id: int, texts: Texts) -> InlineKeyboardMarkup:
-    button = InlineKeyboardButton(texts.cancel_button, callback_data=f"cancel:{job_id}")
-    return InlineKeyboardMarkup([[button]])
+# Recording a job's outcome is retried while the database cannot be written, waiting up to this long.
+STORE_RETRY_FIRST_SECONDS = 1.0
+STORE_RETRY_MAX_SECONDS = 60.0
 
 
 @dataclass
@@ -146,8 +145,12 @@ class Dispatcher:
         self._stopping = True
         self._wake.set()
         for job_id, running in list(self._running.items()):
-            await self.store.jobs.release(job_id)
             running.pool.cancel(str(job_id))
+            try:
+                await self.store.jobs.release(job_id)
+            except (sqlite3.Error, OSError) as exc:
+                # Left `running`: the next start queues it again.
+                logger.warning("job %d: not released (%s)", job_id, exc)
         tasks = [r.task for r in self._running.values() if r.task is not None]
         if self._task is not None:
             tasks.append(self._task)
@@ -163,6 +166,10 @@ class Dispatcher:
             await asyncio.gather(*deliveries, return_exceptions=True)
 
     async def _loop(self) -> None:
+        for job in self.store.recovery.failed:
+            texts = await self.messenger.texts(job)
+            lost = Outcome.failed(str(job.id), Failure.WORKER_DIED, "out of attempts at a restart")
+            self._spawn(self.messenger.report(job, texts.job_failed(lost)), f"report-{job.id}")
         for job in self.store.recovery.undelivered:
             self._spawn_delivery(job)
         housekeeping = 0.0
@@ -196,17 +203,38 @@ class Dispatcher:
     async def _run(self, running: _Running) -> None:
         job = running.job
         try:
-            outcome = await self._execute(running)
-            await self._conclude(job, outcome)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("job %d: dispatcher failed", job.id)
-            await self.store.jobs.fail(job.id, "internal error")
-            await self.messenger.tell(job, (await self.messenger.texts(job)).failed(None))
+            try:
+                outcome = await self._execute(running)
+            except Exception as exc:
+                logger.exception("job %d: dispatcher failed", job.id)
+                outcome = Outcome.failed(str(job.id), Failure.INTERNAL, f"dispatcher: {exc!r}")
+            await self._settle(job, outcome)
         finally:
             self._running.pop(job.id, None)
             self.wake()
+
+    async def _settle(self, job: Job, outcome: Outcome) -> None:
+        """Record how the job ended, retrying while the database cannot be written (a full disk).
+
+        The job stays `running` meanwhile, and its result file stays on disk; a stop in between leaves it
+        `running`, which the next start queues again.
+        """
+        delay = STORE_RETRY_FIRST_SECONDS
+        while True:
+            try:
+                await self._conclude(job, outcome)
+                return
+            except (sqlite3.Error, OSError) as exc:
+                logger.error(
+                    "job %d: its outcome could not be recorded (%s); again in %.0f s", job.id, exc, delay
+                )
+            except Exception:
+                logger.exception(
+                    "job %d: its outcome could not be handled; the next start runs it again", job.id
+                )
+                return
+            await asyncio.sleep(delay)
+            delay = min(STORE_RETRY_MAX_SECONDS, delay * 2)
 
     async def _execute(self, running: _Running) -> Outcome:
         job = running.job
@@ -268,10 +296,11 @@ class Dispatcher:
 
     async def _conclude(self, job: Job, outcome: Outcome) -> None:
         if outcome.status == "done" and outcome.output is not None:
-            if await self.store.jobs.finish(job.id, outcome.output):
+            if await self.store.jobs.finish(job.id, outcome.output, outcome.shrunk_to):
                 logger.info("job %d: done in %.1f s", job.id, outcome.seconds)
-                done = await self.store.jobs.get(job.id)
-                assert done is not None
+            # Looked up even when `finish` found it done: an earlier try may have got that far.
+            done = await self.store.jobs.get(job.id)
+            if done is not None and done.status == JobStatus.DONE:
                 self._spawn_delivery(done)  # the worker takes the next job meanwhile
             return
         texts = await self.messenger.texts(job)
@@ -311,3 +340,4 @@ class Dispatcher:
         except Exception:
             # The result stays `done` in the store and is sent again at the next start.
             logger.exception("job %d: delivery failed", job.id)
+        self.wake()  # a lost result goes back in the queue

@@ -164,6 +164,7 @@ class Texts(AdminTexts):
 
     preview = Text("A quick preview — the full painting is on its way.")
     retrying = Text("The painter stopped unexpectedly; your picture is queued again.")
+    repainting = Text("Your painting was lost before it reached you; I'm painting it again.")
 
     def done(self, seconds: float | None, shrunk: tuple[int, int] | None = None) -> str:
         """The result's caption; `shrunk` = (long side painted, long side asked) when memory was short."""

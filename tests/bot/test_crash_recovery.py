@@ -16,9 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from bot.i18n import texts_in
+from engine.workers.jobs import Failure, Outcome
+from storage import MAX_ATTEMPTS
 from tests.bot.conftest import USER, jpeg, photos
 from tests.bot.fake_telegram import FakeTelegram
 from tests.timing import scaled
+
+texts = texts_in("en")  # the fake's users speak English
 
 # Deadlines on the bot's start and on painting; `scaled` stretches them on a slower machine. The fake
 # server's holds (`hold=60`) are network timings and stay fixed.
@@ -164,3 +169,74 @@ async def test_killed_while_downloading_the_photo(fake: FakeTelegram, bot: BotPr
     await marked_delivered(fake, Path(bot.env["BOT_DATA_DIR"]))
     bot.stop()
     assert len(photos(fake, USER)) == 1
+
+
+async def test_a_result_lost_to_a_power_cut_is_painted_again(fake: FakeTelegram, bot: BotProcess) -> None:
+    # As in the test above, the bot stops with the result written but not sent; then the power cut
+    # leaves the file empty (a rename not yet on disk).
+    fake.fail_next("editMessageMedia", "timeout", hold=60)
+    bot.start()
+    await submit(fake, USER)
+    await fake.wait_for(lambda: fake.calls("editMessageMedia"), timeout=JOB_TIMEOUT)
+    bot.kill()
+    data_dir = Path(bot.env["BOT_DATA_DIR"])
+    [result] = (data_dir / "results").iterdir()
+    result.write_bytes(b"")
+
+    bot.start()
+    await fake.wait_for(lambda: photos(fake, USER), timeout=JOB_TIMEOUT)
+    await marked_delivered(fake, data_dir)
+    bot.stop()
+    assert len(photos(fake, USER)) == 1
+    assert jobs(data_dir) == [(1, "delivered", 1)]  # painted again, one attempt spent on the loss
+    [status] = [m for m in fake.messages(USER) if m.kind == "photo"]
+    assert any(version.text == texts.repainting for version in status.history)
+
+
+async def test_a_job_out_of_attempts_at_a_restart_is_told_and_loses_its_button(
+    fake: FakeTelegram, bot: BotProcess
+) -> None:
+    bot.env["DEFAULT_ITERATIONS"] = str(LONG_JOB)
+    bot.start()
+    await submit(fake, USER)
+    await fake.wait_for(lambda: painting(fake, USER), timeout=START_TIMEOUT)
+    bot.kill()
+    data_dir = Path(bot.env["BOT_DATA_DIR"])
+    # Two earlier runs of it were lost the same way: this was its last.
+    with sqlite3.connect(data_dir / "bot.sqlite3") as db:
+        db.execute("UPDATE jobs SET attempts = ? WHERE id = 1", (MAX_ATTEMPTS - 1,))
+    db.close()
+
+    bot.start()
+    failed = texts.job_failed(Outcome.failed("1", Failure.WORKER_DIED, ""))
+    statuses = lambda: [m for m in fake.messages(USER) if m.kind == "photo"]  # noqa: E731
+    await fake.wait_for(lambda: [m for m in statuses() if m.text == failed], timeout=START_TIMEOUT)
+    [status] = statuses()
+    assert status.buttons == []
+    assert jobs(data_dir) == [(1, "failed", MAX_ATTEMPTS)]
+
+
+async def test_a_photo_replayed_after_a_crash_waits_for_its_style(
+    fake: FakeTelegram, bot: BotProcess
+) -> None:
+    # Killed while Telegram is slow to take the "got your photo" answer: the photo was already the
+    # chat's content, and the update is handled again at the next start.
+    fake.fail_next("sendMessage", "timeout", hold=60)
+    bot.start()
+    await fake.user_sends_photo(USER, USER, jpeg(40, 40, seed=1))
+    await fake.wait_for(lambda: fake.calls("sendMessage"), timeout=START_TIMEOUT)
+    bot.kill()
+
+    bot.start()
+    await fake.wait_for(
+        lambda: any(texts.content_received in (m.text or "") for m in fake.messages(USER)),
+        timeout=START_TIMEOUT,
+    )
+    data_dir = Path(bot.env["BOT_DATA_DIR"])
+    assert jobs(data_dir) == []  # not paired with itself
+    await fake.user_sends_photo(USER, USER, jpeg(40, 40, seed=2))
+    await fake.wait_for(lambda: photos(fake, USER), timeout=JOB_TIMEOUT)
+    await marked_delivered(fake, data_dir)
+    bot.stop()
+    assert len(photos(fake, USER)) == 1
+    assert jobs(data_dir) == [(1, "delivered", 0)]

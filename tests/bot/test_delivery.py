@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from telegram.ext import Application
 
 from bot.i18n import texts_in
 from storage import JobStatus, Store
-from tests.bot.conftest import USER, delivered, eventually, jpeg, photos, pictures, text_containing
+from tests.bot.conftest import USER, BotRunner, delivered, eventually, jpeg, photos, pictures, text_containing
 from tests.bot.fake_telegram import FakeTelegram
 
 texts = texts_in("en")  # the fake's users speak English
@@ -39,21 +40,71 @@ async def test_the_result_replaces_the_status_picture(fake: FakeTelegram, bot: A
     assert notice.reply_to_message_id == result.message_id
 
 
-async def test_an_upload_answered_after_the_timeout_is_not_sent_again(
+async def test_uploads_answered_8_s_late_give_exactly_one_painting(
     fake: FakeTelegram,
     bot: Application,  # type: ignore[type-arg]
 ) -> None:
-    # Telegram applies the edit, but answers after the client's 5 s read timeout.
-    fake.fail_next("editMessageMedia", "timeout", then_apply=True, hold=7.0)
+    # A slow Bot API: every upload is carried out at once but answered 8 s later, past PTB's default 5 s
+    # read timeout; the bot waits for the answer instead of sending again.
+    for method in ("sendPhoto", "editMessageMedia", "sendDocument"):
+        fake.fail_next(method, "timeout", count=10, then_apply=True, hold=8.0)
     await submit(fake)
-    # The painting (worker start-up included) gets the job's deadline; the held answer and the retry then
-    # get delivered()'s own.
     await fake.wait_for(lambda: fake.calls("editMessageMedia"), timeout=JOB_TIMEOUT)
     job = await delivered(store_of(bot))
+    # Each answered late, once: the status picture, then the result in it.
+    assert [c.description for c in fake.calls("sendPhoto")] == ["injected timeout"]
+    assert [c.description for c in fake.calls("editMessageMedia")] == ["injected timeout"]
+    assert [m.message_id for m in pictures(fake, USER)] == [job.status_message_id]
+    assert len(photos(fake, USER)) == 1
+    await fake.wait_for_message(USER, lambda m: m.text == texts.ready)
+
+
+async def test_an_edit_whose_answer_is_lost_is_repeated_as_the_same_edit(
+    fake: FakeTelegram,
+    runner: BotRunner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Telegram applies the edit, but its answer comes after the client has given up on it.
+    monkeypatch.setattr("bot.delivery.UPLOAD_TIMEOUT", 1.0)
+    app = await runner.start()
+    fake.fail_next("editMessageMedia", "timeout", then_apply=True, hold=3.0)
+    await submit(fake)
+    await fake.wait_for(lambda: fake.calls("editMessageMedia"), timeout=JOB_TIMEOUT)
+    job = await delivered(store_of(app))
     assert [c.status for c in fake.calls("editMessageMedia")][:1] == [0]
     assert len(fake.calls("editMessageMedia")) >= 2  # tried again, as an edit of the same message
     assert len(fake.calls("sendPhoto")) == 1  # the status picture only
     assert [m.message_id for m in pictures(fake, USER)] == [job.status_message_id]
+    assert len(photos(fake, USER)) == 1
+
+
+async def test_a_new_message_whose_answer_is_lost_is_not_sent_again(
+    fake: FakeTelegram,
+    runner: BotRunner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("bot.delivery.UPLOAD_TIMEOUT", 1.0)
+    app = await runner.start()
+    # No status picture, so the painting goes as a new message; Telegram takes it but the answer is lost.
+    fake.fail_next("sendPhoto", 400, description="Bad Request: IMAGE_PROCESS_FAILED")
+    fake.fail_next("sendPhoto", "timeout", then_apply=True, hold=3.0)
+    await submit(fake)
+    job = await delivered(store_of(app))
+    assert job.status_message_id is None
+    assert [c.status for c in fake.calls("sendPhoto")] == [400, 0]  # sent once, never repeated
+    await fake.wait_for(lambda: photos(fake, USER))
+    assert len(photos(fake, USER)) == 1
+
+
+async def test_a_new_message_never_sent_is_sent_again(
+    fake: FakeTelegram,
+    bot: Application,  # type: ignore[type-arg]
+) -> None:
+    fake.fail_next("sendPhoto", 400, description="Bad Request: IMAGE_PROCESS_FAILED")
+    fake.fail_next("sendPhoto", 502)  # Telegram answered: nothing was sent
+    await submit(fake)
+    await delivered(store_of(bot))
+    assert [c.status for c in fake.calls("sendPhoto")] == [400, 502, 200]
     assert len(photos(fake, USER)) == 1
 
 

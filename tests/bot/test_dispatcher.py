@@ -64,11 +64,11 @@ async def queue(store: Store, telegram: Bot, tmp_path: Path, request: JobRequest
     """A job as the bot queues one: its inputs on disk and a status picture in the chat."""
     photo = tmp_path / "photo.png"
     Image.new("RGB", (32, 32), (10, 120, 200)).save(photo)
-    job = await store.jobs.submit(USER, USER, photo, [photo], request)
+    job = await store.jobs.submit(USER, USER, photo, [photo], request, content_size=(32, 32), held=True)
     picture = io.BytesIO()
     Image.new("RGB", (32, 32)).save(picture, "JPEG")
     status = await telegram.send_photo(USER, picture.getvalue(), caption=texts.queued(1, None))
-    await store.jobs.set_status_message(job.id, status.message_id)
+    job = await store.jobs.open(job.id, status.message_id)
     return job
 
 

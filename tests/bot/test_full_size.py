@@ -18,9 +18,10 @@ from PIL import Image
 from telegram import Bot
 
 from bot.config import Config
-from bot.delivery import FULL_SIZE_OVER, prepare, upload_timeout
+from bot.delivery import upload_timeout
 from bot.dispatcher import Dispatcher
 from bot.i18n import texts_in
+from bot.results import FULL_SIZE_OVER, prepare
 from engine.workers.scripted import Scripted, ScriptedBackend
 from storage import Job, JobRequest, JobStatus, Store
 from tests.bot.conftest import USER, eventually, photos
@@ -57,11 +58,13 @@ async def telegram(fake: FakeTelegram) -> AsyncIterator[Bot]:
 
 
 @asynccontextmanager
-async def running(data_dir: Path, telegram: Bot, fake: FakeTelegram, *results: bytes) -> AsyncIterator[Store]:
+async def running(
+    data_dir: Path, telegram: Bot, fake: FakeTelegram, *results: bytes | Scripted
+) -> AsyncIterator[Store]:
     """A store and a dispatcher on it, as one run of the bot; job N (counted from 1) writes results[N-1]."""
     with ScriptedBackend(size=1) as backend:
         for number, output in enumerate(results, start=1):
-            backend.plan(str(number), Scripted(output=output))
+            backend.plan(str(number), output if isinstance(output, Scripted) else Scripted(output=output))
         async with Store.open(data_dir) as store:
             dispatcher = Dispatcher(telegram, store, backend, Config(token=fake.token, progress_interval=0.0))
             dispatcher.start()
@@ -75,11 +78,11 @@ async def paint(store: Store, telegram: Bot, tmp_path: Path) -> Job:
     """A job as the bot queues one, with its status picture in the chat; returned once delivered."""
     photo = tmp_path / "photo.png"
     Image.new("RGB", (32, 32), (10, 120, 200)).save(photo)
-    job = await store.jobs.submit(USER, USER, photo, [photo], REQUEST)
+    job = await store.jobs.submit(USER, USER, photo, [photo], REQUEST, content_size=(32, 32), held=True)
     picture = io.BytesIO()
     Image.new("RGB", (32, 32)).save(picture, "JPEG")
     status = await telegram.send_photo(USER, picture.getvalue(), caption=texts.queued(1, None))
-    await store.jobs.set_status_message(job.id, status.message_id)
+    job = await store.jobs.open(job.id, status.message_id)
     done = await eventually(
         lambda: store.jobs.get(job.id), lambda j: j is not None and j.status == JobStatus.DELIVERED
     )
@@ -200,12 +203,16 @@ async def test_a_painting_the_engine_had_to_shrink_says_so(
     fake: FakeTelegram, telegram: Bot, tmp_path: Path
 ) -> None:
     """Short of memory, a worker paints as big as fits (Outcome.shrunk_to); the caption tells the user."""
-    async with running(tmp_path / "data", telegram, fake, png(1000, 750)) as store:
+    async with running(
+        tmp_path / "data", telegram, fake, Scripted(output=png(1000, 750), shrunk_to=1000)
+    ) as store:
         photo = tmp_path / "big.png"
         Image.new("RGB", (2000, 1500), (10, 120, 200)).save(photo)
-        job = await store.jobs.submit(USER, USER, photo, [photo], REQUEST)
+        job = await store.jobs.submit(
+            USER, USER, photo, [photo], REQUEST, content_size=(2000, 1500), held=True
+        )
         status = await telegram.send_photo(USER, png(32, 32), caption=texts.queued(1, None))
-        await store.jobs.set_status_message(job.id, status.message_id)
+        job = await store.jobs.open(job.id, status.message_id)
         await eventually(
             lambda: store.jobs.get(job.id), lambda j: j is not None and j.status == JobStatus.DELIVERED
         )

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from telegram import Bot, BotCommand, Update
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -26,6 +25,7 @@ from bot.dispatcher import Dispatcher
 from bot.i18n import ENGLISH, LANGUAGES, texts_in
 from bot.limits import Uploads
 from bot.ordering import ChatOrderedProcessor
+from bot.rate_limit import ChatRateLimiter
 from engine.weights import VGGWeights
 from engine.workers.jobs import EngineBackend
 from engine.workers.local import EnginePool, detect_gpus
@@ -51,7 +51,7 @@ def build_application(config: Config) -> Application:  # type: ignore[type-arg]
         .base_file_url(config.file_url)
         .context_types(CONTEXT_TYPES)
         .read_timeout(READ_TIMEOUT)
-        .rate_limiter(AIORateLimiter(max_retries=3))
+        .rate_limiter(ChatRateLimiter())
         .concurrent_updates(ChatOrderedProcessor())
         .post_init(_post_init)
         .post_stop(_post_stop)

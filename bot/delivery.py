@@ -13,6 +13,7 @@ also goes out, once, as a file at full size: the reply that says the painting is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -22,6 +23,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 
 from bot.i18n import texts_for
 from bot.keyboards import cancel_keyboard
+from bot.rate_limit import droppable
 from bot.results import Result, prepare
 from bot.texts import Texts
 from storage import Job, JobStatus, Store
@@ -81,14 +83,21 @@ class Messenger:
         """Whether this job's result is waiting for Telegram to accept it."""
         return job_id in self._trouble
 
-    async def show_status(self, job: Job, text: str, markup: InlineKeyboardMarkup | None = None) -> bool:
-        """Set the caption of the job's status message, best effort; False if the chat does not show it."""
+    async def show_status(
+        self, job: Job, text: str, markup: InlineKeyboardMarkup | None = None, *, progress: bool = False
+    ) -> bool:
+        """Set the caption of the job's status message, best effort; False if the chat does not show it.
+
+        A `progress` text is dropped rather than kept waiting while the chat is throttled: the next one
+        replaces it anyway.
+        """
         if job.status_message_id is None:
             return False
         try:
-            await self.bot.edit_message_caption(
-                chat_id=job.chat_id, message_id=job.status_message_id, caption=text, reply_markup=markup
-            )
+            with droppable() if progress else contextlib.nullcontext():
+                await self.bot.edit_message_caption(
+                    chat_id=job.chat_id, message_id=job.status_message_id, caption=text, reply_markup=markup
+                )
         except BadRequest as exc:
             if "not modified" in str(exc).lower():
                 return True

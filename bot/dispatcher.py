@@ -292,7 +292,8 @@ class Dispatcher:
                 continue
             running.last_edit = time.monotonic()
             running.last_text = text
-            await self.messenger.show_status(running.job, text, cancel_keyboard(running.job.id, texts))
+            markup = cancel_keyboard(running.job.id, texts)
+            await self.messenger.show_status(running.job, text, markup, progress=True)
 
     async def _conclude(self, job: Job, outcome: Outcome) -> None:
         if outcome.status == "done" and outcome.output is not None:

@@ -741,3 +741,22 @@ async def test_a_throttled_download_is_slow_without_slowing_other_requests(
     assert still_downloading, f"getMe and the other download took {others_done:.1f} s"
     assert 2.9 <= slow_done < 20
     assert [c.description for c in fake.calls("download")] == ["throttled to 15000 B/s", ""]
+
+
+async def test_flood_control_refuses_one_chat_beyond_its_rate_until_retry_after(
+    fake: FakeTelegram, bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    fake.flood_limit(CHAT, per_second=0.1, burst=2, retry_after=2)
+    await bot.send_message(CHAT, "one")
+    await bot.send_message(CHAT, "two")
+    with pytest.raises(RetryAfter) as caught:
+        await bot.send_message(CHAT, "three")
+    assert caught.value.retry_after == dtm.timedelta(seconds=2)
+    await bot.send_message(CHAT + 1, "another chat")  # not limited
+    with pytest.raises(RetryAfter):  # every call for the chat, edits too, until retry_after has passed
+        await bot.edit_message_text("one!", CHAT, 1)
+    assert fake.flood_refusals(CHAT) == 2
+    fake.flood_limit(CHAT, None)
+    await bot.send_message(CHAT, "three")
+    assert [m.text for m in fake.messages(CHAT)] == ["one", "two", "three"]

@@ -167,3 +167,19 @@ async def test_a_stop_during_a_send_lets_it_finish_and_records_it(
     await asyncio.sleep(1.0)  # a restart would resend an unrecorded delivery at once
     assert len(photos(fake, USER)) == 1
     assert len(fake.calls("editMessageMedia")) == 1
+
+
+async def test_progress_edits_are_dropped_while_telegram_throttles_the_chat(
+    fake: FakeTelegram, runner: BotRunner
+) -> None:
+    app = await runner.start(default_iterations=1500, progress_interval=0.1)
+    # Telegram lets this chat have one message every two seconds; progress would come ten a second.
+    fake.flood_limit(USER, per_second=0.5, burst=3, retry_after=2)
+    await submit(fake)
+    await fake.wait_for(lambda: photos(fake, USER), timeout=JOB_TIMEOUT)
+    assert await job_status(app) == JobStatus.DELIVERED
+    edits = fake.calls("editMessageCaption")
+    captions = [c.params.get("caption") for c in edits]
+    # No progress text was queued to go later, nor tried again after a 429: each went once, at most.
+    assert len(captions) == len(set(captions))
+    assert len(photos(fake, USER)) == 1

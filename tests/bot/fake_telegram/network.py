@@ -11,7 +11,15 @@ from typing import Literal
 
 from aiohttp import web
 
-from tests.bot.fake_telegram.protocol import JSON, ApiCall, ApiError, Fault, error_response, gateway_error
+from tests.bot.fake_telegram.protocol import (
+    JSON,
+    ApiCall,
+    ApiError,
+    Fault,
+    FloodLimit,
+    error_response,
+    gateway_error,
+)
 from tests.bot.fake_telegram.state import State
 
 
@@ -51,6 +59,10 @@ class Network(State):
         outage = self._outage(method)
         if outage is not None:
             return self._outage_answer(request, call, *outage)
+        flooded = self._flooded(call.params)
+        if flooded is not None:
+            error = ApiError(429, f"Too Many Requests: retry after {flooded}", {"retry_after": flooded})
+            return self._fail(call, error)
         fault = self._take_fault(method, call.params)
         if fault is None:
             return await answer()
@@ -72,6 +84,28 @@ class Network(State):
         if request.transport is not None:
             request.transport.abort()
         return web.Response()
+
+    def _flooded(self, params: JSON) -> int | None:
+        """The seconds to wait if the chat's flood control refuses this call, else None (it counts)."""
+        with self._lock:
+            try:
+                limit = self._floods.get(int(params.get("chat_id", "")))
+            except (TypeError, ValueError):
+                return None
+            if limit is None:
+                return None
+            now = time.monotonic()
+            if now < limit.until:
+                limit.refused += 1
+                return max(1, math.ceil(limit.until - now))
+            limit.tokens = min(limit.burst, limit.tokens + (now - limit.stamp) * limit.per_second)
+            limit.stamp = now
+            if limit.tokens >= 1:
+                limit.tokens -= 1
+                return None
+            limit.until = now + limit.retry_after
+            limit.refused += 1
+            return limit.retry_after
 
     def _outage(self, method: str) -> tuple[float, int | Literal["drop"]] | None:
         with self._lock:
@@ -170,6 +204,27 @@ class Network(State):
                 self._blocked.add(chat_id)
             else:
                 self._blocked.discard(chat_id)
+
+    def flood_limit(
+        self, chat_id: int, per_second: float | None = 1.0, *, burst: int = 1, retry_after: int = 3
+    ) -> None:
+        """Flood control for one chat, as Telegram's: calls carrying its chat_id beyond `per_second`
+        (after a burst of `burst`) answer 429 with `retry_after`, and so does every call for the chat
+        until that time has passed (with the seconds left). Other chats are not affected. None lifts it.
+        """
+        with self._lock:
+            if per_second is None:
+                self._floods.pop(chat_id, None)
+            else:
+                self._floods[chat_id] = FloodLimit(
+                    per_second, burst, retry_after, tokens=burst, stamp=time.monotonic()
+                )
+
+    def flood_refusals(self, chat_id: int) -> int:
+        """How many calls for the chat its flood control has answered 429."""
+        with self._lock:
+            limit = self._floods.get(chat_id)
+            return 0 if limit is None else limit.refused
 
     def outage(
         self, methods: str | Iterable[str], seconds: float, status: int | Literal["drop"] = 502

@@ -165,6 +165,19 @@ class Fault:
     description: str | None
 
 
+@dataclass
+class FloodLimit:
+    """Telegram's flood control for one chat: a bucket of `burst` calls refilled at `per_second`."""
+
+    per_second: float
+    burst: float
+    retry_after: int  # seconds a call beyond the bucket is told to wait; the chat is refused until then
+    tokens: float
+    stamp: float  # time.monotonic() the tokens were counted
+    until: float = 0.0  # every call for the chat is refused until then
+    refused: int = 0  # calls answered 429 so far
+
+
 def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 

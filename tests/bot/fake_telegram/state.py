@@ -22,6 +22,7 @@ from tests.bot.fake_telegram.protocol import (
     ApiError,
     BotMessage,
     Fault,
+    FloodLimit,
     StoredFile,
     Upload,
     WebhookPost,
@@ -74,6 +75,7 @@ class State:
         self._commands: dict[tuple[str, str], list[JSON]] = {}
         self._faults: list[Fault] = []
         self._blocked: set[int] = set()
+        self._floods: dict[int, FloodLimit] = {}  # chat id -> its flood control, when a test set one
         self._outages: dict[str, tuple[float, int | Literal["drop"]]] = {}  # method -> (until, status)
         self._download_rates: dict[str | None, float] = {}  # file_id (None: any file) -> bytes a second
         self._calls: list[ApiCall] = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -196,3 +197,54 @@ async def test_a_jobs_language_is_its_users_and_english_when_the_store_cannot_sa
     assert (await messenger.texts(job)).language == "ru"
     await store.close()
     assert (await messenger.texts(job)).language == "en"  # cosmetic: no error reaches the job
+
+
+async def test_a_full_disk_when_a_job_ends_delays_its_delivery_and_loses_nothing(
+    dispatcher: Dispatcher,
+    store: Store,
+    telegram: Bot,
+    fake: FakeTelegram,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    finish = store.jobs.finish
+    refusals = []
+
+    async def full_disk(job_id: int, result_path: Path, shrunk_to: int | None = None) -> bool:
+        if len(refusals) < 2:
+            refusals.append(job_id)
+            raise sqlite3.OperationalError("database or disk is full")  # SQLITE_FULL, as on a full disk
+        return await finish(job_id, result_path, shrunk_to)
+
+    monkeypatch.setattr(store.jobs, "finish", full_disk)
+    job = await queue(store, telegram, tmp_path)
+    dispatcher.wake()
+    await settled(store, job.id, JobStatus.DELIVERED)
+    assert refusals == [job.id, job.id]
+    assert len(photos(fake, USER)) == 1
+
+
+async def test_a_job_whose_end_cannot_be_recorded_runs_again_at_the_next_start(
+    store: Store, telegram: Bot, backend: ScriptedBackend, fake: FakeTelegram, tmp_path: Path
+) -> None:
+    job = await queue(store, telegram, tmp_path)
+    refusals = []
+
+    async def full_disk(job_id: int, result_path: Path, shrunk_to: int | None = None) -> bool:
+        refusals.append(job_id)
+        raise sqlite3.OperationalError("database or disk is full")
+
+    store.jobs.finish = full_disk  # type: ignore[method-assign]
+    running = Dispatcher(telegram, store, backend, Config(token=fake.token, progress_interval=0.0))
+    running.start()
+    await fake.wait_for(lambda: refusals)
+    await running.stop()
+    # Neither done nor lost: the stop put it back in the queue, as it does with every running job.
+    stuck = await store.jobs.get(job.id)
+    assert stuck is not None
+    assert (stuck.status, stuck.attempts) == (JobStatus.QUEUED, 0)
+
+    async with Store.open(store.files.root) as reopened:
+        again = await reopened.jobs.claim_next()
+        assert again is not None
+        assert again.id == job.id

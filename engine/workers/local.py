@@ -132,6 +132,12 @@ class EnginePool(QueuedPool):
                 worker.process.kill()
                 worker.process.join(1)
 
+    @property
+    def ready(self) -> int:
+        """How many workers have loaded the network and not died since."""
+        with self._lock:
+            return sum(w.ready for w in self._workers)
+
     def worker_pids(self) -> list[int]:
         """Process ids of the current workers (for tests and monitoring)."""
         with self._lock:
@@ -216,7 +222,7 @@ class EnginePool(QueuedPool):
         kind = message[0]
         if kind == "ready":
             worker.ready = True
-            self._worker_started()
+            self._worker_started(worker.index)
             logger.info("engine worker %d ready (pid %d, %s)", worker.index, worker.process.pid, worker.env)
         elif kind == "init_failed":
             worker.retry_in = self._start_failed(worker.index, message[1])

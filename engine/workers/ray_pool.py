@@ -142,6 +142,12 @@ class RayPool(QueuedPool):
         if self._owns_ray:
             ray.shutdown()
 
+    @property
+    def ready(self) -> int:
+        """How many actors have loaded the network and are not known to have died since."""
+        with self._lock:
+            return sum(slot.ready for slot in self._slots)
+
     def worker_pids(self) -> list[int]:
         """Process ids of the actors that have started (for tests and monitoring)."""
         with self._lock:
@@ -186,7 +192,7 @@ class RayPool(QueuedPool):
         with self._lock:
             slot.ready, slot.pid, slot.node_id = True, pid, node_id
             slot.where = f"{host} pid {pid} node {node_id[:8]}"
-        self._worker_started()
+        self._worker_started(slot.index)
         logger.info("engine actor %d ready on %s", slot.index, slot.where)
         self._dispatch()
 

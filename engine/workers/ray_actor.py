@@ -48,7 +48,8 @@ class RayActor:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         from engine.workers.runner import Runner
 
-        # Files for as long as the actor lives: the decoder is only read on the first preview job.
+        # Files for as long as the actor lives (the decoder is only read on the first preview job); none
+        # outlives the actor, so none is synced to disk.
         self._folder = actor_folder(token)
         self._folder.mkdir(parents=True, exist_ok=True)
         # Removed when the actor is collected or its process exits normally (Ray's exit_actor, a shutdown).
@@ -58,8 +59,8 @@ class RayActor:
         self._failure: str | None = None
         try:
             folder = self._folder
-            weights_path = write_atomic(folder / "vgg19.npz", weights)
-            decoder_path = write_atomic(folder / "decoder.npz", decoder) if decoder is not None else None
+            weights_path = write_atomic(folder / "vgg19.npz", weights, False)
+            decoder_path = None if decoder is None else write_atomic(folder / "decoder.npz", decoder, False)
             self._runner = Runner(weights_path, threads, decoder_path)  # checks the sha256 of what arrived
             weights_path.unlink()
         except Exception as exc:  # told to the pool by `ready`, in a line fit for its log
@@ -96,9 +97,9 @@ class RayActor:
             try:
                 local = replace(
                     spec,
-                    content=write_atomic(folder / f"content{spec.content.suffix}", content),
+                    content=write_atomic(folder / f"content{spec.content.suffix}", content, False),
                     styles=tuple(
-                        write_atomic(folder / f"style{i}{path.suffix}", data)
+                        write_atomic(folder / f"style{i}{path.suffix}", data, False)
                         for i, (path, data) in enumerate(zip(spec.styles, styles, strict=True))
                     ),
                     output=folder / f"result{spec.output.suffix}",

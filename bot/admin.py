@@ -117,12 +117,18 @@ async def delstyle(message: Message, user: User, context: BotContext, args: list
 
 @admin_command
 async def stats(message: Message, user: User, context: BotContext, args: list[str]) -> None:
-    """/stats: jobs per status, mean duration, users today, free disk space."""
+    """/stats: jobs per status, mean duration, users today, the painters ready, free disk space."""
     s = await context.store.stats()
     by_status = [(str(k), v) for k, v in s.jobs_by_status.items() if v]
     texts = texts_for(user.language_code)
+    pool, previews = context.dispatcher.pool, context.dispatcher.previews
     disk = context.uploads.disk
     lines = [texts.stats(by_status, s.mean_duration, s.users_today, s.jobs_today)]
+    lines.append(texts.painters(pool.ready, pool.size))
+    if pool.start_error is not None:
+        lines.append(texts.painter_cannot_start(pool.start_error))
+    if previews is not None:
+        lines.append(texts.preview_painter(previews.ready > 0, previews.start_error))
     lines.append(texts.disk_space(disk.free(), disk.floor))
     await message.reply_text("\n".join(lines))
 

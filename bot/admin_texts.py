@@ -78,6 +78,27 @@ class AdminTexts(Translated):
             return self._("{value} GiB", value=f"{count / 1024**3:.1f}")
         return self._("{value} MiB", value=count >> 20)
 
+    def painters(self, ready: int, size: int) -> str:
+        """/stats: how many of the painting workers are ready."""
+        return self.ngettext(
+            "{ready} of {count} painter ready",
+            "{ready} of {count} painters ready",
+            size,
+            ready=ready,
+        )
+
+    def painter_cannot_start(self, error: str) -> str:
+        """/stats: why a painting worker's latest start failed (it is tried again, ever less often)."""
+        return self._("A painter cannot start: {error}", error=error)
+
+    def preview_painter(self, ready: bool, error: str | None) -> str:
+        """/stats: whether the worker of previews and fast mode is ready, and why not if its start failed."""
+        if ready:
+            return self._("Preview painter: ready")
+        if error is not None:
+            return self._("Preview painter cannot start: {error}", error=error)
+        return self._("Preview painter: starting")
+
     def state(self, state: str) -> str:
         """A job status's name (storage's JobStatus values)."""
         names = {

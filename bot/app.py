@@ -28,7 +28,7 @@ from bot.ordering import ChatOrderedProcessor
 from bot.rate_limit import ChatRateLimiter
 from engine.weights import VGGWeights
 from engine.workers.jobs import EngineBackend
-from engine.workers.local import EnginePool, detect_gpus
+from engine.workers.local import EnginePool, detect_gpus, split_gpus
 from storage import Settings, Store, validate_preset_name
 
 logger = logging.getLogger(__name__)
@@ -112,16 +112,21 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
         logger.info("update %d: handling it again after a restart", item.update_id)
         await app.update_queue.put(Update.de_json(json.loads(item.payload), app.bot))
     decoder = await asyncio.to_thread(_decoder_path, config, weights, vgg)
-    if config.default_image_size is None and config.engine_backend == "local" and detect_gpus():
+    gpus = detect_gpus()
+    if config.default_image_size is None and config.engine_backend == "local" and gpus:
         config = data.config = replace(config, default_image_size=DEFAULT_SIZE_GPU)
     logger.info(
         "paintings are %d px unless a chat chooses (at most %d)", config.default_size, config.max_image_size
     )
-    pool = _engine_pool(config, weights, decoder)
-    # Previews get a worker of their own so they never wait behind the optimisation queue.
+    # Previews get a worker of their own so they never wait behind the optimisation queue, and a GPU of
+    # their own when there are two or more (see split_gpus).
+    painting_gpus, preview_gpus = split_gpus(gpus, previews=config.previews and decoder is not None)
+    pool = _engine_pool(config, weights, decoder, painting_gpus)
     previews = None
     if config.previews and decoder is not None:
-        previews = EnginePool(weights, workers=1, threads_per_worker=1, decoder_path=decoder).start()
+        previews = EnginePool(
+            weights, workers=1, threads_per_worker=1, decoder_path=decoder, gpus=preview_gpus
+        ).start()
     dispatcher = Dispatcher(app.bot, store, pool, config, previews, adain_start=decoder is not None)
     data.store, data.dispatcher = store, dispatcher
     await _set_commands(app.bot)
@@ -162,14 +167,14 @@ async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
         await data.store.close()
 
 
-def _engine_pool(config: Config, weights: Path, decoder: Path | None) -> EngineBackend:
-    """The engine's workers, started: processes on this machine, or actors on a Ray cluster."""
+def _engine_pool(config: Config, weights: Path, decoder: Path | None, gpus: list[str]) -> EngineBackend:
+    """The engine's workers, started: processes on this machine (on `gpus`), or actors on a Ray cluster."""
     if config.engine_backend == "ray":
         from engine.workers.ray_pool import RayPool
 
         workers, cpus, address = config.engine_workers, config.ray_cpus_per_worker, config.ray_address
         return RayPool(weights, workers, cpus, address, decoder).start()
-    return EnginePool(weights, workers=config.engine_workers, decoder_path=decoder).start()
+    return EnginePool(weights, workers=config.engine_workers, decoder_path=decoder, gpus=gpus).start()
 
 
 def _weights(configured: Path | None) -> tuple[Path, VGGWeights]:

@@ -132,7 +132,8 @@ async def status(update: Update, context: BotContext) -> None:
     lines = []
     for job in jobs:
         fast = job.request.fast
-        position = await store.jobs.queue_position(job.id, dispatcher.lane_size(fast))
+        painters = dispatcher.lane_ready(fast), dispatcher.lane_size(fast)
+        position = await store.jobs.queue_position(job.id, painters[0] or painters[1])
         lines.append(
             texts.status(
                 job.status,
@@ -142,6 +143,7 @@ async def status(update: Update, context: BotContext) -> None:
                 job.progress_total or job.iterations,
                 waiting_for_telegram=dispatcher.delivery_trouble(job.id),
                 painter_down=not dispatcher.lane_healthy(fast),
+                painters=painters,
             )
         )
     await message.reply_text("\n".join(lines))

@@ -112,8 +112,12 @@ class Dispatcher:
         return self._lane_pool(fast).size
 
     def lane_healthy(self, fast: bool) -> bool:
-        """False while the lane's workers fail to start (its jobs wait in the queue meanwhile)."""
+        """False while none of the lane's workers is ready and they fail to start (its jobs wait)."""
         return self._lane_pool(fast).healthy
+
+    def lane_ready(self, fast: bool) -> int:
+        """How many of the lane's workers are ready now (`lane_size` when all are)."""
+        return self._lane_pool(fast).ready
 
     def _lane_pool(self, fast: bool) -> EngineBackend:
         return self.previews if fast and self.previews is not None else self.pool
@@ -188,10 +192,11 @@ class Dispatcher:
                 await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
 
     async def _claim(self, fast: bool) -> None:
-        """Start queued jobs of a lane while its pool has an idle, healthy worker."""
+        """Start queued jobs of a lane while its pool has a ready worker without a job; a worker that cannot
+        start holds no job meanwhile."""
         pool = self._lane_pool(fast)
-        while not self._stopping and pool.healthy:
-            if sum(r.pool is pool for r in self._running.values()) >= pool.size:
+        while not self._stopping:
+            if sum(r.pool is pool for r in self._running.values()) >= pool.ready:
                 return
             claimed = await self.store.jobs.claim_next(fast=fast)
             if claimed is None:

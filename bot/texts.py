@@ -274,11 +274,22 @@ class Texts(AdminTexts):
         total: int,
         waiting_for_telegram: bool = False,
         painter_down: bool = False,
+        painters: tuple[int, int] | None = None,
     ) -> str:
+        """A job's state for /status; `painters`: (ready, all) of its lane's painters."""
         if state == "queued" and position is not None and painter_down:
             return self.painter_restarting(position)
         if state == "queued" and position is not None:
-            return self.queued(position, estimate)
+            text = self.queued(position, estimate)
+            if painters is not None and 0 < painters[0] < painters[1]:
+                ready, size = painters
+                text += self.space + self.ngettext(
+                    "{ready} of {count} painter ready.",
+                    "{ready} of {count} painters ready.",
+                    size,
+                    ready=ready,
+                )
+            return text
         if state == "running":
             return self.progress(iteration, total)
         if state == "done" and waiting_for_telegram:

@@ -74,7 +74,9 @@ class DataDir:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary file next to `path`, flush it to disk, then rename it over `path`."""
+    """Write `data` to a temporary file next to `path`, flush it to disk, rename it over `path`, and flush
+    the folder: only then does the file survive a power loss, as the row naming it, committed next, does.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     try:
         with os.fdopen(fd, "wb") as file:
@@ -85,6 +87,11 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def remove(paths: Iterable[Path]) -> int:

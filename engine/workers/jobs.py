@@ -158,16 +158,21 @@ class JobHandle:
 class EngineBackend(Protocol):
     """What the bot needs from a pool of engine workers: `EnginePool`, `RayPool`, or `ScriptedBackend`."""
 
-    size: int  # how many jobs run at once
+    size: int  # how many jobs run at once when every worker is ready
+
+    @property
+    def ready(self) -> int:
+        """How many workers are ready now, busy or idle (at most `size`): the jobs it can run at once now."""
+        ...
 
     @property
     def healthy(self) -> bool:
-        """False while its workers fail to start; queued jobs then wait for one that does."""
+        """False while no worker is ready and the last try to start one failed; queued jobs then wait."""
         ...
 
     @property
     def start_error(self) -> str | None:
-        """Why the last try to start a worker failed; None once one has started (or none failed)."""
+        """Why a worker that has not started since failed its latest start; None if none is failing."""
         ...
 
     def submit(self, spec: JobSpec, on_progress: ProgressCallback | None = None) -> JobHandle:

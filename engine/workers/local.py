@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 from engine.workers.jobs import Outcome, ProgressEvent
 from engine.workers.queued import START_BACKOFF, QueuedJob, QueuedPool, existing_weights
 
-__all__ = ["EnginePool", "detect_gpus"]
+__all__ = ["EnginePool", "detect_gpus", "split_gpus", "worker_devices"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +62,29 @@ def detect_gpus() -> list[str]:
     return [line.strip() for line in listing.splitlines() if line.strip()]
 
 
+def split_gpus(gpus: Sequence[str], previews: bool) -> tuple[list[str], list[str]]:
+    """The GPUs of the painting workers, and of the preview worker (empty lists: the CPU).
+
+    TensorFlow keeps the GPU memory a process has grown to, so a worker sharing a GPU with the preview
+    worker loses for good what the largest preview took. With two GPUs or more the preview worker has the
+    last to itself: previews and fast mode run at the painting's size (2048 px by default with GPUs), one
+    AdaIN pass of some 6 TFLOP there by VGG-19's layer sizes (not measured), a second or so on a GPU but
+    tens of seconds on a CPU. With one GPU the preview worker shares it, as nothing else would keep
+    previews instant.
+    """
+    if previews and len(gpus) > 1:
+        return list(gpus[:-1]), [gpus[-1]]
+    return list(gpus), list(gpus[:1])
+
+
+def worker_devices(gpus: Sequence[str], workers: int) -> list[str]:
+    """Each worker's CUDA_VISIBLE_DEVICES: worker i on GPU i, round robin when there are more workers than
+    GPUs; "-1" (the CPU) without GPUs."""
+    return [gpus[i % len(gpus)] if gpus else "-1" for i in range(workers)]
+
+
 class EnginePool(QueuedPool):
-    """Run `JobSpec`s on `workers` processes (default: one per GPU, else 1)."""
+    """Run `JobSpec`s on `workers` processes (default: one per GPU of `gpus`, else 1)."""
 
     def __init__(
         self,
@@ -71,18 +93,16 @@ class EnginePool(QueuedPool):
         threads_per_worker: int | None = None,
         decoder_path: Path | None = None,
         start_backoff: tuple[float, float] = START_BACKOFF,
+        gpus: Sequence[str] | None = None,
     ) -> None:
         super().__init__(start_backoff)
         self.weights_path = existing_weights(weights_path)
         self.decoder_path = decoder_path  # the AdaIN decoder, for "preview" jobs
-        gpus = detect_gpus()
+        gpus = detect_gpus() if gpus is None else gpus  # the GPUs its workers may use
         self.size = workers or max(1, len(gpus))
         cpus = os.cpu_count() or 1
         self.threads = threads_per_worker or max(1, cpus // self.size)
-        # Worker i is pinned to GPU i (round robin when there are more workers than GPUs); none on CPU.
-        self._envs = [
-            {"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)] if gpus else "-1"} for i in range(self.size)
-        ]
+        self._envs = [{"CUDA_VISIBLE_DEVICES": device} for device in worker_devices(gpus, self.size)]
         self._ctx = mp.get_context("spawn")
         self._workers: list[_Worker] = []  # the live ones, by index; a slot waiting to start again has none
         self._retry_at: dict[int, float] = {}  # slot index -> time.monotonic() to start its worker again
@@ -131,6 +151,12 @@ class EnginePool(QueuedPool):
             if worker.process.is_alive():
                 worker.process.kill()
                 worker.process.join(1)
+
+    @property
+    def ready(self) -> int:
+        """How many workers have loaded the network and not died since."""
+        with self._lock:
+            return sum(w.ready for w in self._workers)
 
     def worker_pids(self) -> list[int]:
         """Process ids of the current workers (for tests and monitoring)."""
@@ -216,7 +242,7 @@ class EnginePool(QueuedPool):
         kind = message[0]
         if kind == "ready":
             worker.ready = True
-            self._worker_started()
+            self._worker_started(worker.index)
             logger.info("engine worker %d ready (pid %d, %s)", worker.index, worker.process.pid, worker.env)
         elif kind == "init_failed":
             worker.retry_in = self._start_failed(worker.index, message[1])

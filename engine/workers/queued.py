@@ -1,7 +1,8 @@
 """What every engine pool shares: the queue of jobs no worker has yet, and the one failure policy.
 
-A worker that cannot start fails no job: queued jobs wait while the pool tries again, ever less often
-(`start_backoff`), and `healthy` and `start_error` say what is wrong meanwhile. A worker that dies under a
+A worker that cannot start fails no job: queued jobs go to the workers that are ready, or wait while the
+pool tries that worker again, ever less often (`start_backoff`); `ready`, `healthy` and `start_error` say
+how many work and what is wrong meanwhile. A worker that dies under a
 job fails that job alone, as `crashed`, so that the caller's store, the source of truth, may run it again.
 `EnginePool` (local processes) and `RayPool` (Ray actors) are the two kinds of worker behind it.
 """
@@ -65,11 +66,12 @@ class QueuedJob:
 class QueuedPool:
     """What every engine pool shares: the queue of jobs no worker has yet, how they are submitted, cancelled
     and counted, and the failure policy. A worker that cannot start fails no job: its replacement is tried
-    after a wait that doubles with each failure in a row (`start_backoff`), and `healthy`/`start_error` tell
-    why meanwhile. A worker that dies under a job fails that job alone, as `crashed` (`_crashed`).
+    after a wait that doubles with each failure of that worker in a row (`start_backoff`), the other
+    workers run the queue meanwhile, and `ready`/`healthy`/`start_error` tell how it stands. A worker that
+    dies under a job fails that job alone, as `crashed` (`_crashed`).
 
-    A subclass starts its workers, reports each start to `_worker_started` or `_start_failed`, hands them
-    queued jobs when `_kick`ed, and stops a running job in `_stop_running`.
+    A subclass starts its workers, reports each start to `_worker_started` or `_start_failed`, counts
+    its `ready` workers, hands them queued jobs when `_kick`ed, and stops a running job in `_stop_running`.
     """
 
     size: int  # how many jobs run at once
@@ -87,8 +89,8 @@ class QueuedPool:
         self._closing = False
         self._closed = threading.Event()  # set with `_closing`, for threads that wait to try a start again
         self._start_failures = 0  # since the pool began
-        self._failures_in_row = 0  # since a worker last started
-        self._start_error: str | None = None
+        self._failures_in_row: dict[int, int] = {}  # by worker index: failed starts since it last started
+        self._failing: dict[int, str] = {}  # by worker index, latest last: why it failed, until it starts
 
     def start(self) -> Self:
         raise NotImplementedError
@@ -103,16 +105,22 @@ class QueuedPool:
         self.close()
 
     @property
+    def ready(self) -> int:
+        """How many workers are ready now, busy or idle: the most jobs the pool can run at this moment."""
+        raise NotImplementedError
+
+    @property
     def healthy(self) -> bool:
-        """False while workers fail to start; queued jobs then wait for one that does."""
+        """False while no worker is ready and the last try to start one failed: queued jobs then wait."""
+        ready = self.ready
         with self._lock:
-            return self._start_error is None
+            return ready > 0 or not self._failing
 
     @property
     def start_error(self) -> str | None:
-        """Why the last try to start a worker failed; None once a worker has started (or none failed)."""
+        """Why a worker that has not started since failed its latest start; None if none is failing."""
         with self._lock:
-            return self._start_error
+            return next(reversed(self._failing.values()), None)
 
     @property
     def start_failures(self) -> int:
@@ -171,20 +179,21 @@ class QueuedPool:
             del self._jobs[job.spec.job_id]
             job.resolve(Outcome(job.spec.job_id, "cancelled", detail=why))
 
-    def _worker_started(self) -> None:
-        """A worker is ready: the pool is healthy again, and the next failure waits the shortest time."""
+    def _worker_started(self, index: int) -> None:
+        """Worker `index` is ready: its failures are over, and its next one waits the shortest time."""
         with self._lock:
-            self._failures_in_row = 0
-            self._start_error = None
+            self._failures_in_row.pop(index, None)
+            self._failing.pop(index, None)
 
     def _start_failed(self, index: int, reason: str) -> float:
-        """Count and log one failed start of worker `index`; the seconds to wait before trying again."""
+        """Count and log one failed start of worker `index`; the seconds to wait before trying it again."""
         first, cap = self.start_backoff
         with self._lock:
             self._start_failures += 1
-            self._failures_in_row += 1
-            self._start_error = reason
-            delay = min(cap, first * 2 ** min(self._failures_in_row - 1, 32))
+            in_row = self._failures_in_row[index] = self._failures_in_row.get(index, 0) + 1
+            self._failing.pop(index, None)
+            self._failing[index] = reason  # the latest last
+            delay = min(cap, first * 2 ** min(in_row - 1, 32))
         logger.error(
             "engine %s %d failed to start: %s (next try in %g s)", self.worker_noun, index, reason, delay
         )

@@ -1,14 +1,20 @@
 """The Ray actor behind `RayPool`: it lives in a Ray worker process, holds the network and runs one job at a
 time, from image bytes to result bytes, so that no host needs a shared filesystem.
+
+Its files (the weights as they arrived, the decoder, each job's images) live in one folder, `actor_folder`,
+which the actor removes on every exit it sees: a failed start, `stop`, its process ending. An actor killed
+outright cannot; the pool removes the folder then, where it is on the pool's own host.
 """
 
 from __future__ import annotations
 
 import os
 import queue
+import shutil
 import socket
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -20,16 +26,21 @@ from engine.workers.jobs import JobSpec, Outcome, ProgressEvent, failure_of
 if TYPE_CHECKING:
     from engine.workers.runner import Runner
 
-__all__ = ["ActorItem", "RayActor"]
+__all__ = ["ActorItem", "RayActor", "actor_folder"]
 
 # What an actor's `run` yields: the progress events since the last yield, then the outcome and result bytes.
 ActorItem = list[ProgressEvent] | tuple[Outcome, bytes | None]
 
 
+def actor_folder(token: str) -> Path:
+    """The folder of the actor the pool named `token`, in the temporary folder of the host it runs on."""
+    return Path(tempfile.gettempdir()) / f"neural-style-actor-{token}"
+
+
 class RayActor:
     """Lives in a Ray worker process: holds the network and runs one job at a time, `cancel` beside it."""
 
-    def __init__(self, weights: bytes, decoder: bytes | None, threads: int) -> None:
+    def __init__(self, weights: bytes, decoder: bytes | None, threads: int, token: str) -> None:
         import ray
 
         if not ray.get_gpu_ids():
@@ -37,19 +48,26 @@ class RayActor:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         from engine.workers.runner import Runner
 
-        # Files for as long as the actor lives: the decoder is only read on the first preview job.
-        self._folder = tempfile.TemporaryDirectory(prefix="neural-style-actor-")
+        # Files for as long as the actor lives (the decoder is only read on the first preview job); none
+        # outlives the actor, so none is synced to disk.
+        self._folder = actor_folder(token)
+        self._folder.mkdir(parents=True, exist_ok=True)
+        # Removed when the actor is collected or its process exits normally (Ray's exit_actor, a shutdown).
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self._folder, ignore_errors=True)
         self._cancel = 0
         self._runner: Runner | None = None
         self._failure: str | None = None
         try:
-            folder = Path(self._folder.name)
-            weights_path = write_atomic(folder / "vgg19.npz", weights)
-            decoder_path = write_atomic(folder / "decoder.npz", decoder) if decoder is not None else None
+            folder = self._folder
+            weights_path = write_atomic(folder / "vgg19.npz", weights, False)
+            decoder_path = None if decoder is None else write_atomic(folder / "decoder.npz", decoder, False)
             self._runner = Runner(weights_path, threads, decoder_path)  # checks the sha256 of what arrived
             weights_path.unlink()
         except Exception as exc:  # told to the pool by `ready`, in a line fit for its log
             self._failure = f"{type(exc).__name__}: {exc}"
+        finally:
+            if self._runner is None:  # it will never run a job: nothing in the folder is needed
+                self._cleanup()
 
     def ready(self) -> tuple[str, str, int, str | None]:
         """Where the actor runs (host name, Ray node id, process id), and why it cannot work, if so."""
@@ -61,18 +79,27 @@ class RayActor:
         """Stop the job `seq` if it runs now or starts later."""
         self._cancel = seq
 
+    def stop(self) -> None:
+        """Remove the actor's files and end its process (the pool calls it before it kills the actor)."""
+        import ray
+
+        try:
+            self._cleanup()
+        finally:
+            ray.actor.exit_actor()
+
     def run(self, seq: int, spec: JobSpec, content: bytes, styles: list[bytes]) -> Iterator[ActorItem]:
         """Run a job from image bytes; yield its progress in batches, then its `Outcome` and result bytes."""
         runner = self._runner
         assert runner is not None, "the pool runs jobs only on actors that started"
-        with tempfile.TemporaryDirectory(prefix=f"neural-style-job-{spec.job_id}-") as name:
+        with tempfile.TemporaryDirectory(prefix=f"job-{spec.job_id}-", dir=self._folder) as name:
             folder = Path(name)
             try:
                 local = replace(
                     spec,
-                    content=write_atomic(folder / f"content{spec.content.suffix}", content),
+                    content=write_atomic(folder / f"content{spec.content.suffix}", content, False),
                     styles=tuple(
-                        write_atomic(folder / f"style{i}{path.suffix}", data)
+                        write_atomic(folder / f"style{i}{path.suffix}", data, False)
                         for i, (path, data) in enumerate(zip(spec.styles, styles, strict=True))
                     ),
                     output=folder / f"result{spec.output.suffix}",

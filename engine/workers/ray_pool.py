@@ -5,11 +5,14 @@ needs a shared filesystem: the weights go through Ray's object store (put once, 
 checked by the sha256 `VGGWeights.load` verifies), a job's images go to its actor as bytes and the result's
 bytes come back to be written here. A job streams its progress back while it runs (a Ray generator).
 
-Ray never queues or retries a job: the pool hands a job to an actor only when that actor is idle, and an
-actor that dies (killed, out of memory, its node lost) fails its one job with `crashed=True` so that the
-caller's store, the source of truth, requeues it; the pool then starts a fresh actor in its place. An actor
-that cannot start fails no job: as in `EnginePool`, the pool tries again after a growing wait, reading the
-weights file again if it changed, and queued jobs wait meanwhile.
+Ray never queues or retries a job: the pool hands a job to an actor only when that actor is idle and has
+just answered a ping, so a job is never charged for an actor that had died idle (its node lost, say): the
+job goes back to the head of the queue and a fresh actor takes the dead one's place. An actor that dies
+under its job (killed, out of memory, its node lost) fails that one job with `crashed=True`, so that the
+caller's store, the source of truth, requeues it. An actor that cannot start, or is not ready within
+`ready_timeout` (no node has room for it, its node hangs), fails no job: it is killed and, as in
+`EnginePool`, tried again after a growing wait, reading the weights file again if it changed; the other
+actors run the queue meanwhile.
 
 `ray` is imported when the pool starts, never at import, and TensorFlow only inside the actors.
 """
@@ -18,9 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import signal
 import threading
 import time
+import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -28,17 +33,26 @@ from typing import Any
 from engine.files import write_atomic
 from engine.workers.jobs import Failure, Outcome, failure_of
 from engine.workers.queued import START_BACKOFF, QueuedJob, QueuedPool, existing_weights
-from engine.workers.ray_actor import ActorItem, RayActor
+from engine.workers.ray_actor import ActorItem, RayActor, actor_folder
 
-__all__ = ["RayPool"]
+__all__ = ["READY_TIMEOUT", "RayPool"]
 
 logger = logging.getLogger(__name__)
+
+# Seconds a new actor has to load TensorFlow and the weights (pulled from the object store by a new node)
+# and answer `ready`; an actor Ray cannot place (no node with a free GPU) is not ready either.
+READY_TIMEOUT = 300.0
+# Seconds an idle actor has to answer the ping before it is given a job; one that does not is taken for dead.
+PING_TIMEOUT = 10.0
+# Seconds `close` gives each actor to remove its files and exit before it is killed.
+STOP_TIMEOUT = 5.0
 
 
 @dataclass
 class _Slot:
     index: int
     actor: Any  # ray.actor.ActorHandle of a `RayActor`
+    token: str  # names the actor's folder (`actor_folder`)
     ready: bool = False
     where: str = ""  # "host pid N node ID", once the actor has started
     pid: int = 0
@@ -59,15 +73,18 @@ class RayPool(QueuedPool):
         address: str | None = None,
         decoder_path: Path | None = None,
         start_backoff: tuple[float, float] = START_BACKOFF,
+        ready_timeout: float = READY_TIMEOUT,
     ) -> None:
         super().__init__(start_backoff)
         self.weights_path = existing_weights(weights_path)
         self.decoder_path = decoder_path  # the AdaIN decoder, for "preview" jobs
         self.cpus_per_worker = cpus_per_worker
+        self.ready_timeout = ready_timeout
         self.address = address  # None: start a Ray of our own on this machine
         self.size = workers or 0  # 0 until `start` has counted the cluster's GPUs or CPUs
         self._slots: list[_Slot] = []
         self._runs: set[threading.Thread] = set()  # one per running job, until it has its outcome
+        self._stopped: set[int] = set()  # seqs of jobs cancelled while handed to an actor
         self._owns_ray = False
         self._actor_class: Any = None
         self._files: tuple[Any, Any] = (None, None)  # ObjectRefs of the weights' and decoder's bytes
@@ -113,6 +130,7 @@ class RayPool(QueuedPool):
 
     def _stop_running(self, job: QueuedJob) -> None:
         with self._lock:
+            self._stopped.add(job.seq)  # in case its actor turns out dead and the job goes back to the queue
             actors = [slot.actor for slot in self._slots if slot.job is job]
         for actor in actors:
             actor.cancel.remote(job.seq)
@@ -134,13 +152,25 @@ class RayPool(QueuedPool):
         deadline = time.monotonic() + timeout
         for thread in runs:
             thread.join(max(0.0, deadline - time.monotonic()))
+        # Each actor removes its files and exits; one that cannot (hung, its node gone) is killed.
+        stops = []
         for slot in slots:
             with contextlib.suppress(Exception):
-                _kill(slot.actor)
+                stops.append(slot.actor.stop.remote())
+        with contextlib.suppress(Exception):
+            ray.wait(stops, num_returns=len(stops), timeout=STOP_TIMEOUT)
+        for slot in slots:
+            _kill(slot, wait=True)
         for thread in runs:  # a job its actor did not stop in time ends as its actor dies
             thread.join(5.0)
         if self._owns_ray:
             ray.shutdown()
+
+    @property
+    def ready(self) -> int:
+        """How many actors have loaded the network and are not known to have died since."""
+        with self._lock:
+            return sum(slot.ready for slot in self._slots)
 
     def worker_pids(self) -> list[int]:
         """Process ids of the actors that have started (for tests and monitoring)."""
@@ -164,7 +194,8 @@ class RayPool(QueuedPool):
         self._stamp = (stat.st_mtime_ns, stat.st_size)
 
     def _spawn(self, index: int) -> _Slot:
-        slot = _Slot(index, self._actor_class.remote(*self._files, self.cpus_per_worker))
+        token = uuid.uuid4().hex[:16]
+        slot = _Slot(index, self._actor_class.remote(*self._files, self.cpus_per_worker, token), token)
         threading.Thread(
             target=self._await_ready, args=(slot,), name=f"ray-actor-{index}", daemon=True
         ).start()
@@ -174,19 +205,20 @@ class RayPool(QueuedPool):
         import ray
 
         try:
-            host, node_id, pid, failure = ray.get(slot.actor.ready.remote())
+            host, node_id, pid, failure = ray.get(slot.actor.ready.remote(), timeout=self.ready_timeout)
+        except ray.exceptions.GetTimeoutError:
+            host, node_id, pid, failure = "", "", 0, f"not ready after {self.ready_timeout:g} s"
         except ray.exceptions.RayError as exc:
             host, node_id, pid, failure = "", "", 0, _reason(exc)
         if failure is not None:
-            with contextlib.suppress(Exception):
-                _kill(slot.actor)
+            _kill(slot)
             if not self._closing:
                 self._retry(slot, self._start_failed(slot.index, failure))
             return
         with self._lock:
             slot.ready, slot.pid, slot.node_id = True, pid, node_id
             slot.where = f"{host} pid {pid} node {node_id[:8]}"
-        self._worker_started()
+        self._worker_started(slot.index)
         logger.info("engine actor %d ready on %s", slot.index, slot.where)
         self._dispatch()
 
@@ -224,6 +256,9 @@ class RayPool(QueuedPool):
         import ray
 
         spec = job.spec
+        if not self._answers(slot):
+            self._requeue(slot, job)
+            return
         logger.info("job %s: running on engine actor %d (%s)", spec.job_id, slot.index, slot.where)
         try:
             content = spec.content.read_bytes()
@@ -260,21 +295,56 @@ class RayPool(QueuedPool):
                 outcome = replace(outcome, output=spec.output)
         self._finish(slot, job, outcome)
 
+    def _answers(self, slot: _Slot) -> bool:
+        """Whether the idle actor of `slot` answers a ping in time: Ray learns late of a lost node."""
+        import ray
+
+        try:
+            ray.get(slot.actor.ready.remote(), timeout=PING_TIMEOUT)
+        except ray.exceptions.RayError as exc:  # GetTimeoutError is one too
+            logger.warning("engine actor %d (%s) died while idle: %s", slot.index, slot.where, _reason(exc))
+            return False
+        return True
+
+    def _requeue(self, slot: _Slot, job: QueuedJob) -> None:
+        """`job` was handed to an actor found dead before it started: it goes back to the head of the queue,
+        uncharged (or ends cancelled if it was cancelled meanwhile), and a fresh actor replaces the dead one.
+        """
+        cancelled = False
+        with self._lock:
+            self._runs.discard(threading.current_thread())
+            slot.job = None
+            self._replace(slot)
+            if job.seq in self._stopped or self._closing:
+                cancelled = True
+                self._jobs.pop(job.spec.job_id, None)
+            else:
+                self._pending.appendleft(job)
+        if cancelled:
+            job.resolve(Outcome(job.spec.job_id, "cancelled"))
+        self._dispatch()
+
+    def _replace(self, slot: _Slot) -> None:
+        """Kill the dead actor of `slot` and start a fresh one in its place; the caller holds the lock."""
+        if slot not in self._slots:
+            return
+        _kill(slot)
+        if self._closing:
+            self._slots.remove(slot)
+        else:
+            self._slots[self._slots.index(slot)] = self._spawn(slot.index)
+
     def _finish(self, slot: _Slot, job: QueuedJob, outcome: Outcome, died: bool = False) -> None:
         """End a job on its own thread (`_run`'s): resolve it, replace a dead actor, dispatch the next."""
         with self._lock:
             self._jobs.pop(job.spec.job_id, None)
+            self._stopped.discard(job.seq)
             self._runs.discard(threading.current_thread())
             slot.job = None
-            if died and slot in self._slots:
-                with contextlib.suppress(Exception):
-                    _kill(slot.actor)
-                if self._closing:
-                    self._slots.remove(slot)
-                else:
-                    # The replacement is in place before anyone hears of the loss, so a caller that
-                    # resubmits at once finds a full pool.
-                    self._slots[self._slots.index(slot)] = self._spawn(slot.index)
+            if died:
+                # The replacement is in place before anyone hears of the loss, so a caller that
+                # resubmits at once finds a full pool.
+                self._replace(slot)
         job.resolve(outcome)
         self._dispatch()
 
@@ -294,10 +364,27 @@ def _init_ray(address: str | None) -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _kill(actor: Any) -> None:
+def _kill(slot: _Slot, wait: bool = False) -> None:
+    """Kill the actor of `slot`, and once it is dead remove its folder if that is on this host (a killed
+    actor cannot): on a thread of its own unless `wait`, as an actor may take seconds to die."""
     import ray
 
-    ray.kill(actor, no_restart=True)
+    def bury() -> None:
+        with contextlib.suppress(Exception):
+            ray.kill(slot.actor, no_restart=True)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while time.monotonic() < deadline:  # until a call fails: the actor is dead (or hangs, node lost)
+            try:
+                ray.get(slot.actor.ready.remote(), timeout=STOP_TIMEOUT)
+            except Exception:
+                break
+            time.sleep(0.05)
+        shutil.rmtree(actor_folder(slot.token), ignore_errors=True)
+
+    if wait:
+        bury()
+    else:
+        threading.Thread(target=bury, name=f"ray-bury-{slot.index}", daemon=True).start()
 
 
 def _reason(exc: BaseException) -> str:

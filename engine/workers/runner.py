@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import time
 import traceback
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from PIL import Image
 from engine.images import ImageError, save_image, to_uint8
 from engine.inputs import load_inputs
 from engine.memory import LEAST_SIDE, fitting_side, free_memory
-from engine.params import StyleParams
+from engine.params import Losses, StyleParams
 from engine.precision import resolve
 from engine.stylize import Cancelled, iterate
 from engine.weights import WeightsError, load_decoder, load_vgg
@@ -34,6 +35,32 @@ logger = logging.getLogger(__name__)
 CONTENT_NAME = "the photo"
 STYLE_NAME = "the style picture"
 IMAGE_ROLES: dict[str, ImageRole] = {CONTENT_NAME: "content", STYLE_NAME: "style"}
+
+# Words in TensorFlow's errors (any case) that mean an allocation failed on the device. Only
+# ResourceExhaustedError says so by its type; the others come as InternalError or UnknownError.
+OUT_OF_MEMORY_SIGNS = (
+    "out of memory",  # CUDA_ERROR_OUT_OF_MEMORY; the allocator's "ran out of memory trying to allocate"
+    "oom when allocating",  # ResourceExhaustedError's own words
+    "failed to allocate",  # "failed to allocate memory", a kernel's scratch space
+    "dst tensor is not initialized",  # a copy to the GPU whose destination could not be allocated
+    "cudnn_status_alloc_failed",
+    # cuDNN's handle or workspace could not be had: in a worker that has already run, memory is short.
+    "cudnn_status_not_initialized",
+    "cudnn failed to initialize",  # "Failed to get convolution algorithm. This is probably because cuDNN …"
+    "cublas_status_alloc_failed",
+)
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc` says the machine or the GPU ran out of memory, whatever TensorFlow's type for it."""
+    import tensorflow as tf
+
+    if isinstance(exc, MemoryError | tf.errors.ResourceExhaustedError):
+        return True
+    if isinstance(exc, tf.errors.OpError):
+        text = str(exc).lower()
+        return any(sign in text for sign in OUT_OF_MEMORY_SIGNS)
+    return False
 
 
 def configure_tensorflow(threads: int) -> None:
@@ -78,29 +105,19 @@ class Runner:
         report: Callable[[ProgressEvent], None],
         should_cancel: Callable[[], bool],
     ) -> Outcome:
-        """Run one job; every failure becomes an `Outcome`, never an exception."""
-        import tensorflow as tf
+        """Run one job; every failure becomes an `Outcome`, never an exception.
 
+        A painting that runs out of memory (on a GPU, whose free memory is not known beforehand) is painted
+        once more with about half the pixels, unless that is below `LEAST_SIDE`; `shrunk_to` says so.
+        """
         started = time.perf_counter()
         try:
             # Decoded straight to the sizes the run uses (a 40-megapixel photo is never held at full size
             # in float), and named as the user knows them: these messages reach the log, paths need not.
             content, styles = load_inputs(spec.content, spec.styles, spec.params, CONTENT_NAME, STYLE_NAME)
-            if spec.mode == "preview":
-                p = spec.params
-                image = self.adain().preview(
-                    content,
-                    styles,
-                    alpha=spec.alpha,
-                    blend_weights=p.style_blend_weights,
-                    preserve_colors=p.preserve_colors,
-                    max_size=p.max_size,
-                    style_scales=p.style_scales,
-                    precision=p.precision,
-                )
-                save_image(image, spec.output)
-                return Outcome(spec.job_id, "done", spec.output, seconds=time.perf_counter() - started)
-            params, shrunk_to = _fitting(spec.params, content.shape)
+            params, shrunk_to = spec.params, None
+            if spec.mode == "stylize":
+                params, shrunk_to = _fitting(spec.params, content.shape)
             if shrunk_to is not None and shrunk_to < LEAST_SIDE:
                 detail = f"{content.shape[1]}×{content.shape[0]} would need more memory than is free"
                 return Outcome.failed(spec.job_id, Failure.OUT_OF_MEMORY, detail)
@@ -108,41 +125,78 @@ class Runner:
                 logger.info(
                     "job %s: painted at %d px, the most that fits in free memory", spec.job_id, shrunk_to
                 )
-            start = None
-            if params.initial == "adain":
-                from engine.adain import initial_from_adain
-
-                start = initial_from_adain(self.adain(), content, styles, params, spec.alpha)
-            for step in iterate(self.network, content, styles, params, should_cancel, start=start):
-                if step.iteration < step.total:
-                    preview = _jpeg(step.image) if step.image is not None else None
-                    report(
-                        ProgressEvent(
-                            spec.job_id,
-                            step.iteration,
-                            step.total,
-                            step.losses,
-                            preview,
-                            scale=step.scale,
-                            scales=step.scales,
-                            side=step.side,
-                        )
+            for attempt in (1, 2):
+                try:
+                    losses = self._paint(spec, content, styles, params, report, should_cancel)
+                    break
+                except Exception as exc:
+                    side = _smaller(params, content.shape) if attempt == 1 and out_of_memory(exc) else None
+                    if side is None:
+                        raise
+                    logger.warning(
+                        "job %s: out of memory (%s); painting it again at %d px", spec.job_id, exc, side
                     )
-            assert step.image is not None
-            save_image(step.image, spec.output)
+                # Outside the handler: the failed attempt's tensors, held by its traceback, are freed.
+                params, shrunk_to = params.with_overrides(max_size=side), side
         except Cancelled:
             return Outcome(spec.job_id, "cancelled", seconds=time.perf_counter() - started)
         except ImageError as exc:
             return Outcome.bad_image(spec.job_id, exc, IMAGE_ROLES.get(exc.name, "output"))
-        except (MemoryError, tf.errors.ResourceExhaustedError) as exc:
-            return Outcome.failed(spec.job_id, Failure.OUT_OF_MEMORY, f"{type(exc).__name__}: {exc}")
         except Exception as exc:
-            failure = failure_of(exc)
+            failure = Failure.OUT_OF_MEMORY if out_of_memory(exc) else failure_of(exc)
             if failure is Failure.INTERNAL:
                 logger.exception("job %s: failed", spec.job_id)
             return Outcome.failed(spec.job_id, failure, "".join(traceback.format_exception_only(exc)).strip())
         seconds = time.perf_counter() - started
-        return Outcome(spec.job_id, "done", spec.output, step.losses, seconds, shrunk_to=shrunk_to)
+        return Outcome(spec.job_id, "done", spec.output, losses, seconds, shrunk_to=shrunk_to)
+
+    def _paint(
+        self,
+        spec: JobSpec,
+        content: np.ndarray,
+        styles: list[np.ndarray],
+        params: StyleParams,
+        report: Callable[[ProgressEvent], None],
+        should_cancel: Callable[[], bool],
+    ) -> Losses | None:
+        """Paint `content` (H, W, 3) as `params` say and save it to the job's output; the final losses of
+        an optimisation, None for a feed-forward preview."""
+        if spec.mode == "preview":
+            image = self.adain().preview(
+                content,
+                styles,
+                alpha=spec.alpha,
+                blend_weights=params.style_blend_weights,
+                preserve_colors=params.preserve_colors,
+                max_size=params.max_size,
+                style_scales=params.style_scales,
+                precision=params.precision,
+            )
+            save_image(image, spec.output)
+            return None
+        start = None
+        if params.initial == "adain":
+            from engine.adain import initial_from_adain
+
+            start = initial_from_adain(self.adain(), content, styles, params, spec.alpha)
+        for step in iterate(self.network, content, styles, params, should_cancel, start=start):
+            if step.iteration < step.total:
+                preview = _jpeg(step.image) if step.image is not None else None
+                report(
+                    ProgressEvent(
+                        spec.job_id,
+                        step.iteration,
+                        step.total,
+                        step.losses,
+                        preview,
+                        scale=step.scale,
+                        scales=step.scales,
+                        side=step.side,
+                    )
+                )
+        assert step.image is not None
+        save_image(step.image, spec.output)
+        return step.losses
 
 
 def _fitting(params: StyleParams, shape: tuple[int, ...]) -> tuple[StyleParams, int | None]:
@@ -158,6 +212,13 @@ def _fitting(params: StyleParams, shape: tuple[int, ...]) -> tuple[StyleParams, 
     if side >= max(height, width):
         return params, None
     return params.with_overrides(max_size=max(side, 16)), side
+
+
+def _smaller(params: StyleParams, shape: tuple[int, ...]) -> int | None:
+    """The long side of a painting with about half the pixels of the one `params` make of an image of
+    `shape`; None if that is below `LEAST_SIDE`, where a painting is not worth making."""
+    side = math.floor(min(params.max_size, max(shape[:2])) / math.sqrt(2))
+    return side if side >= LEAST_SIDE else None
 
 
 def _jpeg(image: np.ndarray) -> bytes:

@@ -12,7 +12,8 @@ delivery) can be tested in milliseconds against every way a job can end, without
 
 It honours what `EnginePool` and `RayPool` promise: `size` jobs at once and the rest queued in order,
 `cancel` of a queued or running job, `busy`, `close` cancelling what is left, progress on the caller's loop
-with `submit_async`, and queued jobs waiting while it is made unhealthy (`fail_starts`).
+with `submit_async`, and jobs running on the workers that are ready while others cannot start
+(`fail_starts`), or waiting while none can.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ class ScriptedBackend(QueuedPool):
         self._plans: dict[str, Scripted] = {}
         self._runs: dict[str, _Run] = {}  # running, by job id
         self._threads: set[threading.Thread] = set()
+        self._broken = 0  # how many of its workers cannot start (the last ones)
 
     def plan(self, job_id: str, script: Scripted) -> None:
         """Say in advance what the job `job_id` will do when it runs."""
@@ -102,14 +104,30 @@ class ScriptedBackend(QueuedPool):
         run.wake.set()
         return True
 
-    def fail_starts(self, reason: str) -> None:
-        """Behave as a backend whose workers cannot start: unhealthy, and queued jobs wait."""
-        self._start_failed(0, reason)
+    def fail_starts(self, reason: str, workers: int | None = None) -> None:
+        """Behave as a backend of which `workers` workers (default: all) cannot start: jobs run on the
+        others, or wait while none is ready."""
+        broken = self.size if workers is None else workers
+        if not 0 < broken <= self.size:
+            raise ValueError(f"workers must be 1..{self.size}, not {workers}")
+        with self._lock:
+            self._broken = broken
+        for index in range(self.size - broken, self.size):
+            self._start_failed(index, reason)
 
     def recover(self) -> None:
-        """Workers start again: healthy, and queued jobs run."""
-        self._worker_started()
+        """Every worker starts again: healthy, and queued jobs run on all of them."""
+        with self._lock:
+            broken, self._broken = self._broken, 0
+        for index in range(self.size - broken, self.size):
+            self._worker_started(index)
         self._dispatch()
+
+    @property
+    def ready(self) -> int:
+        """How many of its workers can start: `size` unless `fail_starts` said otherwise."""
+        with self._lock:
+            return self.size - self._broken
 
     def start(self) -> Self:
         """Nothing to start; here so that it is used as the real pools are."""
@@ -150,8 +168,7 @@ class ScriptedBackend(QueuedPool):
 
     def _dispatch(self) -> None:
         with self._lock:
-            working = self._start_error is None and not self._closing
-            while working and self._pending and len(self._runs) < self.size:
+            while not self._closing and self._pending and len(self._runs) < self.size - self._broken:
                 job = self._pending.popleft()
                 run = _Run(job, self._plans.pop(job.spec.job_id, self.default))
                 self._runs[job.spec.job_id] = run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import itertools
 
@@ -11,7 +12,7 @@ from telegram.ext import Application
 from bot.i18n import texts_in
 from bot.requests import style_params
 from storage import JobStatus, Store
-from tests.bot.conftest import ADMIN, USER, BotRunner, delivered, jpeg, photos, text_containing
+from tests.bot.conftest import ADMIN, USER, BotRunner, delivered, eventually, jpeg, photos, text_containing
 from tests.bot.fake_telegram import FakeTelegram
 
 texts = texts_in("en")  # the fake's users speak English
@@ -257,9 +258,15 @@ async def test_restart_mid_job_delivers_exactly_once(fake: FakeTelegram, runner:
 
 async def test_admin_stats_and_delstyle(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
     await add_preset(fake, "gone")
+    dispatcher = bot.bot_data.dispatcher
+    assert dispatcher is not None
+    await eventually(lambda: asyncio.sleep(0, dispatcher.pool.ready), lambda ready: ready == 1)
     await fake.user_sends_text(ADMIN, ADMIN, "/stats")
     stats = await fake.wait_for_message(ADMIN, text_containing("Jobs:"))
-    assert (stats.text or "").startswith(texts.stats([], None, 0, 0) + "\n")  # then the disk space
+    lines = (stats.text or "").split("\n")
+    assert "\n".join(lines[:3]) == texts.stats([], None, 0, 0)
+    assert lines[3] == texts.painters(1, 1) == "1 of 1 painter ready"
+    assert lines[4].startswith("Free disk space: ")
     await fake.user_sends_text(ADMIN, ADMIN, "/delstyle gone")
     await fake.wait_for_message(ADMIN, text_containing(texts.preset_removed("gone")))
     await fake.user_sends_text(ADMIN, ADMIN, "/delstyle gone")

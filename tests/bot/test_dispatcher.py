@@ -154,6 +154,34 @@ async def test_jobs_wait_queued_while_workers_cannot_start(
     await settled(store, job.id, JobStatus.DELIVERED)
 
 
+async def test_jobs_run_on_the_ready_workers_while_one_cannot_start(
+    store: Store, telegram: Bot, fake: FakeTelegram, tmp_path: Path
+) -> None:
+    with ScriptedBackend(size=2, default=Scripted(hold=True)) as backend:
+        backend.fail_starts("the GPU is gone", workers=1)
+        running = Dispatcher(telegram, store, backend, Config(token=fake.token, progress_interval=0.0))
+        running.start()
+        try:
+            first = await queue(store, telegram, tmp_path)
+            second = await queue(store, telegram, tmp_path)
+            running.wake()
+            await settled(store, first.id, JobStatus.RUNNING)
+            assert (running.lane_healthy(False), running.lane_ready(False), running.lane_size(False)) == (
+                True,
+                1,
+                2,
+            )
+            # One ready worker: one job claimed; the other stays queued in the store, not in the backend.
+            assert [spec.job_id for spec in backend.submitted] == [str(first.id)]
+            assert (await store.jobs.get(second.id)).status == JobStatus.QUEUED  # type: ignore[union-attr]
+            assert backend.release(str(first.id))
+            await settled(store, first.id, JobStatus.DELIVERED)
+            await eventually(lambda: asyncio.sleep(0, backend.release(str(second.id))), bool)
+            await settled(store, second.id, JobStatus.DELIVERED)
+        finally:
+            await running.stop()
+
+
 async def test_the_operators_precision_reaches_the_engine_with_every_job(
     store: Store, telegram: Bot, backend: ScriptedBackend, fake: FakeTelegram, tmp_path: Path
 ) -> None:

@@ -144,6 +144,13 @@ def sample_calls(texts: bot.texts.Texts) -> list[str]:
     for state in ("queued", "running", "done", "delivered", "failed", "cancelled"):
         out.append(texts.status(state, 1, 30.0, 3, 10))
         out.append(texts.status(state, 1, 30.0, 3, 10, waiting_for_telegram=True, painter_down=True))
+        out.append(texts.status(state, 2, 30.0, 3, 10, painters=(3, 4)))
+        out.append(texts.status(state, 2, 30.0, 3, 10, painters=(1, 2)))
+    for ready, size in ((0, 1), (1, 1), (1, 2), (3, 4), (5, 5)):
+        out.append(texts.painters(ready, size))
+    out.append(texts.painter_cannot_start("WeightsError: not a weights file"))
+    for ready, error in ((True, None), (False, None), (False, "exited with code -9 while starting")):
+        out.append(texts.preview_painter(ready, error))
     for cls in type(texts).__mro__:
         out += [getattr(texts, name) for name, value in vars(cls).items() if isinstance(value, Text)]
     return out

@@ -13,6 +13,7 @@ import pytest
 from engine.images import ImageProblem, load_image, save_image
 from engine.params import StyleParams
 from engine.workers import EnginePool, Failure, JobSpec, ProgressEvent
+from engine.workers.local import split_gpus, worker_devices
 from tests.engine.conftest import smooth_image
 from tests.timing import scaled
 
@@ -47,6 +48,32 @@ def wait_until(condition, timeout: float = 60.0) -> None:  # type: ignore[no-unt
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("gpus", "painting", "preview"),
+    [
+        ([], ["-1"], ["-1"]),  # no GPU: everything on the CPU
+        (["0"], ["0"], ["0"]),  # one GPU: the preview worker shares it
+        (["0", "1"], ["0"], ["1"]),
+        (["0", "1", "2", "3"], ["0", "1", "2"], ["3"]),
+        (["3", "5", "7"], ["3", "5"], ["7"]),  # as CUDA_VISIBLE_DEVICES names them
+    ],
+)
+def test_the_preview_worker_shares_a_gpu_only_when_there_is_one(
+    gpus: list[str], painting: list[str], preview: list[str]
+) -> None:
+    painting_gpus, preview_gpus = split_gpus(gpus, previews=True)
+    # One painting worker per GPU it may use (the default), one preview worker.
+    assert worker_devices(painting_gpus, max(1, len(painting_gpus))) == painting
+    assert worker_devices(preview_gpus, 1) == preview
+    # Without previews the painting workers take every GPU.
+    assert split_gpus(gpus, previews=False) == (gpus, gpus[:1])
+
+
+def test_more_workers_than_gpus_go_round_robin() -> None:
+    assert worker_devices(["0", "1", "2"], 5) == ["0", "1", "2", "0", "1"]
+    assert worker_devices([], 2) == ["-1", "-1"]
 
 
 def test_two_jobs_run_at_once_with_progress(

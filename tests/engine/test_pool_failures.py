@@ -8,12 +8,13 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from engine.images import save_image
-from engine.workers import EnginePool
+from engine.workers import EnginePool, QueuedPool, ScriptedBackend
 from tests.engine.conftest import smooth_image
 from tests.engine.test_pool import spec, wait_until
 from tests.timing import scaled
@@ -25,6 +26,50 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     save_image(smooth_image(24, 36, 1), folder / "content.png")
     save_image(smooth_image(20, 20, 2), folder / "style.png")
     return folder / "content.png", folder / "style.png"
+
+
+# A wait longer than any test: a worker whose start failed is not tried again while the test runs.
+NEVER = (600.0, 600.0)
+
+
+@pytest.fixture(params=["local", "ray", "scripted"])
+def one_of_two_broken(request: pytest.FixtureRequest, tiny_weights_file: Path) -> Iterator[QueuedPool]:
+    """A pool of two workers, the second of which failed to start: killed while it loads (a broken GPU
+    looks the same to the pool), or scripted so.
+    """
+    if request.param == "scripted":
+        with ScriptedBackend(size=2) as scripted:
+            scripted.fail_starts("the GPU is gone", workers=1)
+            yield scripted
+        return
+    if request.param == "local":
+        with EnginePool(tiny_weights_file, workers=2, threads_per_worker=1, start_backoff=NEVER) as local:
+            os.kill(local.worker_pids()[1], signal.SIGKILL)
+            yield local
+        return
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
+    from engine.workers import RayPool
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=100_000_000)
+    try:
+        with RayPool(tiny_weights_file, workers=2, start_backoff=NEVER) as actors:
+            ray.kill(actors._slots[1].actor)
+            yield actors
+    finally:
+        ray.shutdown()
+
+
+def test_a_worker_that_cannot_start_leaves_the_others_painting(
+    one_of_two_broken: QueuedPool, images: tuple[Path, Path], tmp_path: Path
+) -> None:
+    pool = one_of_two_broken
+    wait_until(lambda: pool.start_failures == 1 and pool.ready == 1)
+    assert (pool.size, pool.healthy, pool.start_error is not None) == (2, True, True)
+    first, second = (pool.submit(spec(name, images, tmp_path, 2)) for name in ("first", "second"))
+    assert [first.result(scaled(120)).status, second.result(scaled(120)).status] == ["done", "done"]
+    assert (tmp_path / "first.png").is_file()
+    # The broken worker waits out its backoff; the pool still counts one ready worker of two.
+    assert (pool.ready, pool.size, pool.start_failures) == (1, 2, 1)
 
 
 def start_failures_logged(caplog: pytest.LogCaptureFixture) -> int:

@@ -37,7 +37,8 @@ def backend() -> Iterator[ScriptedBackend]:
 
 def test_it_is_an_engine_backend() -> None:
     chosen: EngineBackend = ScriptedBackend()  # mypy checks the protocol; this checks it at run time too
-    assert {"healthy", "start_error", "submit", "submit_async", "cancel", "busy", "close"} <= set(dir(chosen))
+    offered = {"ready", "healthy", "start_error", "submit", "submit_async", "cancel", "busy", "close"}
+    assert offered <= set(dir(chosen))
     chosen.close()
 
 
@@ -100,13 +101,27 @@ def test_unhealthy_backend_keeps_jobs_queued_until_it_recovers(
     backend: ScriptedBackend, tmp_path: Path
 ) -> None:
     backend.fail_starts("WeightsError: bad weights")
-    assert (backend.healthy, backend.start_error) == (False, "WeightsError: bad weights")
+    assert (backend.ready, backend.healthy, backend.start_error) == (0, False, "WeightsError: bad weights")
     handle = backend.submit(spec("x", tmp_path))
     time.sleep(0.05)
     assert not handle.future.done()
     backend.recover()
     assert (backend.healthy, backend.start_error) == (True, None)
     assert handle.result(5).status == "done"
+
+
+def test_jobs_run_on_the_workers_that_started(tmp_path: Path) -> None:
+    with ScriptedBackend(size=3, default=Scripted(hold=True)) as backend:
+        backend.fail_starts("the GPU is gone", workers=2)
+        assert (backend.ready, backend.healthy, backend.start_error) == (1, True, "the GPU is gone")
+        handles = [backend.submit(spec(name, tmp_path)) for name in "ab"]
+        assert not backend.release("b")  # queued: only one worker is ready, and "a" has it
+        assert backend.release("a")
+        assert handles[0].result(5).status == "done"
+        wait_until(lambda: backend.release("b"))
+        assert handles[1].result(5).status == "done"
+        backend.recover()
+        assert (backend.ready, backend.start_error) == (3, None)
 
 
 def test_close_cancels_what_is_left_and_refuses_more(tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import errno
-from dataclasses import replace
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,10 @@ import pytest
 import engine.workers.runner
 from engine.images import MIN_SIDE, ImageProblem, load_image, save_image
 from engine.params import StyleParams
+from engine.stylize import Progress
 from engine.weights import VGGWeights, WeightsError, synthetic_decoder
 from engine.workers import Failure, JobSpec
-from engine.workers.runner import Runner
+from engine.workers.runner import Runner, out_of_memory
 from tests.engine.conftest import smooth_image
 from tests.engine.weight_files import (
     assert_same_weights,
@@ -132,3 +134,85 @@ def test_a_large_photo_and_a_tall_style_run_at_the_job_size(runner: Runner, spec
     outcome = runner.run(replace(spec, params=params), lambda event: None, lambda: False)
     assert outcome.status == "done"
     assert load_image(spec.output).shape == (20, 200, 3)
+
+
+def tf_error(kind: str, message: str) -> BaseException:
+    import tensorflow as tf
+
+    error: type[BaseException] = getattr(tf.errors, kind)
+    return error(None, None, message)
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("ResourceExhaustedError", "OOM when allocating tensor with shape[1,64,2048,2048] and type float"),
+        ("InternalError", "Dst tensor is not initialized."),
+        (
+            "UnknownError",
+            "Failed to get convolution algorithm. This is probably because cuDNN failed to initialize, "
+            "so try looking to see if a warning log message was printed above. [Op:Conv2D]",
+        ),
+        ("InternalError", "Could not create cudnn handle: CUDNN_STATUS_ALLOC_FAILED"),
+        ("UnknownError", "cuDNN launch failure : CUDNN_STATUS_NOT_INITIALIZED"),
+        ("InternalError", "failed to allocate memory [Op:Mul]"),
+        ("InternalError", "CUDA_ERROR_OUT_OF_MEMORY: out of memory"),
+        ("InternalError", "Blas xGEMM launch failed: CUBLAS_STATUS_ALLOC_FAILED"),
+    ],
+)
+def test_every_allocation_failure_is_out_of_memory(kind: str, message: str) -> None:
+    assert out_of_memory(tf_error(kind, message))
+
+
+def test_other_errors_are_not_out_of_memory() -> None:
+    assert out_of_memory(MemoryError())
+    assert not out_of_memory(tf_error("InvalidArgumentError", "Incompatible shapes: [1,2] vs. [1,3]"))
+    assert not out_of_memory(tf_error("InternalError", "cuDNN launch failure: CUDNN_STATUS_EXECUTION_FAILED"))
+    assert not out_of_memory(ValueError("out of memory"))  # only TensorFlow's errors are read
+
+
+@dataclass
+class GpuMemory:
+    """Paintings with a long side above `limit` run out of it; `painted` lists the sides asked for."""
+
+    limit: int
+    painted: list[int] = field(default_factory=list)
+
+
+@pytest.fixture
+def gpu(monkeypatch: pytest.MonkeyPatch) -> GpuMemory:
+    """The optimisation fails as TensorFlow does on a GPU out of memory, above `limit` px."""
+    real = engine.workers.runner.iterate
+    memory = GpuMemory(limit=0)
+
+    def iterate(network, content, styles, params: StyleParams, *args, **kwargs) -> Iterator[Progress]:  # type: ignore[no-untyped-def]
+        memory.painted.append(params.max_size)
+        if params.max_size > memory.limit:
+            raise tf_error("InternalError", "Dst tensor is not initialized.")
+        yield from real(network, content, styles, params, *args, **kwargs)
+
+    monkeypatch.setattr(engine.workers.runner, "iterate", iterate)
+    return memory
+
+
+def test_a_painting_out_of_gpu_memory_is_painted_again_with_half_the_pixels(
+    runner: Runner, spec: JobSpec, gpu: GpuMemory
+) -> None:
+    save_image(smooth_image(300, 400, 3), spec.content)
+    gpu.limit = 300
+    outcome = runner.run(replace(spec, params=StyleParams(iterations=1, max_size=400)), print, lambda: False)
+    assert (outcome.status, outcome.shrunk_to, gpu.painted) == ("done", 282, [400, 282])  # 400 / √2
+    assert load_image(spec.output).shape == (212, 282, 3)
+
+
+@pytest.mark.parametrize(("side", "painted"), [(400, [400, 282]), (300, [300])])
+def test_out_of_memory_again_or_below_the_floor_fails_as_out_of_memory(
+    runner: Runner, spec: JobSpec, gpu: GpuMemory, side: int, painted: list[int]
+) -> None:
+    save_image(smooth_image(side, side, 3), spec.content)
+    gpu.limit = 100
+    outcome = runner.run(replace(spec, params=StyleParams(iterations=1, max_size=side)), print, lambda: False)
+    assert (outcome.status, outcome.failure, outcome.crashed) == ("failed", Failure.OUT_OF_MEMORY, False)
+    assert "Dst tensor is not initialized" in (outcome.detail or "")
+    assert gpu.painted == painted  # once smaller at most, and never below 256 px (300 / √2 = 212)
+    assert not spec.output.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -26,6 +27,26 @@ def test_uploads_are_named_by_content_hash(tmp_path: Path) -> None:
     assert files.save_upload(b"jpeg bytes", ".jpg") == path
     assert files.save_preset(b"png", ".png").parent == tmp_path / "presets"
     assert sorted(p.name for p in tmp_path.rglob("*") if p.name.startswith(".tmp")) == []
+
+
+def test_an_upload_is_on_disk_with_its_folder_entry_before_it_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = DataDir(tmp_path)
+    files.create()
+    synced: list[tuple[str, int]] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        mode = os.fstat(fd)
+        synced.append(("folder" if stat.S_ISDIR(mode.st_mode) else "file", mode.st_ino))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    path = files.save_upload(b"jpeg bytes", ".jpg")
+    assert path.read_bytes() == b"jpeg bytes"
+    # The renamed file is the synced one (a rename keeps the inode), then the folder with its new entry.
+    assert synced == [("file", path.stat().st_ino), ("folder", files.uploads.stat().st_ino)]
 
 
 @pytest.mark.parametrize("ext", ["", "jpg", ".JPG", ".exe", "/../x.jpg", ".jpg/"])

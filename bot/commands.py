@@ -89,7 +89,7 @@ async def _cancel_button(message: Message, user: User, value: str, context: BotC
         return
     if await context.dispatcher.cancel(job.id):
         logger.info("job %d: cancelled by user %d", job.id, user.id)
-        await context.dispatcher.show_status(job, texts_for(user.language_code).cancelled())
+        await context.dispatcher.messenger.show_status(job, texts_for(user.language_code).cancelled())
 
 
 async def cancel(update: Update, context: BotContext) -> None:
@@ -111,7 +111,7 @@ async def cancel(update: Update, context: BotContext) -> None:
     cancelled = [job for job in reversed(targets) if await dispatcher.cancel(job.id)]
     for job in cancelled:
         logger.info("job %d: cancelled with /cancel", job.id)
-        await dispatcher.show_status(job, texts.cancelled())
+        await dispatcher.messenger.show_status(job, texts.cancelled())
     if cancelled:
         await message.reply_text(texts.cancelled(len(cancelled), len(active) - len(cancelled)))
     elif had_photos:
@@ -131,9 +131,9 @@ async def status(update: Update, context: BotContext) -> None:
         return
     lines = []
     for job in jobs:
-        fast = job.request.fast
-        painters = dispatcher.lane_ready(fast), dispatcher.lane_size(fast)
-        position = await store.jobs.queue_position(job.id, painters[0] or painters[1])
+        lane = dispatcher.lane(job.request.fast)
+        painters = lane.ready, lane.size
+        position = await store.jobs.queue_position(job.id, lane.ready or lane.size)
         lines.append(
             texts.status(
                 job.status,
@@ -141,8 +141,8 @@ async def status(update: Update, context: BotContext) -> None:
                 position.estimate if position else None,
                 job.progress,
                 job.progress_total or job.iterations,
-                waiting_for_telegram=dispatcher.delivery_trouble(job.id),
-                painter_down=not dispatcher.lane_healthy(fast),
+                waiting_for_telegram=dispatcher.messenger.trouble(job.id),
+                painter_down=not lane.healthy,
                 painters=painters,
             )
         )

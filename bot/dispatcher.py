@@ -22,7 +22,6 @@ from bot.delivery import Messenger
 from bot.keyboards import cancel_keyboard
 from bot.requests import preview_alpha, style_params
 from engine.workers.jobs import EngineBackend, Failure, JobSpec, Outcome, ProgressEvent
-from engine.workers.local import EnginePool
 from storage import Job, JobStatus, Store
 
 logger = logging.getLogger(__name__)
@@ -60,7 +59,7 @@ class Dispatcher:
         store: Store,
         pool: EngineBackend,
         config: Config,
-        previews: EnginePool | None = None,
+        previews: EngineBackend | None = None,
         adain_start: bool = False,
     ) -> None:
         self.bot = bot
@@ -107,28 +106,9 @@ class Dispatcher:
         texts = await self.messenger.texts(job)
         await self.messenger.show_preview(job, data, texts.preview, cancel_keyboard(job.id, texts))
 
-    def lane_size(self, fast: bool) -> int:
-        """How many jobs of a lane run at once: fast jobs on the preview worker, the rest on the pool."""
-        return self._lane_pool(fast).size
-
-    def lane_healthy(self, fast: bool) -> bool:
-        """False while none of the lane's workers is ready and they fail to start (its jobs wait)."""
-        return self._lane_pool(fast).healthy
-
-    def lane_ready(self, fast: bool) -> int:
-        """How many of the lane's workers are ready now (`lane_size` when all are)."""
-        return self._lane_pool(fast).ready
-
-    def _lane_pool(self, fast: bool) -> EngineBackend:
+    def lane(self, fast: bool) -> EngineBackend:
+        """The workers of a lane: fast jobs run on the preview worker, the rest on the pool."""
         return self.previews if fast and self.previews is not None else self.pool
-
-    def delivery_trouble(self, job_id: int) -> bool:
-        """Whether this job's finished picture is waiting for Telegram to accept it."""
-        return self.messenger.trouble(job_id)
-
-    async def show_status(self, job: Job, text: str) -> bool:
-        """Set the job's status message to `text`, without buttons."""
-        return await self.messenger.show_status(job, text)
 
     async def cancel(self, job_id: int) -> bool:
         """Cancel a queued or running job; False if it had already ended."""
@@ -194,7 +174,7 @@ class Dispatcher:
     async def _claim(self, fast: bool) -> None:
         """Start queued jobs of a lane while its pool has a ready worker without a job; a worker that cannot
         start holds no job meanwhile."""
-        pool = self._lane_pool(fast)
+        pool = self.lane(fast)
         while not self._stopping:
             if sum(r.pool is pool for r in self._running.values()) >= pool.ready:
                 return

@@ -208,7 +208,7 @@ async def submit(message: Message, author: User, context: BotContext, update_id:
     logger.info("job %d: queued for chat %d", job.id, message.chat_id)
     status_id: int | None = None
     try:
-        position = await store.jobs.queue_position(job.id, dispatcher.lane_size(request.fast))
+        position = await store.jobs.queue_position(job.id, dispatcher.lane(request.fast).size)
         text = texts.queued(position.position, position.estimate) if position else texts.progress(0, 1)
         try:
             thumbnail = await thumbnails.status_picture(session.content_path)

@@ -146,7 +146,7 @@ async def test_jobs_wait_queued_while_workers_cannot_start(
     job = await queue(store, telegram, tmp_path)
     dispatcher.wake()
     await asyncio.sleep(0.5)  # the dispatcher looks at the queue at once when woken
-    assert not dispatcher.lane_healthy(False)
+    assert not dispatcher.lane(False).healthy
     assert backend.submitted == []  # never claimed, so never shown as running
     assert (await store.jobs.get(job.id)).status == JobStatus.QUEUED  # type: ignore[union-attr]
     backend.recover()
@@ -166,11 +166,8 @@ async def test_jobs_run_on_the_ready_workers_while_one_cannot_start(
             second = await queue(store, telegram, tmp_path)
             running.wake()
             await settled(store, first.id, JobStatus.RUNNING)
-            assert (running.lane_healthy(False), running.lane_ready(False), running.lane_size(False)) == (
-                True,
-                1,
-                2,
-            )
+            lane = running.lane(False)
+            assert (lane.healthy, lane.ready, lane.size) == (True, 1, 2)
             # One ready worker: one job claimed; the other stays queued in the store, not in the backend.
             assert [spec.job_id for spec in backend.submitted] == [str(first.id)]
             assert (await store.jobs.get(second.id)).status == JobStatus.QUEUED  # type: ignore[union-attr]

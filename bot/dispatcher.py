@@ -78,7 +78,16 @@ class Dispatcher:
         self._deliveries: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
-        """Start the loop on the running event loop."""
+        """Start the loop on the running event loop; a worker becoming ready wakes it."""
+        loop = asyncio.get_running_loop()
+
+        def ready() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the bot has stopped
+                loop.call_soon_threadsafe(self.wake)
+
+        for pool in (self.pool, self.previews):
+            if pool is not None:
+                pool.on_ready = ready
         self._task = asyncio.create_task(self._loop(), name="dispatcher")
 
     def wake(self) -> None:

@@ -15,6 +15,7 @@ import itertools
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,8 @@ class QueuedPool:
         self._start_failures = 0  # since the pool began
         self._failures_in_row: dict[int, int] = {}  # by worker index: failed starts since it last started
         self._failing: dict[int, str] = {}  # by worker index, latest last: why it failed, until it starts
+        # Called, on one of the pool's threads, each time a worker becomes ready to take a job.
+        self.on_ready: Callable[[], None] | None = None
 
     def start(self) -> Self:
         raise NotImplementedError
@@ -184,6 +187,8 @@ class QueuedPool:
         with self._lock:
             self._failures_in_row.pop(index, None)
             self._failing.pop(index, None)
+        if self.on_ready is not None:
+            self.on_ready()
 
     def _start_failed(self, index: int, reason: str) -> float:
         """Count and log one failed start of worker `index`; the seconds to wait before trying it again."""

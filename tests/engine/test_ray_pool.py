@@ -200,7 +200,9 @@ def test_job_waits_while_actors_cannot_start_and_runs_once_they_can(
 ) -> None:
     weights = tmp_path / "vgg19.npz"
     weights.write_bytes(b"garbage")
-    with RayPool(weights, workers=1, start_backoff=(0.1, 1.0)) as bad:
+    # A bounded wait for each actor's start: one kept pending by actors still dying from the tests before
+    # (their CPUs not yet given back) is tried again soon, not after the default five minutes.
+    with RayPool(weights, workers=1, start_backoff=(0.1, 1.0), ready_timeout=scaled(30)) as bad:
         handle = bad.submit(spec("x", images, tmp_path, 2))
         wait_until(lambda: bad.start_error is not None)
         failed = bad._slots[0].token

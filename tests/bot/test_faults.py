@@ -172,7 +172,7 @@ async def test_a_stop_during_a_send_lets_it_finish_and_records_it(
 async def test_progress_edits_are_dropped_while_telegram_throttles_the_chat(
     fake: FakeTelegram, runner: BotRunner
 ) -> None:
-    app = await runner.start(default_iterations=1500, progress_interval=0.1)
+    app = await runner.start(default_iterations=400, progress_interval=0.1)
     # Telegram lets this chat have one message every two seconds; progress would come ten a second.
     fake.flood_limit(USER, per_second=0.5, burst=3, retry_after=2)
     await submit(fake)

@@ -23,7 +23,10 @@ logger = logging.getLogger(__name__)
 OVERALL_PER_SECOND = 30.0
 PRIVATE_PER_SECOND = 1.0
 GROUP_PER_SECOND = 20 / 60
-CHAT_BURST = 5  # a photo's replies (received, status picture, preview) go at once
+# What a chat may get at once before the pace applies: the answers to an album of ten with its commands
+# and a job's messages go without waiting, while a sustained flood is held to the chat's pace (and a 429,
+# should Telegram count sooner, pauses only that chat).
+CHAT_BURST = 20
 # Tries after a 429 before the request fails with RetryAfter (each waits out the chat's retry_after).
 MAX_RETRIES = 3
 # Chats whose limits are remembered before idle ones are forgotten.

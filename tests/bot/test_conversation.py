@@ -197,7 +197,9 @@ async def test_cancel_command_stops_queued_job(fake: FakeTelegram, runner: BotRu
     await fake.wait_for_message(other, text_containing(texts.cancelled()))
     store: Store = app.bot_data.store
     # Claimed once the worker is ready: until then /status rightly says it is queued.
-    await eventually(lambda: store.jobs.get(1), lambda j: j is not None and j.status == JobStatus.RUNNING)
+    await eventually(
+        lambda: store.jobs.active_for_chat(USER), lambda jobs: [j.status for j in jobs] == [JobStatus.RUNNING]
+    )
     await fake.user_sends_text(USER, USER, "/status")
     await fake.wait_for_message(USER, text_containing("Painting"))
     await fake.user_sends_text(USER, USER, "/cancel")

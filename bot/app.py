@@ -10,7 +10,6 @@ from pathlib import Path
 
 from telegram import Bot, BotCommand, Update
 from telegram.ext import (
-    Application,
     ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
@@ -20,7 +19,7 @@ from telegram.ext import (
 
 from bot import admin, commands, intake, options, thumbnails
 from bot.config import DEFAULT_SIZE_GPU, Config
-from bot.context import CONTEXT_TYPES, BotData, Handler
+from bot.context import CONTEXT_TYPES, BotApplication, BotData, Handler
 from bot.dispatcher import Dispatcher
 from bot.i18n import ENGLISH, LANGUAGES, texts_in
 from bot.limits import Uploads
@@ -42,7 +41,7 @@ READ_TIMEOUT = 30.0
 ADDSTYLE_CAPTION = r"^\s*/addstyle(@\w+)?(\s|$)"
 
 
-def build_application(config: Config) -> Application:  # type: ignore[type-arg]
+def build_application(config: Config) -> BotApplication:
     """The bot, ready for `run_polling` (or for tests: `initialize`, `start`, `updater.start_polling`)."""
     app = (
         ApplicationBuilder()
@@ -94,7 +93,7 @@ def build_application(config: Config) -> Application:  # type: ignore[type-arg]
     return app
 
 
-async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
+async def _post_init(app: BotApplication) -> None:
     data: BotData = app.bot_data
     config = data.config
     if config is None:
@@ -147,14 +146,14 @@ async def _set_commands(bot: Bot) -> None:
         await bot.set_my_commands(menu, language_code=None if language == ENGLISH else language)
 
 
-async def _post_stop(app: Application) -> None:  # type: ignore[type-arg]
+async def _post_stop(app: BotApplication) -> None:
     """Stop taking jobs and let deliveries under way finish while the HTTP client is still open."""
     data: BotData = app.bot_data
     if data.dispatcher is not None:
         await data.dispatcher.stop()
 
 
-async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
+async def _post_shutdown(app: BotApplication) -> None:
     data: BotData = app.bot_data
     dispatcher = data.dispatcher
     if dispatcher is not None:

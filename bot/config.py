@@ -21,9 +21,8 @@ class ConfigError(ValueError):
     """A variable is missing or malformed; the message is one line naming it."""
 
 
-# What a painting's size is unless a chat chooses: what the host paints in a few minutes. On a 2-core
-# CPU with AMX-BF16 (shared with other work), 1024 px coarse to fine took under 6 minutes and 2048 px 7
-# (BENCHMARKS.md).
+# What a painting's size is unless a chat chooses: what the host paints in a few minutes (BENCHMARKS.md
+# has the times per size and machine).
 DEFAULT_SIZE_CPU = 1024
 DEFAULT_SIZE_GPU = 2048
 # What setWebhook accepts as secret_token, and what Telegram then sends in X-Telegram-Bot-Api-Secret-Token.
@@ -55,7 +54,8 @@ class Config:
     engine_backend: Literal["local", "ray"] = "local"  # where the engine's workers run
     ray_address: str | None = None  # an existing Ray cluster; None: start Ray on this machine
     ray_cpus_per_worker: int = 1  # CPUs each Ray worker takes on a node without GPUs
-    # L-BFGS reaches Adam's quality in a fraction of the time (BENCHMARKS.md); "adam" is the seed's.
+    # L-BFGS reaches Adam's quality in a fraction of the time (BENCHMARKS.md); "adam" is the optimiser of
+    # anishathalye/neural-style.
     optimizer: Literal["lbfgs", "adam"] = "lbfgs"
     # The convolutions' number format; "auto": bfloat16 where each worker's hardware computes it natively.
     precision: Precision = "auto"

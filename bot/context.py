@@ -40,7 +40,7 @@ class BotContext(CallbackContext[ExtBot[None], dict, dict, BotData]):  # type: i
 
     def __init__(
         self,
-        application: Application,  # type: ignore[type-arg]
+        application: BotApplication,
         chat_id: int | None = None,
         user_id: int | None = None,
     ) -> None:
@@ -64,6 +64,8 @@ class BotContext(CallbackContext[ExtBot[None], dict, dict, BotData]):  # type: i
 
 
 CONTEXT_TYPES = ContextTypes(context=BotContext, bot_data=BotData)
+# The application `build_application` makes: its bot, context, user and chat data, and bot data.
+BotApplication = Application[ExtBot[None], BotContext, dict[Any, Any], dict[Any, Any], BotData, Any]
 Handler = Callable[[Update, BotContext], Coroutine[Any, Any, None]]  # what a handler callback is
 
 

@@ -11,7 +11,7 @@ MARGIN = 16
 
 # The brush option (storage's BRUSHES) as the engine's style scale: the style image is resized to
 # scale × the painting's width before its Gram matrices are taken, so a larger scale spreads the style's
-# patterns over more of the painting, i.e. bigger strokes. 1.0 is how the bot painted before the option.
+# patterns over more of the painting, i.e. bigger strokes; "medium" is the style at the painting's width.
 # The engine caps a style at 4 × scale² × the content's area (engine/inputs.py), so "large" costs at most
 # 1.6² ≈ 2.6 times the style's features at medium, computed once per job.
 BRUSH_SCALES = {"small": 0.6, "medium": 1.0, "large": 1.6}

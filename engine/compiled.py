@@ -1,4 +1,5 @@
-"""The objective's compiled TensorFlow functions: losses, loss and gradient, and the seed's Adam step.
+"""The objective's compiled TensorFlow functions: losses, loss and gradient, and the Adam step of
+anishathalye/neural-style.
 
 Traced once per network and structure, with height and width left unknown, and reused by every job.
 """

@@ -385,7 +385,8 @@ def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
 
 
 def preserve_colors(content: np.ndarray, styled: np.ndarray) -> np.ndarray:
-    """The styled image's luminance (Rec. 601) with the content's chroma, as the seed's luminance transfer."""
+    """The styled image's luminance (Rec. 601) with the content's chroma, as anishathalye/neural-style's
+    luminance transfer."""
     styled_y = rgb_to_ycbcr(np.clip(styled, 0, 255))[..., 0]
     content_ycc = rgb_to_ycbcr(np.clip(content, 0, 255))
     content_ycc[..., 0] = styled_y

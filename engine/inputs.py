@@ -1,7 +1,8 @@
 """The sizes a stylisation's images are used at, and loading them straight to those sizes.
 
 The content is scaled down to `max_size` on its long side; each style to scale × the content's width (as
-the seed's CLI), with its area capped so a tall style on a wide photo cannot dwarf the content.
+anishathalye/neural-style's CLI), with its area capped so a tall style on a wide photo cannot dwarf the
+content.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from engine.params import StyleParams
 # A style's area is capped at this many times the content's area × its scale². At the content's width a
 # style of the content's shape has exactly the content's area × scale², so the cap only bites on a style
 # more than 4× taller, relative to its width, than the content (a 1:10 style on a 10:1 photo would be
-# 100×): a portrait on a landscape photo, up to 1:2 on 2:1, keeps the seed's size. Its Grams then cost
-# at most four times the content's forward pass, and are taken once per scale.
+# 100×): a portrait on a landscape photo, up to 1:2 on 2:1, keeps the size anishathalye/neural-style gives
+# it. Its Grams then cost at most four times the content's forward pass, and are taken once per scale.
 STYLE_AREA_RATIO = 4.0
 
 

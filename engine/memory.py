@@ -1,16 +1,10 @@
 """How much memory a painting needs, and the largest one that fits in what a machine has free.
 
 The peak is reached in the loss-and-gradient pass at the finest scale: VGG-19's activations up to relu5_1
-kept for the backward pass, their gradients, and L-BFGS's history, all linear in the pixels. Measured on
-the real weights with L-BFGS and a 16-px margin, as the peak resident memory of a worker above its idle
-footprint (BENCHMARKS.md, "Big paintings"): one scale at 2048×1536 took 2.7 kB per pixel in float32 and
-1.95 kB in bfloat16 (its activations are half the size; the gradients and Grams' inputs are float32);
-a whole coarse-to-fine job peaked at 2.25 kB in bfloat16 (buffers kept from the coarser scales). With the
-style matched on the image shrunk to the coarser scales too (StyleParams.multiscale_levels, the default)
-the growth per pixel stayed (2.19 kB between the 1024 and 2048 px jobs) and the peak rose by about 0.45 GB
-at either size: that is in `FIXED`. Peaks of 2048 px jobs differing only in the levels' filter or weight
-ranged from 6.5 to 7.7 GiB, in no order of the change (the allocator's timing, likely): `FIXED` covers the
-largest measured.
+kept for the backward pass, their gradients, and L-BFGS's history, all linear in the pixels, plus a part
+that is not (the traced functions, the style's targets, the images in and out). Both parts are the peak
+resident memory of a worker above its idle footprint, measured on the real weights (BENCHMARKS.md, "Big
+paintings"), rounded up to cover the largest peak measured.
 """
 
 from __future__ import annotations
@@ -21,7 +15,7 @@ from pathlib import Path
 # Bytes per optimised pixel (margin included) at the peak, by the convolutions' number format.
 PER_PIXEL = {"float32": 3_000, "bfloat16": 2_300}
 # Bytes a job needs besides: traced functions (one set per number of coarser levels), the style's targets,
-# images in and out. Measured at most: 1024 px coarse to fine 2.47 GiB above idle, 2048 px 7.71 GiB.
+# images in and out.
 FIXED = 900 * 2**20
 # Keep this share of the free memory for everything else on the machine.
 HEADROOM = 0.85

@@ -1,4 +1,5 @@
-"""The seed's objective: content + style + total-variation loss of an image on VGG-19 features.
+"""The objective of anishathalye/neural-style: content + style + total-variation loss of an image on VGG-19
+features.
 
 Term for term as anishathalye/neural-style's stylize.py, so loss values compare number for number.
 """
@@ -17,9 +18,8 @@ from engine.vgg import VGG19, gram
 
 # How the image is shrunk to a coarser level inside the gradient (tf.image.resize, antialiased): bicubic,
 # the same shrink as Pillow's default. The optimisation fits the picture's look shrunk by exactly this
-# filter. Fitted to a bilinear shrink, a 2048 px painting hid grain that a sharper shrink shows; fitted to
-# a bicubic one, it is closest to the style shrunk by any of Lanczos, bilinear, bicubic or box, nearer
-# than fitted to Lanczos (BENCHMARKS.md, big paintings, section 6).
+# filter, so it must not be one that hides grain a viewer's shrink would show; of the filters measured,
+# bicubic left the painting closest to the style under every common shrink (BENCHMARKS.md).
 LEVEL_FILTER = "bicubic"
 
 
@@ -131,8 +131,8 @@ class Objective:
 def objective_parts(
     network: VGG19, structure: Structure, image: tf.Tensor, targets: Targets, coefficients: Coefficients
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """The seed's three weighted losses (the coarser levels' in the style loss); only the layers up to the
-    deepest one used are computed."""
+    """anishathalye/neural-style's three weighted losses (the coarser levels' in the style loss); only the
+    layers up to the deepest one used are computed."""
     content_targets, style_targets, level_targets = targets
     content_coef, style_coef, tv_coef, level_coef = coefficients
     dtype = tf.as_dtype(structure.dtype)
@@ -162,7 +162,8 @@ def style_loss(features: Sequence[tf.Tensor], targets: Grams, coefficients: tf.T
 
 
 def total_variation(image: tf.Tensor) -> tf.Tensor:
-    """Mean squared difference of vertical plus horizontal neighbours (the seed's 2·l2_loss / size)."""
+    """Mean squared difference of vertical plus horizontal neighbours (anishathalye/neural-style's
+    2·l2_loss / size)."""
     dy = image[:, 1:, :, :] - image[:, :-1, :, :]
     dx = image[:, :, 1:, :] - image[:, :, :-1, :]
     return tf.reduce_sum(tf.square(dy)) / _size(dy) + tf.reduce_sum(tf.square(dx)) / _size(dx)

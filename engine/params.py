@@ -27,7 +27,8 @@ class StyleParams:
     # Weight of the content loss. The normalised network's activations are ~1 per channel, so its losses
     # are ~1e4 times smaller than the .mat network's; these three weights are tuned for it by eye.
     content_weight: float = 5.0
-    # Share of the content loss taken at relu4_2; relu5_2 gets 1 - blend (1.0 = relu4_2 only, as the seed).
+    # Share of the content loss taken at relu4_2; relu5_2 gets 1 - blend (1.0 = relu4_2 only, as
+    # anishathalye/neural-style).
     content_weight_blend: float = 1.0
     # Weight of the style loss (the bot's "style strength" multiplies it).
     style_weight: float = 1e6
@@ -39,8 +40,9 @@ class StyleParams:
     style_scales: tuple[float, ...] | None = None
     # Weight of the total-variation (smoothness) loss.
     tv_weight: float = 0.1
-    # "adam" as the seed (the settings below), or "lbfgs": L-BFGS bounded to valid pixels, on the device,
-    # after two Adam steps; it reaches Adam's loss in a fraction of the time (BENCHMARKS.md); the bot's.
+    # "adam" as anishathalye/neural-style (the settings below), or "lbfgs": L-BFGS bounded to valid pixels,
+    # on the device, after two Adam steps; it reaches Adam's loss in a fraction of the time (BENCHMARKS.md);
+    # the bot's.
     optimizer: Optimizer = "adam"
     # Coarse to fine above `multiscale_base`: paint at that long side first, then refine at sizes √2 apart
     # up to `max_size`, each scale starting from the previous result (engine.multiscale). At or below
@@ -72,7 +74,7 @@ class StyleParams:
     preview_every: int = 0
     # Pixels of mirrored image optimised around the picture and cropped off the result (at the output
     # size; scaled with coarser scales). The network zero-pads, which paints dark, ragged borders within
-    # a few pixels of the edge; a margin takes them off with the crop. 0 = none, as the seed.
+    # a few pixels of the edge; a margin takes them off with the crop. 0 = none, as anishathalye/neural-style.
     margin: int = 0
     # Number format of the network's convolutions: "bfloat16" (about 3.5× faster where the CPU has
     # AMX-BF16, the same picture), "float32", or "auto": bfloat16 where the hardware makes it pay (CPU

@@ -1,8 +1,9 @@
-"""The Gatys et al. optimisation, as a generator of progress: Adam or L-BFGS on the seed's objective.
+"""The Gatys et al. optimisation, as a generator of progress: Adam or L-BFGS on the objective of
+anishathalye/neural-style.
 
-The objective (engine.objective) is the seed's term for term. Adam runs as the seed's, several compiled
-steps per call (engine.compiled); L-BFGS (engine.lbfgs, on the device) takes loss and gradient from
-one compiled function; either can run coarse to fine (engine.multiscale).
+The objective (engine.objective) is anishathalye/neural-style's term for term. Adam runs as it does
+there, several compiled steps per call (engine.compiled); L-BFGS (engine.lbfgs, on the device) takes
+loss and gradient from one compiled function; either can run coarse to fine (engine.multiscale).
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ class Result:
 def prepare(
     content: np.ndarray, styles: Sequence[np.ndarray], params: StyleParams, enlarge: bool = True
 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Scale the content to `max_size`, each style to scale × the content's width (as the seed's CLI) with
-    its area capped (`engine.inputs.style_size`); with `enlarge` off, no style beyond its own pixels."""
+    """Scale the content to `max_size`, each style to scale × the content's width (as
+    anishathalye/neural-style's CLI) with its area capped (`engine.inputs.style_size`); with `enlarge` off,
+    no style beyond its own pixels."""
     if not styles:
         raise ValueError("at least one style image is needed")
     content = fit_long_side(content, params.max_size)
@@ -86,7 +88,7 @@ def initial_image(
     network: VGG19, content: np.ndarray, params: StyleParams, start: np.ndarray | None = None
 ) -> np.ndarray:
     """The preprocessed (1, H, W, 3) start image: content (or `start`, resized to the content's size)
-    blended with N(0, 0.256²) noise as the seed does."""
+    blended with N(0, 0.256²) noise as anishathalye/neural-style does."""
     rng = np.random.default_rng(params.seed)
     noise = rng.standard_normal((1, *content.shape)).astype(np.float32) * 0.256
     if params.initial == "noise":
@@ -263,7 +265,8 @@ def _lbfgs(
     previews: frozenset[int],
     cancel: Callable[[], bool],
 ) -> Steps:
-    """`warmup` of the seed's Adam steps, then L-BFGS bounded to valid pixels for the rest of the budget.
+    """`warmup` Adam steps as anishathalye/neural-style takes them, then L-BFGS bounded to valid pixels for
+    the rest of the budget.
 
     From the content image, L-BFGS alone can creep for dozens of evaluations at 512 px: its line
     search stops where the first pixel reaches the bounds. Two Adam steps (each moves every pixel by
@@ -318,7 +321,8 @@ def _adam(
     cancel: Callable[[], bool],
     steps_per_call: int | None,
 ) -> Steps:
-    """Adam as the seed runs it, several steps per compiled call; previews end a call so they are exact."""
+    """Adam as anishathalye/neural-style runs it, several steps per compiled call; previews end a call so
+    they are exact."""
     image = tf.constant(start)
     zeros = tf.zeros_like(image)
     state: AdamState = (image, zeros, zeros, tf.constant(0.0), image, tf.fill((4,), np.inf))

@@ -77,7 +77,7 @@ class VGG19:
 
 
 def gram(features: tf.Tensor) -> tf.Tensor:
-    """(1, H, W, C) → (C, C) Gram matrix divided by H·W·C, as the seed normalises it."""
+    """(1, H, W, C) → (C, C) Gram matrix divided by H·W·C, as anishathalye/neural-style normalises it."""
     channels = tf.shape(features)[-1]
     flat = tf.reshape(features, (-1, channels))  # (H·W, C)
     size = tf.cast(tf.size(features), tf.float32)

@@ -12,10 +12,10 @@ from typing import TypeVar
 import numpy as np
 import pytest
 from PIL import Image
-from telegram.ext import Application
 
 from bot.app import build_application
 from bot.config import Config
+from bot.context import BotApplication
 from bot.i18n import texts_in
 from engine.weights import synthetic, synthetic_decoder
 from storage import Job, JobStatus, Store
@@ -81,9 +81,9 @@ class BotRunner:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.app: Application | None = None  # type: ignore[type-arg]
+        self.app: BotApplication | None = None
 
-    async def start(self, **changes: object) -> Application:  # type: ignore[type-arg]
+    async def start(self, **changes: object) -> BotApplication:
         app = build_application(replace(self.config, **changes))  # type: ignore[arg-type]
         await app.initialize()
         assert app.post_init is not None
@@ -117,7 +117,7 @@ async def runner(config: Config) -> AsyncIterator[BotRunner]:
 
 
 @pytest.fixture
-async def bot(runner: BotRunner) -> Application:  # type: ignore[type-arg]
+async def bot(runner: BotRunner) -> BotApplication:
     return await runner.start()
 
 

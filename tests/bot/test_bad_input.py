@@ -8,9 +8,9 @@ import zlib
 
 import pytest
 from PIL import Image
-from telegram.ext import Application
 
 from bot.config import Config
+from bot.context import BotApplication
 from bot.i18n import texts_in
 from storage import Store
 from tests.bot.conftest import ADMIN, USER, BotRunner, jpeg, photos, text_containing
@@ -70,7 +70,7 @@ async def count_replies(fake: FakeTelegram, n: int) -> list[str]:
 )
 async def test_bad_documents_are_refused_and_change_nothing(
     fake: FakeTelegram,
-    bot: Application,  # type: ignore[type-arg]
+    bot: BotApplication,
     name: str,
     mime: str,
     data: bytes,
@@ -87,13 +87,13 @@ async def test_bad_documents_are_refused_and_change_nothing(
     await fake.wait_for_message(USER, text_containing(texts.content_received))
 
 
-async def test_bomb_is_refused_before_decoding(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_bomb_is_refused_before_decoding(fake: FakeTelegram, bot: BotApplication) -> None:
     await fake.user_sends_photo(USER, USER, png_header_claiming(30000, 30000), width=30000, height=30000)
     (reply,) = await count_replies(fake, 1)
     assert "too large" in reply
 
 
-async def test_files_over_20_mb_are_not_downloaded(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_files_over_20_mb_are_not_downloaded(fake: FakeTelegram, bot: BotApplication) -> None:
     await fake.user_sends_photo(USER, USER, jpeg(32, 32), file_size=25 * 1024 * 1024)
     await fake.user_sends_document(
         USER, USER, jpeg(32, 32), "big.jpg", "image/jpeg", file_size=21 * 1024 * 1024
@@ -102,7 +102,7 @@ async def test_files_over_20_mb_are_not_downloaded(fake: FakeTelegram, bot: Appl
     assert fake.calls("getFile") == []
 
 
-async def test_odd_images_are_converted(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_odd_images_are_converted(fake: FakeTelegram, bot: BotApplication) -> None:
     await fake.user_sends_document(USER, USER, animated_webp(), "anim.webp", "image/webp")
     await fake.wait_for_message(USER, text_containing(texts.first_frame))
     await fake.wait_for_message(USER, text_containing(texts.content_received))
@@ -120,7 +120,7 @@ async def test_odd_images_are_converted(fake: FakeTelegram, bot: Application) ->
         assert result.size == (40, 20)
 
 
-async def test_exif_rotated_photo_comes_back_upright(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_exif_rotated_photo_comes_back_upright(fake: FakeTelegram, bot: BotApplication) -> None:
     exif = Image.Exif()
     exif[0x0112] = 6  # stored landscape, shown portrait
     sideways = encoded(Image.new("RGB", (48, 24), (90, 120, 30)), "JPEG", exif=exif)
@@ -144,7 +144,7 @@ async def test_exif_rotated_photo_comes_back_upright(fake: FakeTelegram, bot: Ap
 )
 async def test_garbage_arguments_get_usage(
     fake: FakeTelegram,
-    bot: Application,  # type: ignore[type-arg]
+    bot: BotApplication,
     command: str,
     expected: str,
 ) -> None:
@@ -153,7 +153,7 @@ async def test_garbage_arguments_get_usage(
     assert reply.startswith(expected)
 
 
-async def test_stray_messages_get_a_hint(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_stray_messages_get_a_hint(fake: FakeTelegram, bot: BotApplication) -> None:
     await fake.user_sends_voice(USER, USER)
     await fake.user_sends_location(USER, USER)
     await fake.user_sends_sticker(USER, USER)
@@ -180,7 +180,7 @@ async def test_a_flooding_user_is_capped(fake: FakeTelegram, config: Config, run
 
 
 @pytest.mark.parametrize("name", ["../../evil", "a/b", ".hidden", "x" * 33, "bad\u202ename"])
-async def test_preset_names_never_become_paths(fake: FakeTelegram, bot: Application, name: str) -> None:  # type: ignore[type-arg]
+async def test_preset_names_never_become_paths(fake: FakeTelegram, bot: BotApplication, name: str) -> None:
     await fake.user_sends_photo(ADMIN, ADMIN, jpeg(32, 32), caption=f"/addstyle {name}")
     reply = await fake.wait_for_message(ADMIN, text_containing("That name won't do"))
     assert reply.text is not None

@@ -6,8 +6,8 @@ import io
 
 import numpy as np
 from PIL import Image
-from telegram.ext import Application
 
+from bot.context import BotApplication
 from bot.i18n import texts_in
 from bot.intake import CALLBACK_DATA_LIMIT
 from storage import JobStatus, Store
@@ -19,7 +19,7 @@ texts = texts_in("en")  # the fake's users speak English
 OTHER = USER + 1
 
 
-def store_of(app: Application) -> Store:  # type: ignore[type-arg]
+def store_of(app: BotApplication) -> Store:
     return app.bot_data.store
 
 
@@ -30,7 +30,7 @@ async def answered(fake: FakeTelegram, chat_id: int, user_id: int) -> None:
     await fake.wait_for(lambda: len(fake.messages(chat_id)) > before, timeout=10)
 
 
-async def test_an_edited_caption_is_not_a_new_photo(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_an_edited_caption_is_not_a_new_photo(fake: FakeTelegram, bot: BotApplication) -> None:
     first = await fake.user_sends_photo(USER, USER, jpeg(32, 32, seed=1), caption="my street")
     await fake.wait_for_message(USER, text_containing("Got your photo"))
     replies = len(fake.messages(USER))
@@ -45,7 +45,7 @@ async def test_an_edited_caption_is_not_a_new_photo(fake: FakeTelegram, bot: App
 
 async def test_groups_are_told_to_use_a_private_chat_and_photos_do_not_pair(
     fake: FakeTelegram,
-    bot: Application,  # type: ignore[type-arg]
+    bot: BotApplication,
 ) -> None:
     group = fake.create_group(members=[USER, OTHER])
     await fake.user_sends_photo(group, USER, jpeg(32, 32, seed=1), caption="/style waves")
@@ -60,7 +60,7 @@ async def test_groups_are_told_to_use_a_private_chat_and_photos_do_not_pair(
     assert (await store.sessions.get(group)).content_path is None
 
 
-async def test_channel_posts_are_ignored(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_channel_posts_are_ignored(fake: FakeTelegram, bot: BotApplication) -> None:
     channel = fake.create_channel()
     await fake.channel_posts(channel, photo=jpeg(32, 32, seed=1), caption="/style waves")
     await fake.channel_posts(channel, text="/start")
@@ -76,7 +76,7 @@ def _noisy_jpeg(side: int) -> bytes:
     return buffer.getvalue()
 
 
-async def test_a_slow_download_does_not_hold_up_other_chats(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_a_slow_download_does_not_hold_up_other_chats(fake: FakeTelegram, bot: BotApplication) -> None:
     big = _noisy_jpeg(400)
     fake.throttle_downloads(len(big) / 6.0)  # about 6 s for every download
     slow = await fake.user_sends_document(USER, USER, big, "street.jpg", "image/jpeg")
@@ -89,7 +89,7 @@ async def test_a_slow_download_does_not_hold_up_other_chats(fake: FakeTelegram, 
     assert slow.file_id is not None
 
 
-async def test_one_chat_is_still_handled_in_order(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_one_chat_is_still_handled_in_order(fake: FakeTelegram, bot: BotApplication) -> None:
     """The album's first picture downloads slowly and the second at once: the first is still the content."""
     first, second = jpeg(64, 48, seed=1), jpeg(48, 64, seed=2)
     fake.throttle_downloads(len(first) / 2.0)  # about 2 s for each picture ...
@@ -114,7 +114,7 @@ async def test_uploads_per_user_are_rate_limited(fake: FakeTelegram, runner: Bot
     assert len(await store_of(app).jobs.active_for_chat(USER)) == 1
 
 
-async def test_long_preset_names_fit_the_button_limit(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_long_preset_names_fit_the_button_limit(fake: FakeTelegram, bot: BotApplication) -> None:
     name = "Ж" * 30  # 60 bytes of UTF-8: with "style:" over Telegram's 64
     await fake.user_sends_photo(ADMIN, ADMIN, jpeg(32, 32, seed=4), caption=f"/addstyle {name}")
     await fake.wait_for_message(ADMIN, text_containing("added"))
@@ -130,7 +130,7 @@ async def test_long_preset_names_fit_the_button_limit(fake: FakeTelegram, bot: A
     assert job.status in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.DONE, JobStatus.DELIVERED)
 
 
-async def test_superscript_digits_get_the_usage_not_an_error(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_superscript_digits_get_the_usage_not_an_error(fake: FakeTelegram, bot: BotApplication) -> None:
     await fake.user_sends_text(USER, USER, "/options size ²")
     await fake.wait_for_message(USER, text_containing("Usage: /options"))
     await fake.user_sends_text(USER, USER, "/options")

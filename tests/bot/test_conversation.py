@@ -7,8 +7,8 @@ import io
 import itertools
 
 from PIL import Image
-from telegram.ext import Application
 
+from bot.context import BotApplication
 from bot.i18n import texts_in
 from bot.requests import style_params
 from storage import JobStatus, Store
@@ -31,7 +31,7 @@ async def add_preset(fake: FakeTelegram, name: str, chat_id: int = ADMIN) -> Non
     await fake.wait_for_message(chat_id, text_containing(f"Style “{name}” added"), timeout=20)
 
 
-async def test_start_explains_and_commands_are_published(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_start_explains_and_commands_are_published(fake: FakeTelegram, bot: BotApplication) -> None:
     await fake.user_sends_text(USER, USER, "/start")
     reply = await fake.wait_for_message(USER, timeout=10)
     assert reply.text == texts.help(False)
@@ -39,8 +39,8 @@ async def test_start_explains_and_commands_are_published(fake: FakeTelegram, bot
 
 
 async def test_content_then_style_delivers_photo_with_content_aspect(
-    fake: FakeTelegram, bot: Application
-) -> None:  # type: ignore[type-arg]
+    fake: FakeTelegram, bot: BotApplication
+) -> None:
     await fake.user_sends_photo(USER, USER, jpeg(96, 48, seed=1))
     await fake.wait_for_message(USER, text_containing(texts.content_received))
     await fake.user_sends_photo(USER, USER, jpeg(40, 40, seed=2))
@@ -56,7 +56,9 @@ async def test_content_then_style_delivers_photo_with_content_aspect(
     assert notice.reply_to_message_id == queued.message_id
 
 
-async def test_document_images_work_and_other_files_are_refused(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_document_images_work_and_other_files_are_refused(
+    fake: FakeTelegram, bot: BotApplication
+) -> None:
     await fake.user_sends_document(USER, USER, b"%PDF-1.4", "doc.pdf", "application/pdf")
     await fake.wait_for_message(USER, text_containing(texts.not_an_image))
     png = io.BytesIO()
@@ -65,7 +67,7 @@ async def test_document_images_work_and_other_files_are_refused(fake: FakeTelegr
     await fake.wait_for_message(USER, text_containing(texts.content_received))
 
 
-async def test_preset_by_command_and_by_button(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_preset_by_command_and_by_button(fake: FakeTelegram, bot: BotApplication) -> None:
     await add_preset(fake, "waves")
     await fake.user_sends_text(USER, USER, "/styles")
     listing = await fake.wait_for_message(USER, text_containing(texts.presets_header))
@@ -85,7 +87,7 @@ async def test_preset_by_command_and_by_button(fake: FakeTelegram, bot: Applicat
     assert image_size(photos(fake, USER)[1].data) == (48, 32)
 
 
-async def test_caption_shortcut_and_album(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_caption_shortcut_and_album(fake: FakeTelegram, bot: BotApplication) -> None:
     await add_preset(fake, "dots")
     await fake.user_sends_photo(USER, USER, jpeg(40, 20, seed=5), caption="/style dots")
     await fake.wait_for(lambda: len(photos(fake, USER)) == 1, timeout=JOB_TIMEOUT)
@@ -96,7 +98,7 @@ async def test_caption_shortcut_and_album(fake: FakeTelegram, bot: Application) 
     assert image_size(photos(fake, other)[0].data) == (20, 40)
 
 
-async def test_unknown_preset_and_stray_input_get_hints(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_unknown_preset_and_stray_input_get_hints(fake: FakeTelegram, bot: BotApplication) -> None:
     await fake.user_sends_text(USER, USER, "/style ../../etc")
     await fake.wait_for_message(USER, text_containing("There's no style called"))
     await fake.user_sends_text(USER, USER, "hello?")
@@ -109,7 +111,7 @@ async def test_unknown_preset_and_stray_input_get_hints(fake: FakeTelegram, bot:
 
 async def test_admin_sets_iterations_and_next_job_uses_them(
     fake: FakeTelegram,
-    bot: Application,  # type: ignore[type-arg]
+    bot: BotApplication,
     runner: BotRunner,
 ) -> None:
     await fake.user_sends_text(ADMIN, ADMIN, "/iterations")
@@ -138,7 +140,7 @@ async def test_admin_sets_iterations_and_next_job_uses_them(
     )
 
 
-async def test_non_admin_is_refused(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_non_admin_is_refused(fake: FakeTelegram, bot: BotApplication) -> None:
     for command in ("/iterations 5", "/delstyle x", "/stats"):
         await fake.user_sends_text(USER, USER, command)
     await fake.user_sends_photo(USER, USER, jpeg(20, 20), caption="/addstyle mine")
@@ -207,7 +209,7 @@ async def test_cancel_command_stops_queued_job(fake: FakeTelegram, runner: BotRu
     assert [(await store.jobs.get(i)).status for i in (1, 2)] == [JobStatus.CANCELLED] * 2  # type: ignore[union-attr]
 
 
-async def test_options_change_the_next_job(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_options_change_the_next_job(fake: FakeTelegram, bot: BotApplication) -> None:
     await fake.user_sends_text(USER, USER, "/options")
     view = await fake.wait_for_message(USER, text_containing("Output size: 64 px"))
     assert "opt:colors:on" in [b["callback_data"] for b in view.buttons]
@@ -260,7 +262,7 @@ async def test_restart_mid_job_delivers_exactly_once(fake: FakeTelegram, runner:
     assert len(photos(fake, USER)) == 1
 
 
-async def test_admin_stats_and_delstyle(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_admin_stats_and_delstyle(fake: FakeTelegram, bot: BotApplication) -> None:
     await add_preset(fake, "gone")
     dispatcher = bot.bot_data.dispatcher
     assert dispatcher is not None

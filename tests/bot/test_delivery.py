@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from telegram.ext import Application
 
+from bot.context import BotApplication
 from bot.i18n import texts_in
 from storage import JobStatus, Store
 from tests.bot.conftest import USER, BotRunner, delivered, eventually, jpeg, photos, pictures, text_containing
@@ -21,11 +21,11 @@ async def submit(fake: FakeTelegram, chat_id: int = USER) -> None:
     await fake.user_sends_photo(chat_id, chat_id, jpeg(32, 32, seed=2))
 
 
-def store_of(app: Application) -> Store:  # type: ignore[type-arg]
+def store_of(app: BotApplication) -> Store:
     return app.bot_data.store
 
 
-async def test_the_result_replaces_the_status_picture(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_the_result_replaces_the_status_picture(fake: FakeTelegram, bot: BotApplication) -> None:
     await submit(fake)
     job = await delivered(store_of(bot))
     [result] = pictures(fake, USER)
@@ -42,7 +42,7 @@ async def test_the_result_replaces_the_status_picture(fake: FakeTelegram, bot: A
 
 async def test_uploads_answered_8_s_late_give_exactly_one_painting(
     fake: FakeTelegram,
-    bot: Application,  # type: ignore[type-arg]
+    bot: BotApplication,
 ) -> None:
     # A slow Bot API: every upload is carried out at once but answered 8 s later, past PTB's default 5 s
     # read timeout; the bot waits for the answer instead of sending again.
@@ -98,7 +98,7 @@ async def test_a_new_message_whose_answer_is_lost_is_not_sent_again(
 
 async def test_a_new_message_never_sent_is_sent_again(
     fake: FakeTelegram,
-    bot: Application,  # type: ignore[type-arg]
+    bot: BotApplication,
 ) -> None:
     fake.fail_next("sendPhoto", 400, description="Bad Request: IMAGE_PROCESS_FAILED")
     fake.fail_next("sendPhoto", 502)  # Telegram answered: nothing was sent
@@ -108,7 +108,9 @@ async def test_a_new_message_never_sent_is_sent_again(
     assert len(photos(fake, USER)) == 1
 
 
-async def test_delivery_outlasts_an_outage_and_status_says_so(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_delivery_outlasts_an_outage_and_status_says_so(
+    fake: FakeTelegram, bot: BotApplication
+) -> None:
     store = store_of(bot)
     fake.outage(("editmessagemedia", "senddocument"), seconds=600)
     await submit(fake)
@@ -127,7 +129,7 @@ async def test_delivery_outlasts_an_outage_and_status_says_so(fake: FakeTelegram
     assert len(pictures(fake, USER)) == 1
 
 
-async def test_a_result_refused_as_photo_goes_as_a_file(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_a_result_refused_as_photo_goes_as_a_file(fake: FakeTelegram, bot: BotApplication) -> None:
     fake.fail_next("editMessageMedia", 400, description="Bad Request: PHOTO_INVALID_DIMENSIONS")
     await submit(fake)
     await delivered(store_of(bot))
@@ -135,7 +137,7 @@ async def test_a_result_refused_as_photo_goes_as_a_file(fake: FakeTelegram, bot:
     assert result.kind == "document"
 
 
-async def test_a_result_refused_altogether_is_explained(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_a_result_refused_altogether_is_explained(fake: FakeTelegram, bot: BotApplication) -> None:
     fake.fail_next("editMessageMedia", 400, count=2, description="Bad Request: file is too big")
     await submit(fake)
     job = await eventually(
@@ -151,7 +153,7 @@ async def test_a_result_refused_altogether_is_explained(fake: FakeTelegram, bot:
 
 async def test_without_a_status_picture_the_result_comes_as_a_new_message(
     fake: FakeTelegram,
-    bot: Application,  # type: ignore[type-arg]
+    bot: BotApplication,
 ) -> None:
     fake.fail_next("sendPhoto", 400, description="Bad Request: IMAGE_PROCESS_FAILED")
     await submit(fake)

@@ -43,6 +43,7 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
+from bot.context import BotApplication
 from tests.bot.fake_telegram import DEFAULT_TOKEN, FakeTelegram
 
 CHAT = USER = 42
@@ -106,7 +107,7 @@ async def pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 @pytest.fixture
-async def app(fake: FakeTelegram) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+async def app(fake: FakeTelegram) -> AsyncIterator[Application]:
     application = fake.application_builder().build()
     application.add_handler(CommandHandler("start", start))
     application.add_handler(CallbackQueryHandler(pressed))
@@ -244,7 +245,7 @@ async def test_long_polling_waits_for_an_update_and_offset_confirms(fake: FakeTe
 
 async def test_application_echoes_text_and_handles_commands_and_buttons(
     fake: FakeTelegram,
-    app: Application,  # type: ignore[type-arg]
+    app: BotApplication,
 ) -> None:
     await fake.user_sends_text(CHAT, USER, "hello there")
     echoed = await fake.wait_for_message(CHAT, lambda m: m.text == "hello there")

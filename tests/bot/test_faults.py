@@ -7,8 +7,7 @@ import os
 import signal
 import sqlite3
 
-from telegram.ext import Application
-
+from bot.context import BotApplication
 from bot.i18n import texts_in
 from storage import JobStatus, Store
 from tests.bot.conftest import USER, BotRunner, eventually, jpeg, photos, text_containing
@@ -24,7 +23,7 @@ async def submit(fake: FakeTelegram, chat_id: int = USER) -> None:
     await fake.user_sends_photo(chat_id, chat_id, jpeg(32, 32, seed=2))
 
 
-async def job_status(app: Application, job_id: int = 1) -> JobStatus | None:  # type: ignore[type-arg]
+async def job_status(app: BotApplication, job_id: int = 1) -> JobStatus | None:
     """The job's status once it has settled (a sent result is marked delivered just after)."""
     store: Store = app.bot_data.store
     job = await eventually(lambda: store.jobs.get(job_id), lambda j: j is None or j.status != JobStatus.DONE)
@@ -32,8 +31,8 @@ async def job_status(app: Application, job_id: int = 1) -> JobStatus | None:  # 
 
 
 async def test_result_arrives_through_429_5xx_and_dropped_connections(
-    fake: FakeTelegram, bot: Application
-) -> None:  # type: ignore[type-arg]
+    fake: FakeTelegram, bot: BotApplication
+) -> None:
     fake.fail_next("editMessageMedia", 429, retry_after=1)
     fake.fail_next("editMessageMedia", 502)
     fake.fail_next("editMessageMedia", "drop")
@@ -58,7 +57,7 @@ async def test_progress_edits_are_dropped_not_queued(fake: FakeTelegram, runner:
     assert await job_status(app) == JobStatus.DELIVERED
 
 
-async def test_download_failure_asks_to_resend(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_download_failure_asks_to_resend(fake: FakeTelegram, bot: BotApplication) -> None:
     fake.fail_next("getFile", 500)
     await fake.user_sends_photo(USER, USER, jpeg(32, 32))
     await fake.wait_for_message(USER, text_containing(texts.download_failed))
@@ -69,7 +68,7 @@ async def test_download_failure_asks_to_resend(fake: FakeTelegram, bot: Applicat
     await fake.wait_for_message(USER, text_containing(texts.content_received))
 
 
-async def test_blocked_user_closes_the_job(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_blocked_user_closes_the_job(fake: FakeTelegram, bot: BotApplication) -> None:
     await submit(fake)
     await fake.wait_for_message(USER, text_containing("Queued"))
     fake.block(USER)
@@ -115,8 +114,8 @@ async def test_killed_worker_job_is_retried_and_others_continue(
 
 
 async def test_a_send_that_times_out_is_retried_and_arrives_once(
-    fake: FakeTelegram, bot: Application
-) -> None:  # type: ignore[type-arg]
+    fake: FakeTelegram, bot: BotApplication
+) -> None:
     # Longer than the client's read timeout, and never applied.
     fake.fail_next("editMessageMedia", "timeout", hold=7)
     await submit(fake)
@@ -127,8 +126,8 @@ async def test_a_send_that_times_out_is_retried_and_arrives_once(
 
 
 async def test_a_locked_database_fails_clearly_and_changes_nothing(
-    fake: FakeTelegram, bot: Application
-) -> None:  # type: ignore[type-arg]
+    fake: FakeTelegram, bot: BotApplication
+) -> None:
     store: Store = bot.bot_data.store
     await fake.user_sends_photo(USER, USER, jpeg(32, 32, seed=1))
     await fake.wait_for_message(USER, text_containing(texts.content_received))

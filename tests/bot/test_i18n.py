@@ -10,9 +10,9 @@ import pytest
 from babel.messages.catalog import Catalog, Message
 from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po
-from telegram.ext import Application
 
 import bot.texts
+from bot.context import BotApplication
 from bot.i18n import ENGLISH, LANGUAGES, language_of, texts_for, texts_in
 from bot.translation import LOCALE_DIR, SOURCES, Text, catalogue_path
 from engine.images import ImageProblem
@@ -182,7 +182,7 @@ def test_catalogues_are_where_the_package_ships_them() -> None:
         assert path.is_relative_to(Path(bot.texts.__file__).parent)
 
 
-async def test_each_user_is_answered_in_their_language(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_each_user_is_answered_in_their_language(fake: FakeTelegram, bot: BotApplication) -> None:
     for language in LANGUAGES:
         menu = fake.commands(language_code="" if language == ENGLISH else language)
         assert [(c["command"], c["description"]) for c in menu] == texts_in(language).commands()
@@ -196,7 +196,9 @@ async def test_each_user_is_answered_in_their_language(fake: FakeTelegram, bot: 
         await fake.wait_for_message(user_id, lambda m, hint=hint: m.text == hint, timeout=10)
 
 
-async def test_a_jobs_later_messages_are_in_its_users_language(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_a_jobs_later_messages_are_in_its_users_language(
+    fake: FakeTelegram, bot: BotApplication
+) -> None:
     russian = texts_in("ru")
     fake.register_user(USER, language_code="ru")
     await fake.user_sends_photo(USER, USER, jpeg(64, 48, seed=1))

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-from telegram.ext import Application
 
 from bot.config import Config
+from bot.context import BotApplication
 from bot.i18n import texts_in
 from storage import JobStatus, Store
 from tests.bot.conftest import USER, BotRunner, delivered, jpeg, photos, text_containing
@@ -43,7 +43,7 @@ async def submit(fake: FakeTelegram, chat_id: int, size: int = 32) -> None:
     await fake.user_sends_photo(chat_id, chat_id, jpeg(size, size, seed=2))
 
 
-async def test_content_then_style_is_painted_by_a_ray_actor(fake: FakeTelegram, bot: Application) -> None:  # type: ignore[type-arg]
+async def test_content_then_style_is_painted_by_a_ray_actor(fake: FakeTelegram, bot: BotApplication) -> None:
     assert isinstance(bot.bot_data.dispatcher.pool, RayPool)
     await fake.user_sends_photo(USER, USER, jpeg(96, 48, seed=1))
     await fake.wait_for_message(USER, text_containing(texts.content_received), timeout=5)

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from telegram.ext import Application
 
+from bot.context import BotApplication
 from engine.weights import WeightsError, synthetic
 from storage import Store
 from tests.bot.conftest import USER, BotRunner, delivered, jpeg, photos
@@ -25,7 +25,7 @@ def mat_weights(tmp_path: Path) -> Path:
 
 
 async def test_the_seeds_mat_file_paints(fake: FakeTelegram, runner: BotRunner, mat_weights: Path) -> None:
-    app: Application = await runner.start(weights=mat_weights)  # type: ignore[type-arg]
+    app: BotApplication = await runner.start(weights=mat_weights)
     await fake.user_sends_photo(USER, USER, jpeg(32, 32, seed=1))
     await fake.user_sends_photo(USER, USER, jpeg(32, 32, seed=2))
     store: Store = app.bot_data.store

@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 
 from PIL import Image
-from telegram.ext import Application
 
+from bot.context import BotApplication
 from bot.i18n import texts_in
 from bot.sheet import layout
 from storage import Store
@@ -31,8 +31,8 @@ async def styles(fake: FakeTelegram, chat_id: int) -> int:
 
 
 async def test_no_presets_says_so_and_tells_an_admin_how_to_add_one(
-    fake: FakeTelegram, bot: Application
-) -> None:  # type: ignore[type-arg]
+    fake: FakeTelegram, bot: BotApplication
+) -> None:
     await fake.user_sends_text(USER, USER, "/styles")
     reply = await fake.wait_for_message(USER, timeout=10)
     assert reply.text == texts.no_presets(False)
@@ -44,8 +44,8 @@ async def test_no_presets_says_so_and_tells_an_admin_how_to_add_one(
 
 
 async def test_the_sheet_shows_every_preset_with_numbered_buttons(
-    fake: FakeTelegram, bot: Application
-) -> None:  # type: ignore[type-arg]
+    fake: FakeTelegram, bot: BotApplication
+) -> None:
     for seed, name in enumerate(("waves", "mosaic", "ink"), start=1):
         await add_preset(fake, name, seed)
     await styles(fake, USER)
@@ -68,8 +68,8 @@ async def test_the_sheet_shows_every_preset_with_numbered_buttons(
 
 
 async def test_the_sheet_is_drawn_once_and_again_only_when_the_presets_change(
-    fake: FakeTelegram, bot: Application
-) -> None:  # type: ignore[type-arg]
+    fake: FakeTelegram, bot: BotApplication
+) -> None:
     store: Store = bot.bot_data.store
     await add_preset(fake, "waves", 1)
     await add_preset(fake, "mosaic", 2)
@@ -100,8 +100,8 @@ async def test_the_sheet_is_drawn_once_and_again_only_when_the_presets_change(
 
 
 async def test_a_file_id_telegram_no_longer_knows_is_uploaded_again(
-    fake: FakeTelegram, bot: Application
-) -> None:  # type: ignore[type-arg]
+    fake: FakeTelegram, bot: BotApplication
+) -> None:
     await add_preset(fake, "waves", 1)
     await styles(fake, USER)
     known = await fake.wait_for(lambda: dict(bot.bot_data.sheet_file_ids))  # set once sendPhoto answered

@@ -74,7 +74,7 @@ class FakeTelegram(Methods, Users, Network, Inspection, Webhook):
     def base_file_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/file/bot"
 
-    def application_builder(self) -> ApplicationBuilder:  # type: ignore[type-arg]
+    def application_builder(self) -> ApplicationBuilder:
         """An ApplicationBuilder with token and URLs pointing here."""
         return (
             ApplicationBuilder().token(self.token).base_url(self.base_url).base_file_url(self.base_file_url)

@@ -9,6 +9,7 @@ import pytest
 
 from engine.images import fit_long_side, load_image
 from engine.params import StyleParams
+from engine.precision import cpu_flags
 from engine.stylize import Progress, stylize
 from engine.weights import VGGWeights, WeightsError
 
@@ -64,10 +65,20 @@ def test_small_stylisation_lowers_style_loss_and_changes_the_image(real_weights:
     assert difference > 10.0, difference
 
 
+# Instructions that compute bfloat16 on a CPU; without them TensorFlow emulates it, many times slower.
+BFLOAT16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
 def test_bfloat16_paints_as_well_as_float32(real_weights: VGGWeights, optimizer: str) -> None:
     """Same run in both formats; both results scored by the float32 objective: within 2 %."""
     import tensorflow as tf
+
+    if not cpu_flags() & BFLOAT16_CPU_FLAGS and not tf.config.list_physical_devices("GPU"):
+        pytest.skip(
+            "this CPU has no bfloat16 instructions (avx512_bf16, amx_bf16): bfloat16 is emulated here, taking"
+            " minutes, and `auto` never chooses it"
+        )
 
     from engine.objective import Objective
     from engine.stylize import prepare

@@ -208,27 +208,26 @@ class Jobs:
 
         Returns the job as it is now, or None if it was not running.
         """
-        async with self._db.transaction() as tx:
-            requeued, failed = await _requeue(
-                tx, self._db.clock(), "id = ? AND status = 'running'", (job_id,), error
-            )
-            row = await tx.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
-        if requeued or failed:
-            logger.debug("job %d: lost its worker (%s); %s", job_id, error, "failed" if failed else "queued")
-        return _job(row) if row is not None and (requeued or failed) else None
+        return await self._again(job_id, JobStatus.RUNNING, error)
 
     async def repaint(self, job_id: int, error: str) -> Job | None:
         """A done job whose result cannot be delivered (lost, unreadable): back to `queued` to be painted
         again (attempts + 1), or `failed` after too many attempts. Returns the job as it is now, or None
         if it was not done."""
+        return await self._again(job_id, JobStatus.DONE, error)
+
+    async def _again(self, job_id: int, source: JobStatus, error: str) -> Job | None:
+        """A `source` job queued again with one more attempt, or failed without one left; None if it was
+        not `source`."""
         async with self._db.transaction() as tx:
             requeued, failed = await _requeue(
-                tx, self._db.clock(), "id = ? AND status = 'done'", (job_id,), error
+                tx, self._db.clock(), "id = ? AND status = ?", (job_id, source), error
             )
             row = await tx.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
-        if requeued or failed:
-            logger.debug("job %d: result lost (%s); %s", job_id, error, "failed" if failed else "queued")
-        return _job(row) if row is not None and (requeued or failed) else None
+        if not (requeued or failed) or row is None:
+            return None
+        logger.debug("job %d: %s was %s; %s", job_id, error, source, "failed" if failed else "queued")
+        return _job(row)
 
     async def release(self, job_id: int) -> bool:
         """`running → queued` without counting an attempt, for a clean shutdown; False if not running."""

@@ -27,7 +27,7 @@ class Uploads:
         self.per_minute = UploadLimiter(config.uploads_per_minute)
         self.disk = FreeSpace(config.data_dir, config.min_free_disk)
         self.daily_limit = config.daily_limit_per_user
-        self.admins = config.admin_ids
+        self.is_admin = config.is_admin
 
     async def admit(self, message: Message, texts: Texts, user_id: int, store: Store) -> bool:
         """Whether the user's picture may be downloaded (then it is counted); False after saying why not.
@@ -38,7 +38,7 @@ class Uploads:
         if self.disk.short():
             await message.reply_text(texts.short_of_disk)
             return False
-        if user_id not in self.admins:
+        if not self.is_admin(user_id):
             wait = await store.users.daily_wait(user_id, self.daily_limit)
             if wait is not None:
                 logger.info("user %d: %d pictures in 24 hours, the daily limit", user_id, self.daily_limit)

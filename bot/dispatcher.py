@@ -314,8 +314,7 @@ class Dispatcher:
         else:
             await self.store.jobs.fail(job.id, outcome.detail or str(outcome.failure))
         text = texts.job_failed(outcome)
-        if not await self.messenger.show_status(job, text):
-            await self.messenger.tell(job, text)
+        await self.messenger.report(job, text)
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(work, name=name)

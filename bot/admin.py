@@ -6,7 +6,6 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 from telegram import Message, Update, User
@@ -19,7 +18,6 @@ from storage import validate_preset_name
 logger = logging.getLogger(__name__)
 
 AdminCommand = Callable[[Message, User, BotContext, list[str]], Coroutine[Any, Any, None]]
-PRESET_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
 def admin_command(command: AdminCommand) -> Handler:
@@ -131,10 +129,3 @@ async def stats(message: Message, user: User, context: BotContext, args: list[st
         lines.append(texts.preview_painter(previews.ready > 0, previews.start_error))
     lines.append(texts.disk_space(disk.free(), disk.floor))
     await message.reply_text("\n".join(lines))
-
-
-def preset_files(folder: Path) -> list[Path]:
-    """Image files an operator dropped into the presets folder, named by the preset they define."""
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PRESET_SUFFIXES)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -24,11 +23,12 @@ from bot.dispatcher import Dispatcher
 from bot.i18n import ENGLISH, LANGUAGES, texts_in
 from bot.limits import Uploads
 from bot.ordering import ChatOrderedProcessor
+from bot.painting import EngineFeatures
 from bot.rate_limit import ChatRateLimiter
 from engine.weights import VGGWeights
 from engine.workers.jobs import EngineBackend
 from engine.workers.local import EnginePool, detect_gpus, split_gpus
-from storage import Settings, Store, validate_preset_name
+from storage import Settings, Store
 
 logger = logging.getLogger(__name__)
 
@@ -106,10 +106,10 @@ async def _post_init(app: BotApplication) -> None:
         input_retention_days=config.input_retention_days,
     )
     store = await Store.open(config.data_dir, defaults=defaults)
-    await _sync_preset_folder(store, store.files.presets)
+    await store.presets.add_folder(store.files.presets)
     for item in await store.inbox.take_unfinished():
         logger.info("update %d: handling it again after a restart", item.update_id)
-        await app.update_queue.put(Update.de_json(json.loads(item.payload), app.bot))
+        await app.update_queue.put(intake.replayed(item, app.bot))
     decoder = await asyncio.to_thread(_decoder_path, config, weights, vgg)
     gpus = detect_gpus()
     if config.default_image_size is None and config.engine_backend == "local" and gpus:
@@ -126,8 +126,9 @@ async def _post_init(app: BotApplication) -> None:
         previews = EnginePool(
             weights, workers=1, threads_per_worker=1, decoder_path=decoder, gpus=preview_gpus
         ).start()
-    dispatcher = Dispatcher(app.bot, store, pool, config, previews, adain_start=decoder is not None)
+    dispatcher = Dispatcher(app.bot, store, pool, config, previews)
     data.store, data.dispatcher = store, dispatcher
+    data.features = EngineFeatures(previews=previews is not None, adain_start=decoder is not None)
     await _set_commands(app.bot)
     dispatcher.start()
     recovered = store.recovery
@@ -216,18 +217,6 @@ def _decoder_path(config: Config, weights: Path, vgg: VGGWeights) -> Path | None
         logger.warning("no AdaIN decoder (%s): instant previews and fast mode are off", exc)
         return None
     return path
-
-
-async def _sync_preset_folder(store: Store, folder: Path) -> None:
-    """Every image in the presets folder is a preset named by its file stem."""
-    for path in admin.preset_files(folder):
-        try:
-            name = validate_preset_name(path.stem)
-        except ValueError:
-            continue  # images the bot saved itself are named by hash and are not presets by stem
-        if await store.presets.get(name) is None:
-            await store.presets.add(name, path, added_by=0)
-            logger.info("preset %s loaded from %s", name, path.name)
 
 
 def run(config: Config) -> None:

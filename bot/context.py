@@ -13,6 +13,7 @@ from telegram.ext import Application, CallbackContext, ContextTypes, ExtBot
 from bot.config import Config
 from bot.dispatcher import Dispatcher
 from bot.limits import Uploads
+from bot.painting import EngineFeatures
 from storage import Store
 
 T = TypeVar("T")
@@ -27,6 +28,7 @@ class BotData:
     uploads: Uploads | None = None
     store: Store | None = None
     dispatcher: Dispatcher | None = None
+    features: EngineFeatures | None = None
     # Telegram's file id of the presets' sheet last sent, by the sheet's file name (its presets' key).
     sheet_file_ids: dict[str, str] = field(default_factory=dict)
 
@@ -57,6 +59,10 @@ class BotContext(CallbackContext[ExtBot[None], dict, dict, BotData]):  # type: i
     @property
     def dispatcher(self) -> Dispatcher:
         return _ready(self.bot_data.dispatcher)
+
+    @property
+    def features(self) -> EngineFeatures:
+        return _ready(self.bot_data.features)
 
     @property
     def uploads(self) -> Uploads:

@@ -20,7 +20,7 @@ from telegram import Bot
 from bot.config import Config
 from bot.delivery import Messenger
 from bot.keyboards import cancel_keyboard
-from bot.requests import preview_alpha, style_params
+from bot.painting import preview_alpha, style_params
 from engine.workers.jobs import EngineBackend, Failure, JobSpec, Outcome, ProgressEvent
 from storage import Job, JobStatus, Store
 
@@ -60,15 +60,12 @@ class Dispatcher:
         pool: EngineBackend,
         config: Config,
         previews: EngineBackend | None = None,
-        adain_start: bool = False,
     ) -> None:
         self.bot = bot
         self.store = store
         self.pool = pool
         self.config = config
         self.previews = previews  # a pool of its own for instant previews; None when they are off
-        # The workers hold the AdaIN decoder: jobs start from its image, which converges sooner.
-        self.adain_start = adain_start
         self.messenger = Messenger(bot, store)
         self._running: dict[int, _Running] = {}
         self._wake = asyncio.Event()

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
+from typing import Any
 
-from telegram import Message, Update, User
+from telegram import Bot, Message, Update, User
 from telegram.error import TelegramError
 
 from bot import thumbnails
 from bot.context import BotContext, sender
+from bot.cost import work
 from bot.i18n import texts_for
 from bot.keyboards import cancel_keyboard
-from bot.requests import new_request, work
+from bot.painting import new_request
 from bot.texts import Texts
 from engine.images import ImageError, inspect_image
-from storage import validate_preset_name
+from storage import InboxItem, validate_preset_name
 
 logger = logging.getLogger(__name__)
 
@@ -31,14 +32,60 @@ CALLBACK_DATA_LIMIT = 64
 
 async def image(update: Update, context: BotContext) -> None:
     """A photo or an image document: content first, style second; a caption can name a preset."""
-    message, _ = sender(update)
     inbox = context.store.inbox
     # Recorded before the download starts, so a crash before the answer gets it handled after restart.
-    await inbox.add(update.update_id, message.chat_id, json.dumps(update.to_dict()))
+    await inbox.add(inbox_item(update))
     try:
         await _image(update, context)
     finally:
         await inbox.done(update.update_id)
+
+
+def inbox_item(update: Update) -> InboxItem:
+    """What handling a picture message again needs (the handlers' filters guarantee the file)."""
+    message, user = sender(update)
+    photo = message.photo[-1] if message.photo else None
+    attachment = photo or message.document
+    if attachment is None:
+        raise ValueError(f"update {update.update_id} carries no picture")
+    return InboxItem(
+        update_id=update.update_id,
+        chat_id=message.chat_id,
+        user_id=user.id,
+        first_name=user.first_name,
+        language_code=user.language_code,
+        message_id=message.message_id,
+        sent_at=message.date.timestamp(),
+        caption=message.caption,
+        file_id=attachment.file_id,
+        file_unique_id=attachment.file_unique_id,
+        file_size=attachment.file_size,
+        width=photo.width if photo else None,
+        height=photo.height if photo else None,
+        mime_type=message.document.mime_type if photo is None and message.document else None,
+    )
+
+
+def replayed(item: InboxItem, bot: Bot) -> Update:
+    """The picture message of an inbox item as an update again, to go through the handlers as it did."""
+    file: dict[str, Any] = {"file_id": item.file_id, "file_unique_id": item.file_unique_id}
+    if item.file_size is not None:
+        file["file_size"] = item.file_size
+    message: dict[str, Any] = {
+        "message_id": item.message_id,
+        "date": int(item.sent_at),
+        "chat": {"id": item.chat_id, "type": "private"},
+        "from": {"id": item.user_id, "is_bot": False, "first_name": item.first_name},
+    }
+    if item.language_code is not None:
+        message["from"]["language_code"] = item.language_code
+    if item.caption is not None:
+        message["caption"] = item.caption
+    if item.width is not None and item.height is not None:
+        message["photo"] = [{**file, "width": item.width, "height": item.height}]
+    else:
+        message["document"] = {**file, "mime_type": item.mime_type} if item.mime_type else file
+    return Update.de_json({"update_id": item.update_id, "message": message}, bot)
 
 
 async def _image(update: Update, context: BotContext) -> None:
@@ -190,8 +237,7 @@ async def submit(message: Message, author: User, context: BotContext, update_id:
         await store.settings.get(),
         context.config.default_size,
         context.config.optimizer,
-        fast_available=dispatcher.previews is not None,
-        adain_start=dispatcher.adain_start,
+        context.features,
     )
     size = session.content_size
     job = await store.jobs.submit(
@@ -202,7 +248,7 @@ async def submit(message: Message, author: User, context: BotContext, update_id:
         request,
         content_size=size,
         handled_update=update_id,
-        work=work(request, max(size)) if size is not None else None,
+        work=work(request, max(size) if size is not None else request.max_size),
         held=True,
     )
     logger.info("job %d: queued for chat %d", job.id, message.chat_id)

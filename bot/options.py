@@ -10,7 +10,7 @@ from telegram.error import TelegramError
 
 from bot.context import BotContext, number, sender
 from bot.i18n import texts_for
-from bot.requests import chosen_size
+from bot.painting import chosen_size
 from bot.texts import Texts
 from storage import BRUSHES, Session
 
@@ -29,7 +29,7 @@ async def options(update: Update, context: BotContext) -> None:
         if len(args) != 2:
             await message.reply_text(texts.options_usage)
             return
-        if args[0] == "fast" and context.dispatcher.previews is None:
+        if args[0] == "fast" and not context.features.previews:
             await message.reply_text(texts.fast_unavailable)
             return
         session = await set_option(message.chat_id, user.id, args[0], args[1], context)
@@ -102,7 +102,7 @@ async def _view(session: Session, context: BotContext, texts: Texts) -> tuple[st
             for k in BRUSHES
         ],
     ]
-    if context.dispatcher.previews is not None:
+    if context.features.previews:
         rows.append(
             [
                 InlineKeyboardButton(

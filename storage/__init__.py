@@ -18,7 +18,6 @@ Only plain values cross this boundary: ints, strings, `Path`, and the frozen dat
 """
 
 from storage.files import EXTENSIONS, DataDir
-from storage.jobs import REFERENCE_SIZE
 from storage.models import (
     BRUSHES,
     MAX_ATTEMPTS,
@@ -45,7 +44,6 @@ __all__ = [
     "BRUSHES",
     "EXTENSIONS",
     "MAX_ATTEMPTS",
-    "REFERENCE_SIZE",
     "SCHEMA_VERSION",
     "DataDir",
     "InboxItem",

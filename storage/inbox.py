@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from storage.db import Database
 from storage.models import InboxItem
 
 # A message whose handling was cut short this many times is dropped rather than tried forever.
 MAX_INBOX_ATTEMPTS = 3
+
+_FIELDS = [field.name for field in dataclasses.fields(InboxItem)]
+_STORED = [name for name in _FIELDS if name != "attempts"]
 
 
 class Inbox:
@@ -15,12 +20,12 @@ class Inbox:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def add(self, update_id: int, chat_id: int, payload: str) -> None:
-        """Remember an update (its JSON) until `done` is called for it; a repeat add is harmless."""
+    async def add(self, item: InboxItem) -> None:
+        """Remember a message until `done` is called for its update; a repeat add is harmless."""
         await self._db.fetchall(
-            "INSERT INTO inbox (update_id, chat_id, payload, received_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (update_id) DO NOTHING",
-            (update_id, chat_id, payload, self._db.clock()),
+            f"INSERT INTO inbox ({', '.join(_STORED)}, received_at)"
+            f" VALUES ({', '.join('?' * len(_STORED))}, ?) ON CONFLICT (update_id) DO NOTHING",
+            (*(getattr(item, name) for name in _STORED), self._db.clock()),
         )
 
     async def done(self, update_id: int) -> None:
@@ -28,14 +33,14 @@ class Inbox:
         await self._db.fetchall("DELETE FROM inbox WHERE update_id = ?", (update_id,))
 
     async def take_unfinished(self) -> list[InboxItem]:
-        """Updates a previous run started but did not finish, oldest first; each call counts an attempt.
+        """Messages a previous run started but did not finish, oldest first; each call counts an attempt.
 
         Those already tried `MAX_INBOX_ATTEMPTS` times are deleted instead of returned.
         """
         async with self._db.transaction() as tx:
             await tx.execute("DELETE FROM inbox WHERE attempts >= ?", (MAX_INBOX_ATTEMPTS,))
             rows = await tx.fetchall(
-                "UPDATE inbox SET attempts = attempts + 1 RETURNING update_id, chat_id, payload, attempts"
+                f"UPDATE inbox SET attempts = attempts + 1 RETURNING {', '.join(_FIELDS)}"
             )
-        items = [InboxItem(r["update_id"], r["chat_id"], r["payload"], r["attempts"]) for r in rows]
+        items = [InboxItem(**{name: row[name] for name in _FIELDS}) for row in rows]
         return sorted(items, key=lambda item: item.update_id)

@@ -17,19 +17,11 @@ logger = logging.getLogger(__name__)
 RECENT_JOBS = 20
 """How many finished jobs the time estimate averages over."""
 
-REFERENCE_SIZE = 512
-"""A unit of work is one iteration at REFERENCE_SIZE; a job's work is what the bot gave `submit`, else its
-iterations × (max_size / REFERENCE_SIZE)²: an iteration costs about its pixels."""
-
 _ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
-# SQL for a job's area factor: its output's pixels over the reference size's.
-_AREA = f"((max_size / {float(REFERENCE_SIZE)}) * (max_size / {float(REFERENCE_SIZE)}))"
-# SQL for a job's work in those units.
-_WORK = f"COALESCE(work, iterations * {_AREA})"
-# … and for what is left of a running one's: its share of iterations not yet done (all before the first).
+# SQL for what is left of a running job's work: its share of iterations not yet done (all before the first).
 _LEFT = (
-    f"(CASE WHEN progress_total > 0 THEN {_WORK} * MAX(progress_total - progress, 0) / progress_total"
-    f" ELSE {_WORK} END)"
+    "(CASE WHEN progress_total > 0 THEN work * MAX(progress_total - progress, 0) / progress_total"
+    " ELSE work END)"
 )
 
 
@@ -54,16 +46,16 @@ class Jobs:
         *,
         content_size: tuple[int, int] | None = None,
         handled_update: int | None = None,
-        work: float | None = None,
+        work: float,
         held: bool = False,
     ) -> Job:
         """Queue a job that is to make what `request` says.
 
-        `content_size` is the photo's upright (width, height); `work` the job's cost in iterations at
-        REFERENCE_SIZE (None: its iterations at its size). A `held` job is not claimed until `open`
-        records its status message, so the bot can send that message knowing the job's id and the
-        dispatcher never starts a job whose chat does not show it yet; `recover` opens what a crash
-        left held.
+        `content_size` is the photo's upright (width, height); `work` the job's cost in the bot's unit,
+        by which wait estimates share out the time recent jobs took (see `queue_position`). A `held`
+        job is not claimed until `open` records its status message, so the bot can send that message
+        knowing the job's id and the dispatcher never starts a job whose chat does not show it yet;
+        `recover` opens what a crash left held.
 
         In the same transaction the chat's session forgets the photos the job took, and the inbox
         forgets `handled_update` (the message that completed the job): a crash leaves either all of it
@@ -73,12 +65,11 @@ class Jobs:
             raise ValueError("a job needs at least one style image")
         now = self._db.clock()
         async with self._db.transaction() as tx:
-            # `params` held the request as JSON before schema version 4; old rows still have it.
             job_id = await tx.insert(
-                "INSERT INTO jobs (chat_id, user_id, content_path, style_paths, params, iterations, max_size,"
+                "INSERT INTO jobs (chat_id, user_id, content_path, style_paths, iterations, max_size,"
                 " optimizer, initial, margin, preserve_colors, style_strength, fast, brush, work, created_at,"
                 " intake_pending, content_width, content_height)"
-                " VALUES (?, ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     chat_id,
                     user_id,
@@ -254,19 +245,20 @@ class Jobs:
     async def queue_position(self, job_id: int, workers: int = 1) -> QueuePosition | None:
         """Where a queued job stands in its lane, with an estimate from recent jobs of that lane.
 
-        A unit of work is one iteration at REFERENCE_SIZE (see `submit`). Fast jobs and optimisations
-        are separate lanes (see `claim_next`) and never count in each other's estimate.
+        The time recent jobs of the lane took per unit of their `work`, times the work ahead of this job
+        and its own, shared by the lane's `workers`. Fast jobs and optimisations are separate lanes
+        (see `claim_next`) and never count in each other's estimate.
         """
         async with self._db.transaction(write=False) as tx:
             job = await tx.fetchone(
-                f"SELECT id, {_WORK} AS work, {_lane()} AS lane FROM jobs WHERE id = ? AND status = 'queued'",
+                f"SELECT id, work, {_lane()} AS lane FROM jobs WHERE id = ? AND status = 'queued'",
                 (job_id,),
             )
             if job is None:
                 return None
             lane = job["lane"]
             ahead = await tx.fetchone(
-                f"SELECT COUNT(*), TOTAL({_WORK}) FROM jobs WHERE status = 'queued' AND id < ?"
+                f"SELECT COUNT(*), TOTAL(work) FROM jobs WHERE status = 'queued' AND id < ?"
                 f" AND {_lane()} = ?",
                 (job_id, lane),
             )
@@ -275,7 +267,7 @@ class Jobs:
                 (lane,),
             )
             recent = await tx.fetchone(
-                f"SELECT TOTAL(finished_at - started_at), TOTAL({_WORK})"
+                f"SELECT TOTAL(finished_at - started_at), TOTAL(work)"
                 " FROM (SELECT * FROM jobs WHERE status IN ('done', 'delivered') AND started_at IS NOT NULL"
                 f" AND finished_at IS NOT NULL AND {_lane()} = ?"
                 " ORDER BY finished_at DESC LIMIT ?)",

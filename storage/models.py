@@ -207,12 +207,27 @@ class QueuePosition:
 
 @dataclass(frozen=True)
 class InboxItem:
-    """An incoming update whose handling a previous run started but did not finish."""
+    """A picture message being handled: what handling it again after a restart needs.
+
+    A private chat's message from `user_id`, carrying one file: a photo (its largest size, with `width`
+    and `height`) or an image document (with its `mime_type`).
+    """
 
     update_id: int
     chat_id: int
-    payload: str  # the update as JSON, exactly as received
-    attempts: int  # runs that have started handling it, this one included
+    user_id: int
+    first_name: str
+    language_code: str | None
+    message_id: int
+    sent_at: float  # the message's date, Unix time
+    caption: str | None
+    file_id: str
+    file_unique_id: str
+    file_size: int | None = None
+    width: int | None = None
+    height: int | None = None
+    mime_type: str | None = None
+    attempts: int = 0  # runs that have started handling it, this one included
 
 
 @dataclass(frozen=True)

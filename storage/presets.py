@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sqlite3
 import unicodedata
 from pathlib import Path
@@ -9,7 +11,11 @@ from pathlib import Path
 from storage.db import Database
 from storage.models import Preset
 
+logger = logging.getLogger(__name__)
+
 MAX_NAME_LENGTH = 32
+# The image files an operator may drop into the presets folder (the formats the bot accepts as photos).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
 def validate_preset_name(name: str) -> str:
@@ -52,6 +58,24 @@ class Presets:
         )
         return _preset(rows[0]) if rows else None
 
+    async def add_folder(self, folder: Path) -> list[Preset]:
+        """Make every image in `folder` a preset named by its file stem, unless that name is taken.
+
+        Files whose stem is no valid preset name are left alone: the images the bot saved itself for
+        /addstyle are named by their hash and are presets already.
+        """
+        added = []
+        for path in await asyncio.to_thread(_images_in, folder):
+            try:
+                name = validate_preset_name(path.stem)
+            except ValueError:
+                continue
+            preset = await self.add(name, path, added_by=0)
+            if preset is not None:
+                logger.info("preset %s loaded from %s", name, path.name)
+                added.append(preset)
+        return added
+
     async def remove(self, name: str) -> bool:
         """Remove the preset called `name`; False if there is none."""
         key = _key_or_none(name)
@@ -87,3 +111,9 @@ def _preset(row: sqlite3.Row) -> Preset:
         added_by=row["added_by"],
         created_at=row["created_at"],
     )
+
+
+def _images_in(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)

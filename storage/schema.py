@@ -132,10 +132,10 @@ _WEIGHT = _legacy("style_weight")
 _STRENGTH = f"({_WEIGHT} / {LEGACY_STYLE_WEIGHT!r})"
 
 # Version 4: a job's request in columns of its own instead of a JSON dict of parameters, and the
-# style strength itself instead of the engine weight it was turned into. Old rows keep `params`;
-# new ones write '{}' there. An old row's missing or unusable value becomes the request's default, a
-# strength above 100 becomes 100. The choices are spelled out here, not imported, so that this step
-# stays what it was when `JobRequest` learns new ones.
+# style strength itself instead of the engine weight it was turned into (version 9 drops `params`).
+# An old row's missing or unusable value becomes the request's default, a strength above 100 becomes
+# 100. The choices are spelled out here, not imported, so that this step stays what it was when
+# `JobRequest` learns new ones.
 V4 = (
     f"ALTER TABLE jobs ADD COLUMN max_size INTEGER NOT NULL DEFAULT {LEGACY_MAX_SIZE}",
     "ALTER TABLE jobs ADD COLUMN optimizer TEXT NOT NULL DEFAULT 'lbfgs'",
@@ -187,7 +187,46 @@ V8 = (
     "ALTER TABLE sessions ADD COLUMN content_message_id INTEGER",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (V1, V2, V3, V4, V5, V6, V7, V8)
+# Version 9: storage keeps what it is given. Every job's work comes from the bot (older rows get what
+# the bot reckoned for them before: iterations × (max_size / 512)²), the request's JSON of versions 1–3
+# goes, and the inbox holds a picture message as fields instead of the update's raw JSON: the chat and
+# sender, the message, and the one file it carries (the largest photo size, or the image document).
+_UPDATE = "json_extract(payload, '$.message.{}')"
+_FILE = f"COALESCE({_UPDATE.format('photo[#-1].{0}')}, {_UPDATE.format('document.{0}')})"
+V9 = (
+    "UPDATE jobs SET work = iterations * (max_size / 512.0) * (max_size / 512.0) WHERE work IS NULL",
+    "ALTER TABLE jobs DROP COLUMN params",
+    """CREATE TABLE inbox_items (
+        update_id INTEGER PRIMARY KEY,
+        chat_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        first_name TEXT NOT NULL,
+        language_code TEXT,
+        message_id INTEGER NOT NULL,
+        sent_at REAL NOT NULL,
+        caption TEXT,
+        file_id TEXT NOT NULL,
+        file_unique_id TEXT NOT NULL,
+        file_size INTEGER,
+        width INTEGER,
+        height INTEGER,
+        mime_type TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        received_at REAL NOT NULL
+    )""",
+    f"""INSERT INTO inbox_items SELECT update_id, chat_id, {_UPDATE.format("from.id")},
+        COALESCE({_UPDATE.format("from.first_name")}, ''), {_UPDATE.format("from.language_code")},
+        {_UPDATE.format("message_id")}, {_UPDATE.format("date")}, {_UPDATE.format("caption")},
+        {_FILE.format("file_id")}, {_FILE.format("file_unique_id")}, {_FILE.format("file_size")},
+        {_UPDATE.format("photo[#-1].width")}, {_UPDATE.format("photo[#-1].height")},
+        {_UPDATE.format("document.mime_type")}, attempts, received_at
+        FROM inbox WHERE json_valid(payload) AND {_UPDATE.format("message_id")} IS NOT NULL
+        AND {_UPDATE.format("from.id")} IS NOT NULL AND {_FILE.format("file_id")} IS NOT NULL""",
+    "DROP TABLE inbox",
+    "ALTER TABLE inbox_items RENAME TO inbox",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from bot.context import BotApplication
 from bot.i18n import texts_in
-from bot.requests import style_params
+from bot.painting import style_params
 from storage import JobStatus, Store
 from tests.bot.conftest import ADMIN, USER, BotRunner, delivered, eventually, jpeg, photos, text_containing
 from tests.bot.fake_telegram import FakeTelegram

@@ -19,7 +19,7 @@ from bot.config import Config
 from bot.delivery import Messenger
 from bot.dispatcher import Dispatcher
 from bot.i18n import texts_in
-from bot.requests import BRUSH_SCALES, style_params
+from bot.painting import BRUSH_SCALES, style_params
 from engine.images import ImageProblem
 from engine.workers.jobs import Failure
 from engine.workers.scripted import Scripted, ScriptedBackend
@@ -65,7 +65,9 @@ async def queue(store: Store, telegram: Bot, tmp_path: Path, request: JobRequest
     """A job as the bot queues one: its inputs on disk and a status picture in the chat."""
     photo = tmp_path / "photo.png"
     Image.new("RGB", (32, 32), (10, 120, 200)).save(photo)
-    job = await store.jobs.submit(USER, USER, photo, [photo], request, content_size=(32, 32), held=True)
+    job = await store.jobs.submit(
+        USER, USER, photo, [photo], request, content_size=(32, 32), held=True, work=1.0
+    )
     picture = io.BytesIO()
     Image.new("RGB", (32, 32)).save(picture, "JPEG")
     status = await telegram.send_photo(USER, picture.getvalue(), caption=texts.queued(1, None))

@@ -78,7 +78,9 @@ async def paint(store: Store, telegram: Bot, tmp_path: Path) -> Job:
     """A job as the bot queues one, with its status picture in the chat; returned once delivered."""
     photo = tmp_path / "photo.png"
     Image.new("RGB", (32, 32), (10, 120, 200)).save(photo)
-    job = await store.jobs.submit(USER, USER, photo, [photo], REQUEST, content_size=(32, 32), held=True)
+    job = await store.jobs.submit(
+        USER, USER, photo, [photo], REQUEST, content_size=(32, 32), held=True, work=1.0
+    )
     picture = io.BytesIO()
     Image.new("RGB", (32, 32)).save(picture, "JPEG")
     status = await telegram.send_photo(USER, picture.getvalue(), caption=texts.queued(1, None))
@@ -209,7 +211,7 @@ async def test_a_painting_the_engine_had_to_shrink_says_so(
         photo = tmp_path / "big.png"
         Image.new("RGB", (2000, 1500), (10, 120, 200)).save(photo)
         job = await store.jobs.submit(
-            USER, USER, photo, [photo], REQUEST, content_size=(2000, 1500), held=True
+            USER, USER, photo, [photo], REQUEST, content_size=(2000, 1500), held=True, work=1.0
         )
         status = await telegram.send_photo(USER, png(32, 32), caption=texts.queued(1, None))
         job = await store.jobs.open(job.id, status.message_id)

@@ -88,21 +88,21 @@ async def test_purge_keeps_what_is_used_and_recent(tmp_path: Path) -> None:
         await store.presets.add("monet", preset_image, added_by=1)
         await store.sessions.set_content(5, 5, in_session, (4, 4))
 
-        old = await store.jobs.submit(1, 1, content, [style], REQUEST)
+        old = await store.jobs.submit(1, 1, content, [style], REQUEST, work=1.0)
         await store.jobs.claim_next()
         await store.jobs.finish(old.id, files.save_result(old.id, b"old result"))
         await store.jobs.mark_delivered(old.id)
         clock.advance(8 * DAY)  # beyond the default 7 days of retention
-        recent = await store.jobs.submit(2, 2, queued_input, [preset_image], REQUEST)
+        recent = await store.jobs.submit(2, 2, queued_input, [preset_image], REQUEST, work=1.0)
         await store.jobs.claim_next()
         recent_result = files.save_result(recent.id, b"recent result")
         await store.jobs.finish(recent.id, recent_result)
         await store.jobs.mark_delivered(recent.id)
-        cancelled = await store.jobs.submit(4, 4, queued_input, [style], REQUEST)
+        cancelled = await store.jobs.submit(4, 4, queued_input, [style], REQUEST, work=1.0)
         await store.jobs.claim_next()
         await store.jobs.cancel(cancelled.id)
         late_result = files.save_result(cancelled.id, b"written after the cancel")  # finish() refused it
-        await store.jobs.submit(3, 3, queued_input, [style], REQUEST)
+        await store.jobs.submit(3, 3, queued_input, [style], REQUEST, work=1.0)
         fresh = files.save_upload(b"just arrived", ".jpg")
         os.utime(fresh, (clock.now, clock.now))  # saved "now" on the store's clock
 
@@ -143,7 +143,7 @@ async def test_purge_compares_files_not_path_strings(tmp_path: Path, monkeypatch
         upload = store.files.save_upload(b"content of a queued job", ".jpg")
         preset = store.files.save_preset(b"preset", ".jpg")
         await store.presets.add("monet", preset, added_by=1)
-        await store.jobs.submit(1, 1, upload, [preset], REQUEST)
+        await store.jobs.submit(1, 1, upload, [preset], REQUEST, work=1.0)
     for path in (upload, preset):
         os.utime(path, (clock.now - DAY, clock.now - DAY))
     monkeypatch.chdir(tmp_path)
@@ -156,7 +156,7 @@ async def test_purge_compares_files_not_path_strings(tmp_path: Path, monkeypatch
 
 async def _delivered(store: Store, content: Path, style: Path) -> tuple[int, Path]:
     """A job painted and delivered now; its id and result file."""
-    job = await store.jobs.submit(1, 1, content, [style], REQUEST)
+    job = await store.jobs.submit(1, 1, content, [style], REQUEST, work=1.0)
     await store.jobs.claim_next()
     result = store.files.save_result(job.id, b"painting")
     await store.jobs.finish(job.id, result)

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from storage import MAX_ATTEMPTS, JobRequest, JobStatus, Store
-from storage.jobs import REFERENCE_SIZE
 from tests.storage.support import REQUEST, START, FakeClock, submit
 
 
@@ -38,7 +37,7 @@ async def test_every_choice_of_the_request_reads_back(store: Store) -> None:
         fast=True,
         brush="large",
     )
-    job = await store.jobs.submit(3, 4, Path("c.jpg"), [Path("s1.jpg"), Path("s2.jpg")], request)
+    job = await store.jobs.submit(3, 4, Path("c.jpg"), [Path("s1.jpg"), Path("s2.jpg")], request, work=1.0)
 
     claimed = await store.jobs.claim_next(fast=True)
 
@@ -88,7 +87,7 @@ def test_a_request_at_its_bounds_is_accepted() -> None:
 
 async def test_submit_without_a_style_is_refused_and_queues_nothing(store: Store) -> None:
     with pytest.raises(ValueError, match="at least one style image"):
-        await store.jobs.submit(1, 1, Path("c.jpg"), [], JobRequest(iterations=5, max_size=512))
+        await store.jobs.submit(1, 1, Path("c.jpg"), [], JobRequest(iterations=5, max_size=512), work=5.0)
 
     assert await store.jobs.claim_next() is None
 
@@ -277,9 +276,9 @@ async def test_queue_position_and_estimate(store: Store, clock: FakeClock) -> No
 
 
 async def test_the_estimate_counts_each_jobs_own_work(store: Store, clock: FakeClock) -> None:
-    """A big painting's work (coarse to fine) is what the bot reckoned, not iterations × its full area."""
+    """A job's work is what the bot reckoned (a big painting's coarse to fine), not its iterations."""
 
-    async def queue(work: float | None) -> int:
+    async def queue(work: float) -> int:
         job = await store.jobs.submit(
             1, 1, Path("/data/c.jpg"), [Path("/data/s.jpg")], replace(REQUEST, iterations=100), work=work
         )
@@ -291,18 +290,17 @@ async def test_the_estimate_counts_each_jobs_own_work(store: Store, clock: FakeC
     await store.jobs.finish(finished, Path("r.png"))
     running = await queue(work=300.0)
     await store.jobs.claim_next()
-    before = await queue(work=None)  # an older job: 100 iterations at REQUEST's size
+    before = await queue(work=1000.0)
     mine = await queue(work=50.0)
 
     position = await store.jobs.queue_position(mine)
     assert position is not None
-    area = (REQUEST.max_size / REFERENCE_SIZE) ** 2
     # The running job has reported no progress yet: all its work is left.
-    assert position.estimate == pytest.approx((300 + 100 * area + 50) * 0.1)
+    assert position.estimate == pytest.approx((300 + 1000 + 50) * 0.1)
     await store.jobs.update_progress(running, 120, 160)  # coarse to fine: 160 iterations in all
     position = await store.jobs.queue_position(mine)
     assert position is not None
-    assert position.estimate == pytest.approx((300 * 40 / 160 + 100 * area + 50) * 0.1)
+    assert position.estimate == pytest.approx((300 * 40 / 160 + 1000 + 50) * 0.1)
     assert before < mine
 
 
@@ -358,7 +356,7 @@ async def test_release_requeues_without_counting_an_attempt(store: Store) -> Non
 
 async def test_a_held_job_is_claimed_only_once_opened_with_its_status_message(store: Store) -> None:
     held = await store.jobs.submit(
-        1, 1, Path("/u/c.jpg"), [Path("/u/s.jpg")], REQUEST, content_size=(640, 480), held=True
+        1, 1, Path("/u/c.jpg"), [Path("/u/s.jpg")], REQUEST, content_size=(640, 480), held=True, work=1.0
     )
     assert held.content_size == (640, 480)
     assert await store.jobs.claim_next() is None

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from storage import JobRequest, JobStatus, Store
-from tests.storage.support import FakeClock
+from tests.storage.support import FakeClock, inbox_item
 
 CONTENT = Path("/data/uploads/content.jpg")
 STYLE = Path("/data/uploads/style.jpg")
@@ -17,11 +17,11 @@ FAST = JobRequest(iterations=100, max_size=512, fast=True)
 async def test_submit_clears_the_session_and_the_inbox_row_with_the_job(store: Store) -> None:
     await store.sessions.set_content(7, 70, CONTENT, (40, 30))
     await store.sessions.set_style_upload(7, 70, STYLE)
-    await store.inbox.add(555, 7, "{}")
-    await store.inbox.add(556, 7, "{}")
+    await store.inbox.add(inbox_item(555, 7))
+    await store.inbox.add(inbox_item(556, 7))
 
     job = await store.jobs.submit(
-        7, 70, CONTENT, [STYLE], JobRequest(iterations=5, max_size=512), handled_update=555
+        7, 70, CONTENT, [STYLE], JobRequest(iterations=5, max_size=512), handled_update=555, work=5.0
     )
 
     session = await store.sessions.get(7)
@@ -33,14 +33,14 @@ async def test_submit_clears_the_session_and_the_inbox_row_with_the_job(store: S
 async def test_rollback_keeps_the_photos_when_the_insert_fails(tmp_path: Path) -> None:
     async with Store.open(tmp_path, clock=FakeClock()) as store:
         await store.sessions.set_content(7, 70, CONTENT, (40, 30))
-        await store.inbox.add(555, 7, "{}")
+        await store.inbox.add(inbox_item(555, 7))
         db = sqlite3.connect(tmp_path / "bot.sqlite3")
         db.execute("CREATE TRIGGER no_jobs BEFORE INSERT ON jobs BEGIN SELECT RAISE(ABORT, 'disk'); END")
         db.commit()
         db.close()
         try:
             await store.jobs.submit(
-                7, 70, CONTENT, [STYLE], JobRequest(iterations=5, max_size=512), handled_update=555
+                7, 70, CONTENT, [STYLE], JobRequest(iterations=5, max_size=512), handled_update=555, work=5.0
             )
         except sqlite3.IntegrityError:
             pass
@@ -51,8 +51,8 @@ async def test_rollback_keeps_the_photos_when_the_insert_fails(tmp_path: Path) -
 
 
 async def test_fast_jobs_are_claimed_in_their_own_lane(store: Store) -> None:
-    slow = await store.jobs.submit(1, 1, CONTENT, [STYLE], SLOW)
-    fast = await store.jobs.submit(2, 2, CONTENT, [STYLE], FAST)
+    slow = await store.jobs.submit(1, 1, CONTENT, [STYLE], SLOW, work=100.0)
+    fast = await store.jobs.submit(2, 2, CONTENT, [STYLE], FAST, work=100.0)
 
     claimed_fast = await store.jobs.claim_next(fast=True)
     assert claimed_fast is not None
@@ -68,14 +68,14 @@ async def test_fast_jobs_do_not_count_in_the_estimates_of_the_other_lane(
     store: Store, clock: FakeClock
 ) -> None:
     for fast in (False, True):
-        done = await store.jobs.submit(9, 9, CONTENT, [STYLE], FAST if fast else SLOW)
+        done = await store.jobs.submit(9, 9, CONTENT, [STYLE], FAST if fast else SLOW, work=100.0)
         await store.jobs.claim_next(fast=fast)
         clock.advance(100.0 if not fast else 1.0)
         await store.jobs.finish(done.id, Path("/r.png"))
-    running_slow = await store.jobs.submit(1, 1, CONTENT, [STYLE], SLOW)
+    running_slow = await store.jobs.submit(1, 1, CONTENT, [STYLE], SLOW, work=100.0)
     await store.jobs.claim_next()
-    queued_fast = await store.jobs.submit(2, 2, CONTENT, [STYLE], FAST)
-    queued_slow = await store.jobs.submit(3, 3, CONTENT, [STYLE], SLOW)
+    queued_fast = await store.jobs.submit(2, 2, CONTENT, [STYLE], FAST, work=100.0)
+    queued_slow = await store.jobs.submit(3, 3, CONTENT, [STYLE], SLOW, work=100.0)
 
     fast_position = await store.jobs.queue_position(queued_fast.id)
     slow_position = await store.jobs.queue_position(queued_slow.id)

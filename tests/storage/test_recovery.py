@@ -79,7 +79,13 @@ async def test_second_process_can_skip_recovery(tmp_path: Path) -> None:
 async def test_restart_opens_a_job_held_while_its_status_message_was_being_sent(tmp_path: Path) -> None:
     async with Store.open(tmp_path) as store:
         held = await store.jobs.submit(
-            1, 1, Path("/u/c.jpg"), [Path("/u/s.jpg")], JobRequest(iterations=5, max_size=64), held=True
+            1,
+            1,
+            Path("/u/c.jpg"),
+            [Path("/u/s.jpg")],
+            JobRequest(iterations=5, max_size=64),
+            held=True,
+            work=5.0,
         )
         assert await store.jobs.claim_next() is None
         # A crash before the status message was recorded.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import SCHEMA_VERSION, JobRequest, JobStatus, Options, Settings, Store
+from storage import SCHEMA_VERSION, InboxItem, JobRequest, JobStatus, Options, Settings, Store
 from storage.schema import MIGRATIONS
 from tests.storage.support import REQUEST, FakeClock, submit
 
@@ -240,10 +240,14 @@ async def test_version_3_jobs_read_back_as_their_requests(tmp_path: Path) -> Non
 
     assert _version(path) == SCHEMA_VERSION
     with sqlite3.connect(path) as conn:
-        params = [row[0] for row in conn.execute("SELECT params FROM jobs ORDER BY id")]
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+        works = conn.execute("SELECT work, iterations, max_size FROM jobs ORDER BY id").fetchall()
     conn.close()
-    # Old rows keep the JSON they were written with; new rows no longer write any.
-    assert params == [json.dumps(row[1]) for row in V3_JOBS] + ["{}"]
+    # The request's JSON is gone once its columns hold it; every old row got the work it was counted at.
+    assert "params" not in columns
+    assert [work for work, *_ in works[: len(V3_JOBS)]] == [
+        n * (size / 512) ** 2 for _, n, size in works[:-1]
+    ]
 
 
 async def test_version_4_jobs_and_chats_read_back_with_the_medium_brush(tmp_path: Path) -> None:
@@ -266,14 +270,76 @@ async def test_version_4_jobs_and_chats_read_back_with_the_medium_brush(tmp_path
         assert session.options == Options(
             output_size=768, preserve_colors=True, style_strength=3.0, brush="medium"
         )
-        new = await store.jobs.submit(10, 1, Path("c.jpg"), [Path("s.jpg")], replace(REQUEST, brush="small"))
+        new = await store.jobs.submit(
+            10, 1, Path("c.jpg"), [Path("s.jpg")], replace(REQUEST, brush="small"), work=1.0
+        )
         assert (await store.jobs.get(new.id)).request.brush == "small"  # type: ignore[union-attr]
         changed = await store.sessions.set_options(10, 1, replace(session.options, brush="large"))
         assert changed.options.brush == "large"
 
-    assert _version(path) == SCHEMA_VERSION == 8
-    with sqlite3.connect(path) as conn:  # no work was given: estimated from iterations and size
-        assert conn.execute("SELECT COUNT(*) FROM jobs WHERE work IS NULL").fetchone() == (4,)
+    assert _version(path) == SCHEMA_VERSION == 9
+    with sqlite3.connect(path) as conn:  # old rows: their iterations at their size, as counted before
+        assert conn.execute("SELECT work FROM jobs ORDER BY id").fetchall() == [
+            (100.0,),
+            (200.0,),
+            (300.0,),
+            (1.0,),
+        ]
+
+
+# Updates a version-8 inbox held as Telegram sent them: a photo (two sizes), an image document with a
+# caption, and a row that is no picture message at all.
+V8_INBOX = (
+    {
+        "update_id": 41,
+        "message": {
+            "message_id": 410,
+            "date": 1750000000,
+            "chat": {"id": 5, "type": "private", "first_name": "Ann"},
+            "from": {"id": 5, "is_bot": False, "first_name": "Ann", "language_code": "ru"},
+            "photo": [
+                {"file_id": "small", "file_unique_id": "s", "width": 90, "height": 60, "file_size": 900},
+                {"file_id": "big", "file_unique_id": "b", "width": 1280, "height": 853, "file_size": 9000},
+            ],
+        },
+    },
+    {
+        "update_id": 42,
+        "message": {
+            "message_id": 420,
+            "date": 1750000001,
+            "chat": {"id": 6, "type": "private"},
+            "from": {"id": 6, "is_bot": False, "first_name": "Bo"},
+            "caption": "/style monet",
+            "document": {"file_id": "doc", "file_unique_id": "d", "mime_type": "image/png", "file_size": 5},
+        },
+    },
+    {"update_id": 43},
+)
+
+
+async def test_version_8_inbox_updates_come_back_as_fields(tmp_path: Path) -> None:
+    path = _v1_database(tmp_path)
+    with sqlite3.connect(path) as conn:
+        for statement in (step for version in MIGRATIONS[1:8] for step in version):
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 8")
+        for update in V8_INBOX:
+            conn.execute(
+                "INSERT INTO inbox (update_id, chat_id, payload, received_at) VALUES (?, ?, ?, 0)",
+                (update["update_id"], 5, json.dumps(update)),
+            )
+    conn.close()
+
+    async with Store.open(tmp_path, clock=FakeClock(), recover=False) as store:
+        items = await store.inbox.take_unfinished()
+
+    assert items == [
+        InboxItem(41, 5, 5, "Ann", "ru", 410, 1750000000.0, None, "big", "b", 9000, 1280, 853, None, 1),
+        InboxItem(
+            42, 5, 6, "Bo", None, 420, 1750000001.0, "/style monet", "doc", "d", 5, None, None, "image/png", 1
+        ),
+    ]
 
 
 async def test_newer_database_is_refused(tmp_path: Path) -> None:

@@ -41,8 +41,8 @@ async def write(data_dir: Path) -> None:
         while time.monotonic() < deadline:
             row += 1
             await tx.execute(
-                "INSERT INTO jobs (chat_id, user_id, content_path, style_paths, params, iterations, error,"
-                " created_at) VALUES (?, ?, 'c.jpg', '[\"s.jpg\"]', '{}', 10, ?, 0)",
+                "INSERT INTO jobs (chat_id, user_id, content_path, style_paths, iterations, work, error,"
+                " created_at) VALUES (?, ?, 'c.jpg', '[\"s.jpg\"]', 10, 10.0, ?, 0)",
                 (row, 1000 + row, PADDING),
             )
             await tx.execute(

@@ -1,10 +1,12 @@
-"""A picture's request: built once from the chat's choices; the one place the engine's settings come from."""
+"""What a painting will be: the chat's choices made into a job's request, and the request into the
+engine's parameters (the one place those come from)."""
 
 from __future__ import annotations
 
-from engine.multiscale import levels, schedule
+from dataclasses import dataclass
+
 from engine.params import Precision, StyleParams
-from storage import REFERENCE_SIZE, JobRequest, Options, Settings
+from storage import JobRequest, Options, Settings
 
 # Pixels of mirrored frame optimised around each picture and cropped off: no dark, ragged edges.
 MARGIN = 16
@@ -17,6 +19,14 @@ MARGIN = 16
 BRUSH_SCALES = {"small": 0.6, "medium": 1.0, "large": 1.6}
 
 
+@dataclass(frozen=True)
+class EngineFeatures:
+    """What the engine the bot started with can do, fixed for the bot's run."""
+
+    previews: bool = False  # a preview worker with the AdaIN decoder: instant previews and fast mode
+    adain_start: bool = False  # the painters hold the decoder: a painting starts from its AdaIN image
+
+
 def chosen_size(options: Options, settings: Settings, default_size: int) -> int:
     """The long side a chat's next painting gets: its choice, else the bot's default, at most the max."""
     return min(options.output_size or default_size, settings.max_image_size)
@@ -27,45 +37,25 @@ def new_request(
     settings: Settings,
     default_size: int,
     optimizer: str,
-    fast_available: bool,
-    adain_start: bool,
+    features: EngineFeatures,
 ) -> JobRequest:
     """What the next picture of a chat will be, from its options and the bot's current settings.
 
-    `default_size`: the size of a painting whose chat chose none; `fast_available`: the preview worker
-    is there (fast mode needs it); `adain_start`: the workers hold the AdaIN decoder, whose image the
-    optimisation starts from because it converges sooner.
+    `default_size`: the size of a painting whose chat chose none. Fast mode needs the preview worker;
+    a painting starts from the AdaIN image where there is one, because it converges sooner.
     """
     size = chosen_size(options, settings, default_size)
     return JobRequest(
         iterations=settings.iterations,
         max_size=size,
         optimizer=optimizer,
-        initial="adain" if adain_start else "content",
+        initial="adain" if features.adain_start else "content",
         margin=MARGIN,
         preserve_colors=options.preserve_colors,
         style_strength=options.style_strength,
-        fast=options.fast and fast_available,
+        fast=options.fast and features.previews,
         brush=options.brush,
     )
-
-
-def work(request: JobRequest, photo_side: int) -> float | None:
-    """A job's cost in iterations at 512 px, for wait estimates: a big painting runs coarse to fine, so
-    most of its iterations cost less than its full size (None for a fast job: its lane counts jobs).
-
-    `photo_side` is the content photo's long side: a photo smaller than the size asked is not enlarged.
-    """
-    if request.fast:
-        return None
-    side = min(request.max_size, photo_side)
-    base = StyleParams.multiscale_base
-    total = 0.0
-    for index, (scale, iterations) in enumerate(schedule(side, request.iterations, base)):
-        # A scale above the first also paints the style on the picture shrunk to its coarser levels.
-        shrunk = levels(scale, base) if index else []
-        total += iterations * sum((s / REFERENCE_SIZE) ** 2 for s in (scale, *shrunk))
-    return total
 
 
 def style_params(request: JobRequest, precision: Precision = "auto") -> StyleParams:

@@ -27,7 +27,7 @@ def admin_command(command: AdminCommand) -> Handler:
     async def handler(update: Update, context: BotContext) -> None:
         message, user = sender(update)
         if not context.config.is_admin(user.id):
-            await message.reply_text(texts_for(user.language_code).not_admin)
+            await message.reply_text(texts_for(user.language_code).admin.not_admin)
             return
         await command(message, user, context, context.args or [])
 
@@ -41,7 +41,7 @@ async def iterations(message: Message, user: User, context: BotContext, args: li
     settings = context.store.settings
     low, high = settings.limits.iterations
     if not args:
-        await message.reply_text(texts.iterations_now((await settings.get()).iterations, low, high))
+        await message.reply_text(texts.admin.iterations_now((await settings.get()).iterations, low, high))
         return
     value = number(args[0]) if len(args) == 1 else None
     try:
@@ -49,10 +49,10 @@ async def iterations(message: Message, user: User, context: BotContext, args: li
             raise ValueError(args)
         await settings.set("iterations", value, user.id)
     except ValueError:
-        await message.reply_text(texts.iterations_bad(low, high))
+        await message.reply_text(texts.admin.iterations_bad(low, high))
         return
     logger.info("user %d set iterations to %d", user.id, value)
-    await message.reply_text(texts.iterations_set(value))
+    await message.reply_text(texts.admin.iterations_set(value))
 
 
 @admin_command
@@ -65,7 +65,7 @@ async def addstyle_caption(update: Update, context: BotContext) -> None:
     """A photo captioned /addstyle NAME."""
     message, user = sender(update)
     if not context.config.is_admin(user.id):
-        await message.reply_text(texts_for(user.language_code).not_admin)
+        await message.reply_text(texts_for(user.language_code).admin.not_admin)
         return
     _, _, name = (message.caption or "").strip().partition(" ")
     await _add_preset(message, user, name.strip(), message, context)
@@ -76,26 +76,26 @@ async def _add_preset(
 ) -> None:
     texts = texts_for(user.language_code)
     if not name or source is None or not (source.photo or source.document):
-        await message.reply_text(texts.addstyle_usage)
+        await message.reply_text(texts.admin.addstyle_usage)
         return
     try:
         name = validate_preset_name(name)
     except ValueError:
-        await message.reply_text(texts.preset_bad_name)
+        await message.reply_text(texts.admin.preset_bad_name)
         return
     presets = context.store.presets
     if await presets.get(name) is not None:
-        await message.reply_text(texts.preset_exists(name))
+        await message.reply_text(texts.admin.preset_exists(name))
         return
     data = await download_image(source, texts)
     if data is None:
         return
     path = await asyncio.to_thread(context.store.files.save_preset, data[0], data[1])
     if await presets.add(name, path, user.id) is None:
-        await message.reply_text(texts.preset_exists(name))
+        await message.reply_text(texts.admin.preset_exists(name))
         return
     logger.info("user %d added preset %s", user.id, name)
-    await message.reply_text(texts.preset_added(name))
+    await message.reply_text(texts.admin.preset_added(name))
 
 
 @admin_command
@@ -104,13 +104,13 @@ async def delstyle(message: Message, user: User, context: BotContext, args: list
     texts = texts_for(user.language_code)
     name = " ".join(args)
     if not name:
-        await message.reply_text(texts.delstyle_usage)
+        await message.reply_text(texts.admin.delstyle_usage)
         return
     if not valid_name(name) or not await context.store.presets.remove(name):
         await message.reply_text(texts.unknown_preset(name[:40]))
         return
     logger.info("user %d removed preset %s", user.id, name)
-    await message.reply_text(texts.preset_removed(name))
+    await message.reply_text(texts.admin.preset_removed(name))
 
 
 @admin_command
@@ -121,11 +121,11 @@ async def stats(message: Message, user: User, context: BotContext, args: list[st
     texts = texts_for(user.language_code)
     pool, previews = context.dispatcher.pool, context.dispatcher.previews
     disk = context.uploads.disk
-    lines = [texts.stats(by_status, s.mean_duration, s.users_today, s.jobs_today)]
-    lines.append(texts.painters(pool.ready, pool.size))
+    lines = [texts.admin.stats(by_status, s.mean_duration, s.users_today, s.jobs_today)]
+    lines.append(texts.admin.painters(pool.ready, pool.size))
     if pool.start_error is not None:
-        lines.append(texts.painter_cannot_start(pool.start_error))
+        lines.append(texts.admin.painter_cannot_start(pool.start_error))
     if previews is not None:
-        lines.append(texts.preview_painter(previews.ready > 0, previews.start_error))
-    lines.append(texts.disk_space(disk.free(), disk.floor))
+        lines.append(texts.admin.preview_painter(previews.ready > 0, previews.start_error))
+    lines.append(texts.admin.disk_space(disk.free(), disk.floor))
     await message.reply_text("\n".join(lines))

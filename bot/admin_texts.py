@@ -8,7 +8,7 @@ from bot.translation import Text, Translated
 
 
 class AdminTexts(Translated):
-    """The admins' texts; `bot.texts.Texts` adds everyone's."""
+    """The admins' texts in one language: `texts.admin` of everyone's `bot.texts.Texts`."""
 
     not_admin = Text("Sorry, only the bot's admins can do that.")
 
@@ -72,12 +72,6 @@ class AdminTexts(Translated):
             floor=self.size(floor),
         )
 
-    def size(self, count: int) -> str:
-        """A number of bytes in GiB, or MiB under one GiB."""
-        if count >= 1024**3:
-            return self._("{value} GiB", value=f"{count / 1024**3:.1f}")
-        return self._("{value} MiB", value=count >> 20)
-
     def painters(self, ready: int, size: int) -> str:
         """/stats: how many of the painting workers are ready."""
         return self.ngettext(
@@ -98,15 +92,3 @@ class AdminTexts(Translated):
         if error is not None:
             return self._("Preview painter cannot start: {error}", error=error)
         return self._("Preview painter: starting")
-
-    def state(self, state: str) -> str:
-        """A job status's name (storage's JobStatus values)."""
-        names = {
-            "queued": self._("queued"),
-            "running": self._("being painted"),
-            "done": self._("finished"),
-            "delivered": self._("delivered"),
-            "failed": self._("failed"),
-            "cancelled": self._("cancelled"),
-        }
-        return names.get(state, state)

@@ -6,8 +6,10 @@ Each text is one whole sentence or more with named placeholders, so a translatio
 
 from __future__ import annotations
 
+import gettext
+
 from bot.admin_texts import AdminTexts
-from bot.translation import Text
+from bot.translation import Text, Translated
 from engine.images import ImageProblem
 from engine.workers.jobs import Failure, Outcome
 
@@ -15,8 +17,13 @@ from engine.workers.jobs import Failure, Outcome
 COMMAND_NAMES = ("start", "help", "styles", "style", "options", "status", "cancel")
 
 
-class Texts(AdminTexts):
-    """The bot's texts in one language (`bot.i18n.texts_for` gives the one for a user)."""
+class Texts(Translated):
+    """The bot's texts in one language (`bot.i18n.texts_for` gives the one for a user), and in `admin`
+    the texts only admins see."""
+
+    def __init__(self, language: str, translations: gettext.NullTranslations) -> None:
+        super().__init__(language, translations)
+        self.admin = AdminTexts(language, translations)
 
     # Help and the command menu.
 

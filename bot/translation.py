@@ -60,6 +60,24 @@ class Translated:
             return self._("{minutes} min", minutes=minutes)
         return self._("{hours} h {minutes} min", hours=minutes // 60, minutes=minutes % 60)
 
+    def size(self, count: int) -> str:
+        """A number of bytes in GiB, or MiB under one GiB."""
+        if count >= 1024**3:
+            return self._("{value} GiB", value=f"{count / 1024**3:.1f}")
+        return self._("{value} MiB", value=count >> 20)
+
+    def state(self, state: str) -> str:
+        """A job status's name (storage's JobStatus values)."""
+        names = {
+            "queued": self._("queued"),
+            "running": self._("being painted"),
+            "done": self._("finished"),
+            "delivered": self._("delivered"),
+            "failed": self._("failed"),
+            "cancelled": self._("cancelled"),
+        }
+        return names.get(state, state)
+
 
 class Text:
     """A text with nothing to fill in: `texts.hint` is the hint in the language of `texts`."""

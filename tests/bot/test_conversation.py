@@ -123,7 +123,7 @@ async def test_admin_sets_iterations_and_next_job_uses_them(
         lambda: len([m for m in fake.messages(ADMIN) if "Usage: /iterations" in (m.text or "")]) == 2
     )
     await fake.user_sends_text(ADMIN, ADMIN, "/iterations 7")
-    await fake.wait_for_message(ADMIN, text_containing(texts.iterations_set(7)))
+    await fake.wait_for_message(ADMIN, text_containing(texts.admin.iterations_set(7)))
 
     await fake.user_sends_photo(USER, USER, jpeg(32, 32, seed=1))
     await fake.user_sends_photo(USER, USER, jpeg(32, 32, seed=2))
@@ -144,7 +144,7 @@ async def test_non_admin_is_refused(fake: FakeTelegram, bot: BotApplication) -> 
     for command in ("/iterations 5", "/delstyle x", "/stats"):
         await fake.user_sends_text(USER, USER, command)
     await fake.user_sends_photo(USER, USER, jpeg(20, 20), caption="/addstyle mine")
-    await fake.wait_for(lambda: len([m for m in fake.messages(USER) if m.text == texts.not_admin]) == 4)
+    await fake.wait_for(lambda: len([m for m in fake.messages(USER) if m.text == texts.admin.not_admin]) == 4)
     store: Store = bot.bot_data.store
     assert (await store.settings.get()).iterations == 20
     assert await store.presets.all() == []
@@ -270,11 +270,11 @@ async def test_admin_stats_and_delstyle(fake: FakeTelegram, bot: BotApplication)
     await fake.user_sends_text(ADMIN, ADMIN, "/stats")
     stats = await fake.wait_for_message(ADMIN, text_containing("Jobs:"))
     lines = (stats.text or "").split("\n")
-    assert "\n".join(lines[:3]) == texts.stats([], None, 0, 0)
-    assert lines[3] == texts.painters(1, 1) == "1 of 1 painter ready"
+    assert "\n".join(lines[:3]) == texts.admin.stats([], None, 0, 0)
+    assert lines[3] == texts.admin.painters(1, 1) == "1 of 1 painter ready"
     assert lines[4].startswith("Free disk space: ")
     await fake.user_sends_text(ADMIN, ADMIN, "/delstyle gone")
-    await fake.wait_for_message(ADMIN, text_containing(texts.preset_removed("gone")))
+    await fake.wait_for_message(ADMIN, text_containing(texts.admin.preset_removed("gone")))
     await fake.user_sends_text(ADMIN, ADMIN, "/delstyle gone")
     await fake.wait_for_message(ADMIN, text_containing("There's no style called “gone”"))
     assert await bot.bot_data.store.presets.all() == []

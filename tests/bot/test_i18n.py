@@ -120,18 +120,18 @@ def sample_calls(texts: bot.texts.Texts) -> list[str]:
         texts.failed(None),
         texts.job_failed(done),
         *(texts.job_failed(Outcome.failed("1", failure, "detail")) for failure in Failure),
-        texts.stats([("queued", 2), ("delivered", 5)], 83.0, 3, 7),
-        texts.stats([], None, 0, 0),
+        texts.admin.stats([("queued", 2), ("delivered", 5)], 83.0, 3, 7),
+        texts.admin.stats([], None, 0, 0),
         texts.options(1024, 2048, True, "strong", "large", False),
         texts.colours_button(True),
         texts.colours_button(False),
         texts.fast_button(True),
-        texts.iterations_now(100, 1, 5000),
-        texts.iterations_set(300),
-        texts.iterations_bad(1, 5000),
-        texts.preset_added("waves"),
-        texts.preset_exists("waves"),
-        texts.preset_removed("waves"),
+        texts.admin.iterations_now(100, 1, 5000),
+        texts.admin.iterations_set(300),
+        texts.admin.iterations_bad(1, 5000),
+        texts.admin.preset_added("waves"),
+        texts.admin.preset_exists("waves"),
+        texts.admin.preset_removed("waves"),
         texts.duration(3600 * 2 + 60 * 5),
     ]
     for problem in ImageProblem:
@@ -147,10 +147,10 @@ def sample_calls(texts: bot.texts.Texts) -> list[str]:
         out.append(texts.status(state, 2, 30.0, 3, 10, painters=(3, 4)))
         out.append(texts.status(state, 2, 30.0, 3, 10, painters=(1, 2)))
     for ready, size in ((0, 1), (1, 1), (1, 2), (3, 4), (5, 5)):
-        out.append(texts.painters(ready, size))
-    out.append(texts.painter_cannot_start("WeightsError: not a weights file"))
+        out.append(texts.admin.painters(ready, size))
+    out.append(texts.admin.painter_cannot_start("WeightsError: not a weights file"))
     for ready, error in ((True, None), (False, None), (False, "exited with code -9 while starting")):
-        out.append(texts.preview_painter(ready, error))
+        out.append(texts.admin.preview_painter(ready, error))
     for cls in type(texts).__mro__:
         out += [getattr(texts, name) for name, value in vars(cls).items() if isinstance(value, Text)]
     return out

@@ -88,7 +88,7 @@ async def test_the_sheet_is_drawn_once_and_again_only_when_the_presets_change(
 
     # A preset removed: a new sheet is drawn and uploaded, and the old one is gone.
     await fake.user_sends_text(ADMIN, ADMIN, "/delstyle waves")
-    await fake.wait_for_message(ADMIN, text_containing(texts.preset_removed("waves")), timeout=10)
+    await fake.wait_for_message(ADMIN, text_containing(texts.admin.preset_removed("waves")), timeout=10)
     await styles(fake, USER)
     latest = fake.calls("sendPhoto")[-1]
     assert isinstance(latest.params["photo"], Upload)

@@ -12,7 +12,7 @@ from bot import options
 from bot.context import BotContext, number, sender
 from bot.i18n import texts_for
 from bot.intake import preset_button_data, preset_hash, use_preset
-from bot.sheet import cached_sheet
+from bot.presets_sheet import cached_sheet
 from storage import JobStatus
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from PIL import Image
 
 from bot.context import BotApplication
 from bot.i18n import texts_in
-from bot.sheet import layout
+from bot.presets_sheet import layout
 from storage import Store
 from tests.bot.conftest import ADMIN, USER, jpeg, photos, text_containing
 from tests.bot.fake_telegram import FakeTelegram, Upload

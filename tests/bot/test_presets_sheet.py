@@ -10,7 +10,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot.sheet import BACKGROUND, LONG_SIDE, PLACEHOLDER, cached_sheet, label, layout, render_sheet, sheet_key
+from bot.presets_sheet import (
+    BACKGROUND,
+    LONG_SIDE,
+    PLACEHOLDER,
+    cached_sheet,
+    label,
+    layout,
+    render_sheet,
+    sheet_key,
+)
 
 COLOURS = [(220, 40, 40), (40, 180, 60), (50, 80, 220), (230, 200, 40), (200, 60, 200), (40, 200, 200)]
 Box = tuple[int, int, int, int]

@@ -40,7 +40,7 @@ INPUTS = Limits().input_retention_days
 
 @dataclass(frozen=True)
 class Config:
-    """Everything the bot needs to start; see README.md for each variable."""
+    """Everything the bot needs to start; docs/configuration.md describes each variable."""
 
     token: str = field(repr=False)  # never shown: it is the key to the bot
     api_url: str = "https://api.telegram.org/bot"
@@ -69,8 +69,8 @@ class Config:
     max_queued_per_user: int = 3
     uploads_per_minute: int = 10  # pictures one user may send in any minute (an album of two counts 2)
     # Pictures one user may send in any 24 hours (admins: no limit). 50 is a busy day of trying styles, and
-    # bounds one user's share of the painters (at most 50 paintings, one per picture with a ready-made
-    # style, of 2-6 min each on a CPU: up to 5 hours of a worker) and of the disk (1 GB of uploads at most).
+    # bounds one user's share of the painters (at most 50 paintings) and of the disk (at most 50 uploads
+    # of Telegram's 20 MB download limit: 1 GB).
     daily_limit_per_user: int = 50
     retention_days: int = 7  # days a finished job keeps its result files
     # Days a finished job keeps its photo and style upload: nothing paints them again once delivered, so a

@@ -48,20 +48,6 @@ class SettingsStore:
             )
         return SettingChange(name=name, old_value=old, new_value=value, changed_by=changed_by, changed_at=now)
 
-    async def history(self, limit: int = 20) -> list[SettingChange]:
-        """The latest changes, newest first."""
-        rows = await self._db.fetchall("SELECT * FROM settings_history ORDER BY id DESC LIMIT ?", (limit,))
-        return [
-            SettingChange(
-                name=row["name"],
-                old_value=row["old_value"],
-                new_value=row["new_value"],
-                changed_by=row["changed_by"],
-                changed_at=row["changed_at"],
-            )
-            for row in rows
-        ]
-
     def _clamp(self, name: str, value: int) -> int:
         low, high = _bounds(self.limits, name)
         return min(max(int(value), low), high)

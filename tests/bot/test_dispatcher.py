@@ -9,6 +9,7 @@ import asyncio
 import io
 import sqlite3
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -137,23 +138,28 @@ async def test_a_bad_image_is_worded_for_the_user(
 
 
 async def test_jobs_wait_queued_while_workers_cannot_start(
-    store: Store,
-    telegram: Bot,
-    backend: ScriptedBackend,
-    dispatcher: Dispatcher,
-    fake: FakeTelegram,
-    tmp_path: Path,
+    store: Store, telegram: Bot, backend: ScriptedBackend, fake: FakeTelegram, tmp_path: Path
 ) -> None:
-    backend.fail_starts("the GPU is gone")
-    job = await queue(store, telegram, tmp_path)
-    dispatcher.wake()
-    await asyncio.sleep(0.5)  # the dispatcher looks at the queue at once when woken
-    assert not dispatcher.lane(False).healthy
-    assert backend.submitted == []  # never claimed, so never shown as running
-    assert (await store.jobs.get(job.id)).status == JobStatus.QUEUED  # type: ignore[union-attr]
-    backend.recover()
-    dispatcher.wake()
-    await settled(store, job.id, JobStatus.DELIVERED)
+    config = Config(token=fake.token, progress_interval=0.0)
+    with ScriptedBackend(size=1) as previews:
+        dispatcher = Dispatcher(telegram, store, backend, config, previews)
+        dispatcher.start()
+        try:
+            backend.fail_starts("the GPU is gone")
+            job = await queue(store, telegram, tmp_path)
+            fast = await queue(store, telegram, tmp_path, replace(REQUEST, fast=True))
+            dispatcher.wake()
+            # Each pass looks at the paintings' lane before the fast one: once the fast job is claimed,
+            # the painting has been looked at with its workers down.
+            await settled(store, fast.id, JobStatus.DELIVERED)
+            assert not dispatcher.lane(False).healthy
+            assert backend.submitted == []  # never claimed, so never shown as running
+            assert (await store.jobs.get(job.id)).status == JobStatus.QUEUED  # type: ignore[union-attr]
+            backend.recover()
+            dispatcher.wake()
+            await settled(store, job.id, JobStatus.DELIVERED)
+        finally:
+            await dispatcher.stop()
 
 
 async def test_jobs_run_on_the_ready_workers_while_one_cannot_start(

@@ -156,7 +156,7 @@ class JobHandle:
 
 
 class EngineBackend(Protocol):
-    """What the bot needs from a pool of engine workers: `EnginePool`, `RayPool`, or `ScriptedBackend`."""
+    """What the bot needs from a pool of engine workers: `LocalPool`, `RayPool`, or `ScriptedBackend`."""
 
     size: int  # how many jobs run at once when every worker is ready
     on_ready: Callable[[], None] | None  # called on a backend thread whenever a worker becomes ready

@@ -25,7 +25,7 @@ from typing import Any
 from engine.workers.jobs import Outcome, ProgressEvent
 from engine.workers.queued import START_BACKOFF, QueuedJob, QueuedPool, existing_weights
 
-__all__ = ["EnginePool", "detect_gpus", "split_gpus", "worker_devices"]
+__all__ = ["LocalPool", "detect_gpus", "split_gpus", "worker_devices"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def worker_devices(gpus: Sequence[str], workers: int) -> list[str]:
     return [gpus[i % len(gpus)] if gpus else "-1" for i in range(workers)]
 
 
-class EnginePool(QueuedPool):
+class LocalPool(QueuedPool):
     """Run `JobSpec`s on `workers` processes (default: one per GPU of `gpus`, else 1)."""
 
     def __init__(
@@ -109,7 +109,7 @@ class EnginePool(QueuedPool):
         self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
         self._thread: threading.Thread | None = None
 
-    def start(self) -> EnginePool:
+    def start(self) -> LocalPool:
         """Spawn the workers and the manager thread; returns at once (workers load in the background)."""
         for index in range(self.size):
             self._start_worker(index)

@@ -1,6 +1,6 @@
 """The in-process runner: set TensorFlow up once, hold the network, and run jobs to an `Outcome`.
 
-Every worker runs jobs through it: a process of `EnginePool`, an actor of `RayPool`, or a test calling it.
+Every worker runs jobs through it: a process of `LocalPool`, an actor of `RayPool`, or a test calling it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from engine.memory import LEAST_SIDE, fitting_side, free_memory
 from engine.params import Losses, StyleParams
 from engine.precision import resolve
 from engine.stylize import Cancelled, iterate
-from engine.weights import WeightsError, load_decoder, load_vgg
+from engine.weights import WeightsError, read_decoder, read_vgg
 from engine.workers.jobs import Failure, ImageRole, JobSpec, Outcome, ProgressEvent, failure_of
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class Runner:
         configure_tensorflow(threads)
         from engine.vgg import VGG19
 
-        self.weights = load_vgg(weights_path)  # any format the README names, as the CLI reads them
+        self.weights = read_vgg(weights_path)  # any format the README names, as the CLI reads them
         self.network = VGG19(self.weights)
         self.decoder_path = decoder_path
         self._adain: AdaIN | None = None
@@ -96,7 +96,7 @@ class Runner:
 
             if self.decoder_path is None:
                 raise WeightsError("previews need the AdaIN decoder, and none was given")
-            self._adain = AdaIN(self.weights, load_decoder(self.decoder_path))
+            self._adain = AdaIN(self.weights, read_decoder(self.decoder_path))
         return self._adain
 
     def run(

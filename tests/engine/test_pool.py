@@ -12,7 +12,7 @@ import pytest
 
 from engine.images import ImageProblem, load_image, save_image
 from engine.params import StyleParams
-from engine.workers import EnginePool, Failure, JobSpec, ProgressEvent
+from engine.workers import Failure, JobSpec, LocalPool, ProgressEvent
 from engine.workers.local import split_gpus, worker_devices
 from tests.engine.conftest import smooth_image
 from tests.timing import scaled
@@ -28,7 +28,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def pool(tiny_weights_file: Path):  # type: ignore[no-untyped-def]
-    with EnginePool(tiny_weights_file, workers=2, threads_per_worker=1) as p:
+    with LocalPool(tiny_weights_file, workers=2, threads_per_worker=1) as p:
         yield p
 
 
@@ -77,7 +77,7 @@ def test_more_workers_than_gpus_go_round_robin() -> None:
 
 
 def test_two_jobs_run_at_once_with_progress(
-    pool: EnginePool, images: tuple[Path, Path], tmp_path: Path
+    pool: LocalPool, images: tuple[Path, Path], tmp_path: Path
 ) -> None:
     events: dict[str, list[ProgressEvent]] = {"a": [], "b": []}
     a = pool.submit(spec("a", images, tmp_path, 400, preview_every=100), events["a"].append)
@@ -96,7 +96,7 @@ def test_two_jobs_run_at_once_with_progress(
     assert first.losses.total < events["a"][0].losses.total
 
 
-def test_cancel_queued_and_running(pool: EnginePool, images: tuple[Path, Path], tmp_path: Path) -> None:
+def test_cancel_queued_and_running(pool: LocalPool, images: tuple[Path, Path], tmp_path: Path) -> None:
     started: list[int] = []
     running = [pool.submit(spec(f"r{i}", images, tmp_path, 100_000), started.append) for i in range(2)]
     queued = pool.submit(spec("q", images, tmp_path, 5))
@@ -110,9 +110,7 @@ def test_cancel_queued_and_running(pool: EnginePool, images: tuple[Path, Path], 
     assert not pool.cancel("r0")
 
 
-def test_killed_worker_fails_only_its_job(
-    pool: EnginePool, images: tuple[Path, Path], tmp_path: Path
-) -> None:
+def test_killed_worker_fails_only_its_job(pool: LocalPool, images: tuple[Path, Path], tmp_path: Path) -> None:
     progress: list[ProgressEvent] = []
     victim = pool.submit(spec("victim", images, tmp_path, 100_000), progress.append)
     wait_until(lambda: progress)
@@ -131,7 +129,7 @@ def test_killed_worker_fails_only_its_job(
 
 
 def test_bad_image_fails_with_a_clear_message(
-    pool: EnginePool, tmp_path: Path, images: tuple[Path, Path]
+    pool: LocalPool, tmp_path: Path, images: tuple[Path, Path]
 ) -> None:
     bogus = tmp_path / "bogus.png"
     bogus.write_bytes(b"not an image at all")
@@ -144,7 +142,7 @@ def test_bad_image_fails_with_a_clear_message(
 
 
 async def test_async_caller_gets_progress_on_its_loop(
-    pool: EnginePool, images: tuple[Path, Path], tmp_path: Path
+    pool: LocalPool, images: tuple[Path, Path], tmp_path: Path
 ) -> None:
     loop = asyncio.get_running_loop()
     seen_on_loop: list[bool] = []
@@ -167,7 +165,7 @@ async def test_async_caller_gets_progress_on_its_loop(
 
 def test_closing_while_a_worker_still_loads_stops_it_at_once(tiny_weights_file: Path) -> None:
     """A worker that has not said "ready" holds no job: closing kills it instead of waiting for it to load."""
-    pool = EnginePool(tiny_weights_file, workers=1, threads_per_worker=1).start()
+    pool = LocalPool(tiny_weights_file, workers=1, threads_per_worker=1).start()
     [worker] = pool._workers  # importing TensorFlow takes seconds: it is not ready yet
     assert not worker.ready
     pool.close()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine.images import save_image
-from engine.workers import EnginePool, QueuedPool, ScriptedBackend
+from engine.workers import LocalPool, QueuedPool, ScriptedBackend
 from tests.engine.conftest import smooth_image
 from tests.engine.test_pool import spec, wait_until
 from tests.timing import scaled
@@ -43,7 +43,7 @@ def one_of_two_broken(request: pytest.FixtureRequest, tiny_weights_file: Path) -
             yield scripted
         return
     if request.param == "local":
-        with EnginePool(tiny_weights_file, workers=2, threads_per_worker=1, start_backoff=NEVER) as local:
+        with LocalPool(tiny_weights_file, workers=2, threads_per_worker=1, start_backoff=NEVER) as local:
             os.kill(local.worker_pids()[1], signal.SIGKILL)
             yield local
         return
@@ -83,7 +83,7 @@ def test_job_waits_while_workers_cannot_start_and_runs_once_they_can(
     weights = tmp_path / "vgg19.npz"
     weights.write_bytes(b"garbage")
     # The next try (0.5 s, then seconds loading TensorFlow) reads the file after the test has put it right.
-    with EnginePool(weights, workers=1, threads_per_worker=1, start_backoff=(0.5, 1.0)) as pool:
+    with LocalPool(weights, workers=1, threads_per_worker=1, start_backoff=(0.5, 1.0)) as pool:
         handle = pool.submit(spec("x", images, tmp_path, 2))
         wait_until(lambda: pool.start_error is not None)
         assert not pool.healthy
@@ -107,7 +107,7 @@ def test_worker_killed_while_starting_counts_once_and_close_does_not_wait_for_th
 ) -> None:
     caplog.set_level(logging.ERROR, logger="engine.workers.queued")
     backoff = 60.0
-    pool = EnginePool(tiny_weights_file, workers=1, threads_per_worker=1, start_backoff=(backoff, backoff))
+    pool = LocalPool(tiny_weights_file, workers=1, threads_per_worker=1, start_backoff=(backoff, backoff))
     pool.start()
     try:
         # Killed at once, long before it loads TensorFlow: it dies without saying why.

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_engine: {exc}", file=sys.stderr)
         return 2
     if args.threads:
-        from engine.workers.runner import configure_tensorflow
+        from engine.host.devices import configure_tensorflow
 
         configure_tensorflow(args.threads)
     import numpy as np

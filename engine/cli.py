@@ -177,7 +177,7 @@ def _stylize(args: argparse.Namespace) -> int:
         return 2
 
     if args.threads:
-        from engine.workers.runner import configure_tensorflow
+        from engine.host.devices import configure_tensorflow
 
         configure_tensorflow(args.threads)
     if args.fast:

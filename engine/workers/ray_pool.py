@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from engine.files import write_atomic
+from engine.host.files import write_atomic
 from engine.workers.jobs import Failure, Outcome, failure_of
 from engine.workers.queued import START_BACKOFF, QueuedJob, QueuedPool, existing_weights
 from engine.workers.ray_actor import ActorItem, RayActor, actor_folder

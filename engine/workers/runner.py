@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from engine.host.devices import configure_tensorflow
 from engine.images import ImageError, save_image, to_uint8
 from engine.inputs import load_inputs
 from engine.memory import LEAST_SIDE, fitting_side, free_memory
@@ -61,20 +62,6 @@ def out_of_memory(exc: BaseException) -> bool:
         text = str(exc).lower()
         return any(sign in text for sign in OUT_OF_MEMORY_SIGNS)
     return False
-
-
-def configure_tensorflow(threads: int) -> None:
-    """Thread counts for the CPU and memory growth for GPUs; must run before TensorFlow's first op."""
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
-        for gpu in tf.config.list_physical_devices("GPU"):
-            tf.config.experimental.set_memory_growth(gpu, True)
-    except RuntimeError:
-        # TensorFlow already ran an op in this process (a notebook, a test run): keep its settings.
-        logger.info("TensorFlow is already initialised; thread and GPU settings left as they are")
 
 
 class Runner:

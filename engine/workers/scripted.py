@@ -23,7 +23,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Self
 
-from engine.files import write_atomic
+from engine.host.files import write_atomic
 from engine.images import ImageProblem
 from engine.params import Losses
 from engine.workers.jobs import Failure, JobHandle, JobSpec, Outcome, ProgressCallback, ProgressEvent

@@ -48,13 +48,12 @@ class JobSpec:
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """One finished iteration of a running job; `preview` is a JPEG on preview iterations."""
+    """One finished iteration of a running job."""
 
     job_id: str
     iteration: int  # over all scales
     total: int
     losses: Losses
-    preview: bytes | None = None
     scale: int = 1  # coarse to fine: the scale being painted, 1-based, of `scales`, at long side `side`
     scales: int = 1
     side: int = 0

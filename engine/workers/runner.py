@@ -5,7 +5,6 @@ Every worker runs jobs through it: a process of `LocalPool`, an actor of `RayPoo
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import time
@@ -15,10 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 
 from engine.host.devices import configure_tensorflow
-from engine.images import ImageError, save_image, to_uint8
+from engine.images import ImageError, save_image
 from engine.inputs import load_inputs
 from engine.memory import LEAST_SIDE, fitting_side, free_memory
 from engine.params import Losses, StyleParams
@@ -168,14 +166,12 @@ class Runner:
             start = initial_from_adain(self.adain(), content, styles, params, spec.alpha)
         for step in iterate(self.network, content, styles, params, should_cancel, start=start):
             if step.iteration < step.total:
-                preview = _jpeg(step.image) if step.image is not None else None
                 report(
                     ProgressEvent(
                         spec.job_id,
                         step.iteration,
                         step.total,
                         step.losses,
-                        preview,
                         scale=step.scale,
                         scales=step.scales,
                         side=step.side,
@@ -206,9 +202,3 @@ def _smaller(params: StyleParams, shape: tuple[int, ...]) -> int | None:
     `shape`; None if that is below `LEAST_SIDE`, where a painting is not worth making."""
     side = math.floor(min(params.max_size, max(shape[:2])) / math.sqrt(2))
     return side if side >= LEAST_SIDE else None
-
-
-def _jpeg(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(to_uint8(image), "RGB").save(buffer, format="JPEG", quality=80)
-    return buffer.getvalue()

@@ -67,10 +67,9 @@ def split_gpus(gpus: Sequence[str], previews: bool) -> tuple[list[str], list[str
 
     TensorFlow keeps the GPU memory a process has grown to, so a worker sharing a GPU with the preview
     worker loses for good what the largest preview took. With two GPUs or more the preview worker has the
-    last to itself: previews and fast mode run at the painting's size (2048 px by default with GPUs), one
-    AdaIN pass of some 6 TFLOP there by VGG-19's layer sizes (not measured), a second or so on a GPU but
-    tens of seconds on a CPU. With one GPU the preview worker shares it, as nothing else would keep
-    previews instant.
+    last to itself: previews and fast mode run at the painting's size (large by default with GPUs), where
+    an AdaIN pass is quick on a GPU but slow on a CPU. With one GPU the preview worker shares it, as
+    nothing else would keep previews instant.
     """
     if previews and len(gpus) > 1:
         return list(gpus[:-1]), [gpus[-1]]

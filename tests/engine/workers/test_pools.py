@@ -16,7 +16,7 @@ import pytest
 from engine.images import save_image
 from engine.workers import LocalPool, QueuedPool, ScriptedBackend
 from tests.engine.conftest import smooth_image
-from tests.engine.test_pool import spec, wait_until
+from tests.engine.workers.test_local import spec, wait_until
 from tests.timing import scaled
 
 

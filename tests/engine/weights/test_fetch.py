@@ -89,27 +89,6 @@ def test_every_loader_agrees_on_the_same_weights(tmp_path: Path, weights: VGGWei
     ]
 
 
-def test_missing_weights_name_the_fetch_command(tmp_path: Path) -> None:
-    with pytest.raises(WeightsError, match="Run `neural-style weights fetch`") as info:
-        load_vgg(environ={"XDG_CACHE_HOME": str(tmp_path)})
-    assert str(tmp_path / "neural-style-bot" / "vgg19.npz") in str(info.value)
-
-
-def test_env_var_names_the_file(tmp_path: Path, weights: VGGWeights) -> None:
-    path = tmp_path / "elsewhere.npz"
-    weights.save(path)
-    loaded = load_vgg(environ={"VGG_WEIGHTS": str(path), "XDG_CACHE_HOME": str(tmp_path / "empty")})
-    assert_same_weights(loaded, weights)
-
-
-def test_corrupt_cache_is_refused_with_the_fetch_command(tmp_path: Path, weights: VGGWeights) -> None:
-    path = tmp_path / "neural-style-bot" / "vgg19.npz"
-    weights.save(path)
-    path.write_bytes(path.read_bytes()[:-100])
-    with pytest.raises(WeightsError, match=r"not a valid weights file.*neural-style weights fetch"):
-        load_vgg(environ={"XDG_CACHE_HOME": str(tmp_path)})
-
-
 def test_unreachable_matconvnet_url_fails_quickly_and_clearly(tmp_path: Path) -> None:
     dest = tmp_path / "cache" / "vgg19.npz"
     start = time.monotonic()

@@ -1,35 +1,154 @@
-"""The pool's failure policy on real processes: workers that cannot start fail no job, the pool retries."""
+"""What every pool promises, on real workers: the local processes and Ray actors run the same tests, and
+the scripted backend joins them where no painting is needed (a worker that cannot start)."""
 
 from __future__ import annotations
 
-import logging
+import asyncio
 import os
-import shutil
 import signal
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from engine.images import save_image
-from engine.workers import LocalPool, QueuedPool, ScriptedBackend
-from tests.engine.conftest import smooth_image
-from tests.engine.workers.test_local import spec, wait_until
+from engine.images import ImageProblem, load_image
+from engine.params import StyleParams
+from engine.workers import Failure, JobSpec, LocalPool, ProgressEvent, QueuedPool, ScriptedBackend
+from tests.engine.workers.conftest import spec, wait_until
 from tests.timing import scaled
 
+if TYPE_CHECKING:
+    from engine.workers import RayPool
 
-@pytest.fixture(scope="module")
-def images(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("images")
-    save_image(smooth_image(24, 36, 1), folder / "content.png")
-    save_image(smooth_image(20, 20, 2), folder / "style.png")
-    return folder / "content.png", folder / "style.png"
-
+    Painting = LocalPool | RayPool  # the pools whose workers paint
 
 # A wait longer than any test: a worker whose start failed is not tried again while the test runs.
 NEVER = (600.0, 600.0)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[None]:
+    """A local Ray with room for the module's pool and one more of two actors."""
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
+    ray.init(address="local", num_cpus=4, include_dashboard=False, object_store_memory=100_000_000)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module", params=["local", "ray"])
+def pool(request: pytest.FixtureRequest, tiny_weights_file: Path) -> Iterator[Painting]:
+    """A pool of two workers on the tiny weights: local processes or Ray actors."""
+    if request.param == "local":
+        with LocalPool(tiny_weights_file, workers=2, threads_per_worker=1) as local:
+            yield local
+        return
+    request.getfixturevalue("ray_cluster")
+    from engine.workers import RayPool
+
+    with RayPool(tiny_weights_file, workers=2) as actors:
+        wait_until(lambda: len(actors.worker_pids()) == 2)
+        yield actors
+
+
+def running_pid(pool: Painting, job_id: str) -> int:
+    """The pid of the process running `job_id`."""
+    if isinstance(pool, LocalPool):
+        return next(w.process.pid for w in pool._workers if w.job and w.job.spec.job_id == job_id)
+    return next(s.pid for s in pool._slots if s.job and s.job.spec.job_id == job_id)
+
+
+def test_two_jobs_run_at_once_with_progress(
+    pool: Painting, images: tuple[Path, Path], tmp_path: Path
+) -> None:
+    events: dict[str, list[ProgressEvent]] = {"a": [], "b": []}
+    a = pool.submit(spec("a", images, tmp_path, 300), events["a"].append)
+    b = pool.submit(spec("b", images, tmp_path, 300), events["b"].append)
+    # Both make progress before either finishes: they run side by side on the two workers.
+    wait_until(lambda: events["a"] and events["b"])
+    assert not (a.future.done() and b.future.done())
+    first, second = a.result(scaled(120)), b.result(scaled(120))
+    assert (first.status, second.status) == ("done", "done")
+    # Every iteration's event reached the caller, in order.
+    assert [e.iteration for e in events["a"]] == list(range(1, 300))
+    assert all(e.total == 300 for e in events["a"])
+    # The result is where the caller asked.
+    assert first.output == tmp_path / "a.png"
+    assert load_image(first.output).shape == (24, 36, 3)
+    assert first.losses is not None
+    assert first.losses.total < events["a"][0].losses.total
+    # The two workers compute the same thing from the same weights and inputs.
+    assert second.losses == first.losses
+
+
+def test_cancel_queued_and_running(pool: Painting, images: tuple[Path, Path], tmp_path: Path) -> None:
+    started: list[ProgressEvent] = []
+    running = [pool.submit(spec(f"r{i}", images, tmp_path, 100_000), started.append) for i in range(2)]
+    queued = pool.submit(spec("q", images, tmp_path, 5))
+    wait_until(lambda: {e.job_id for e in started} == {"r0", "r1"})
+    assert pool.busy() == 3
+    assert queued.cancel()
+    assert queued.result(scaled(5)).status == "cancelled"
+    for handle in running:
+        assert handle.cancel()
+    assert [h.result(scaled(30)).status for h in running] == ["cancelled", "cancelled"]
+    assert not (tmp_path / "r0.png").exists()
+    assert not pool.cancel("r0")
+    assert pool.busy() == 0
+
+
+def test_killed_worker_fails_only_its_job(pool: Painting, images: tuple[Path, Path], tmp_path: Path) -> None:
+    progress: list[ProgressEvent] = []
+    victim = pool.submit(spec("victim", images, tmp_path, 100_000), progress.append)
+    wait_until(lambda: progress)
+    pids = pool.worker_pids()
+    other_progress: list[ProgressEvent] = []
+    other = pool.submit(spec("other", images, tmp_path, 200), other_progress.append)
+    wait_until(lambda: other_progress)
+    victim_pid = running_pid(pool, "victim")
+    os.kill(victim_pid, signal.SIGKILL)
+    outcome = victim.result(scaled(60))
+    assert (outcome.status, outcome.failure, outcome.crashed) == ("failed", Failure.WORKER_DIED, True)
+    assert outcome.detail
+    assert other.result(scaled(60)).status == "done"
+    # The pool started a fresh worker in the dead one's place and still runs jobs.
+    wait_until(lambda: len(pool.worker_pids()) == len(pids))
+    assert victim_pid not in pool.worker_pids()
+    assert pool.submit(spec("after", images, tmp_path, 3)).result(scaled(60)).status == "done"
+
+
+def test_bad_image_fails_with_a_clear_message(
+    pool: Painting, tmp_path: Path, images: tuple[Path, Path]
+) -> None:
+    bogus = tmp_path / "bogus.png"
+    bogus.write_bytes(b"not an image at all")
+    outcome = pool.submit(
+        JobSpec("bad", bogus, (images[1],), tmp_path / "x.png", StyleParams(iterations=2))
+    ).result(scaled(60))
+    assert (outcome.status, outcome.failure) == ("failed", Failure.BAD_IMAGE)
+    assert (outcome.problem, outcome.image, outcome.crashed) == (ImageProblem.UNREADABLE, "content", False)
+    assert outcome.detail == "the photo is not an image that can be read"
+
+
+async def test_async_caller_gets_progress_on_its_loop(
+    pool: Painting, images: tuple[Path, Path], tmp_path: Path
+) -> None:
+    loop = asyncio.get_running_loop()
+    seen_on_loop: list[bool] = []
+    all_seen = asyncio.Event()
+
+    def on_progress(event: ProgressEvent) -> None:
+        seen_on_loop.append(asyncio.get_running_loop() is loop)
+        if event.iteration == event.total - 1:
+            all_seen.set()
+
+    handle = pool.submit_async(spec("async", images, tmp_path, 20), on_progress)
+    outcome = await handle.wait()
+    # The last events may be relayed to the loop after the outcome: wait for them, not for a set time.
+    await asyncio.wait_for(all_seen.wait(), scaled(10))
+    assert outcome.status == "done"
+    assert len(seen_on_loop) == 19
+    assert all(seen_on_loop)
 
 
 @pytest.fixture(params=["local", "ray", "scripted"])
@@ -47,16 +166,14 @@ def one_of_two_broken(request: pytest.FixtureRequest, tiny_weights_file: Path) -
             os.kill(local.worker_pids()[1], signal.SIGKILL)
             yield local
         return
-    ray = pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
+    request.getfixturevalue("ray_cluster")
+    import ray
+
     from engine.workers import RayPool
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=100_000_000)
-    try:
-        with RayPool(tiny_weights_file, workers=2, start_backoff=NEVER) as actors:
-            ray.kill(actors._slots[1].actor)
-            yield actors
-    finally:
-        ray.shutdown()
+    with RayPool(tiny_weights_file, workers=2, start_backoff=NEVER) as actors:
+        ray.kill(actors._slots[1].actor)
+        yield actors
 
 
 def test_a_worker_that_cannot_start_leaves_the_others_painting(
@@ -70,64 +187,3 @@ def test_a_worker_that_cannot_start_leaves_the_others_painting(
     assert (tmp_path / "first.png").is_file()
     # The broken worker waits out its backoff; the pool still counts one ready worker of two.
     assert (pool.ready, pool.size, pool.start_failures) == (1, 2, 1)
-
-
-def start_failures_logged(caplog: pytest.LogCaptureFixture) -> int:
-    return sum("failed to start" in record.getMessage() for record in caplog.records)
-
-
-def test_job_waits_while_workers_cannot_start_and_runs_once_they_can(
-    tmp_path: Path, images: tuple[Path, Path], tiny_weights_file: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.ERROR, logger="engine.workers.queued")
-    weights = tmp_path / "vgg19.npz"
-    weights.write_bytes(b"garbage")
-    # The next try (0.5 s, then seconds loading TensorFlow) reads the file after the test has put it right.
-    with LocalPool(weights, workers=1, threads_per_worker=1, start_backoff=(0.5, 1.0)) as pool:
-        handle = pool.submit(spec("x", images, tmp_path, 2))
-        wait_until(lambda: pool.start_error is not None)
-        assert not pool.healthy
-        assert (pool.start_error or "").startswith(f"WeightsError: {weights}")
-        # The job is still queued: neither failed nor cancelled.
-        assert not handle.future.done()
-        assert pool.busy() == 1
-        # Someone puts the file right; the pool's next try starts a worker, which runs the job.
-        shutil.copy(tiny_weights_file, tmp_path / "fixed.npz")
-        os.replace(tmp_path / "fixed.npz", weights)
-        outcome = handle.result(scaled(120))
-        assert outcome.status == "done"
-        assert pool.healthy
-        assert pool.start_error is None
-        # One count and one log line for the one failed start: not again when that worker exited.
-        assert pool.start_failures == start_failures_logged(caplog) == 1
-
-
-def test_worker_killed_while_starting_counts_once_and_close_does_not_wait_for_the_retry(
-    tmp_path: Path, images: tuple[Path, Path], tiny_weights_file: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.ERROR, logger="engine.workers.queued")
-    backoff = 60.0
-    pool = LocalPool(tiny_weights_file, workers=1, threads_per_worker=1, start_backoff=(backoff, backoff))
-    pool.start()
-    try:
-        # Killed at once, long before it loads TensorFlow: it dies without saying why.
-        os.kill(pool.worker_pids()[0], signal.SIGKILL)
-        handle = pool.submit(spec("waits", images, tmp_path, 2))
-        wait_until(lambda: pool.start_failures > 0)
-        assert pool.start_error == "exited with code -9 while starting"
-        assert pool.worker_pids() == []  # its replacement waits out the backoff
-        assert not handle.future.done()
-    finally:
-        started = time.monotonic()
-        closer = threading.Thread(target=pool.close)
-        closer.start()
-        closer.join(backoff / 2)
-    assert not closer.is_alive(), "close waited for the next start"
-    assert time.monotonic() - started < backoff / 2
-    outcome = handle.result(0)
-    assert (outcome.status, outcome.failure, outcome.detail) == (
-        "cancelled",
-        None,
-        "the engine is shutting down",
-    )
-    assert pool.start_failures == start_failures_logged(caplog) == 1

@@ -1,21 +1,19 @@
-"""The Ray pool on a real local Ray cluster: actors on tiny weights, bytes in and out, no shared files."""
+"""The Ray pool on a real local Ray cluster: actors on tiny weights, bytes in and out, no shared files.
+
+What every pool does alike (painting, cancelling, a killed worker) is tested in test_pools.py.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from engine.images import ImageProblem, load_image, save_image
-from engine.params import StyleParams
-from engine.workers import Failure, JobSpec, ProgressEvent
-from tests.engine.conftest import smooth_image
+from tests.engine.workers.conftest import spec, wait_until
 from tests.timing import scaled
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
@@ -33,14 +31,6 @@ def cluster() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("images")
-    save_image(smooth_image(24, 36, 1), folder / "content.png")
-    save_image(smooth_image(20, 20, 2), folder / "style.png")
-    return folder / "content.png", folder / "style.png"
-
-
-@pytest.fixture(scope="module")
 def pool(
     cluster: None, tiny_weights_file: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RayPool]:
@@ -51,80 +41,6 @@ def pool(
         weights.unlink()
         wait_until(lambda: len(p.worker_pids()) == 2)
         yield p
-
-
-def spec(job_id: str, images: tuple[Path, Path], out: Path, iterations: int, **kw: object) -> JobSpec:
-    return JobSpec(
-        job_id,
-        images[0],
-        (images[1],),
-        out / f"{job_id}.png",
-        StyleParams(iterations=iterations, seed=0, **kw),
-    )  # type: ignore[arg-type]
-
-
-def wait_until(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    timeout = scaled(timeout)
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
-
-
-def test_two_jobs_run_at_once_with_progress(pool: RayPool, images: tuple[Path, Path], tmp_path: Path) -> None:
-    events: dict[str, list[ProgressEvent]] = {"a": [], "b": []}
-    a = pool.submit(spec("a", images, tmp_path, 300), events["a"].append)
-    b = pool.submit(spec("b", images, tmp_path, 300), events["b"].append)
-    wait_until(lambda: events["a"] and events["b"])
-    assert not (a.future.done() and b.future.done())
-    first, second = a.result(scaled(120)), b.result(scaled(120))
-    assert (first.status, second.status) == ("done", "done")
-    # Every iteration's event crossed from the actor, in order.
-    assert [e.iteration for e in events["a"]] == list(range(1, 300))
-    assert all(e.total == 300 for e in events["a"])
-    # The result came back as bytes and was written here, where the caller asked.
-    assert first.output == tmp_path / "a.png"
-    assert load_image(first.output).shape == (24, 36, 3)
-    assert first.losses is not None
-    assert first.losses.total < events["a"][0].losses.total
-    # The two actors compute the same thing from the same weights and inputs.
-    assert second.losses == first.losses
-
-
-def test_cancel_queued_and_running(pool: RayPool, images: tuple[Path, Path], tmp_path: Path) -> None:
-    started: list[ProgressEvent] = []
-    running = [pool.submit(spec(f"r{i}", images, tmp_path, 100_000), started.append) for i in range(2)]
-    queued = pool.submit(spec("q", images, tmp_path, 5))
-    wait_until(lambda: {e.job_id for e in started} == {"r0", "r1"})
-    assert pool.busy() == 3
-    assert queued.cancel()
-    assert queued.result(scaled(5)).status == "cancelled"
-    for handle in running:
-        assert handle.cancel()
-    assert [h.result(scaled(30)).status for h in running] == ["cancelled", "cancelled"]
-    assert not (tmp_path / "r0.png").exists()
-    assert not pool.cancel("r0")
-    assert pool.busy() == 0
-
-
-def test_killed_actor_fails_only_its_job(pool: RayPool, images: tuple[Path, Path], tmp_path: Path) -> None:
-    progress: list[ProgressEvent] = []
-    victim = pool.submit(spec("victim", images, tmp_path, 100_000), progress.append)
-    wait_until(lambda: progress)
-    pids = pool.worker_pids()
-    other_progress: list[ProgressEvent] = []
-    other = pool.submit(spec("other", images, tmp_path, 200), other_progress.append)
-    wait_until(lambda: other_progress)
-    victim_pid = next(s.pid for s in pool._slots if s.job and s.job.spec.job_id == "victim")
-    os.kill(victim_pid, signal.SIGKILL)
-    outcome = victim.result(scaled(60))
-    assert (outcome.status, outcome.failure, outcome.crashed) == ("failed", Failure.WORKER_DIED, True)
-    assert "died" in (outcome.detail or "")
-    assert other.result(scaled(60)).status == "done"
-    # The pool started a fresh actor in the dead one's place and still runs jobs.
-    wait_until(lambda: len(pool.worker_pids()) == len(pids))
-    assert victim_pid not in pool.worker_pids()
-    assert pool.submit(spec("after", images, tmp_path, 3)).result(scaled(60)).status == "done"
 
 
 def test_a_job_handed_to_an_actor_that_died_idle_is_not_charged(
@@ -162,36 +78,6 @@ def test_an_actor_removes_its_folder_when_the_pool_closes(cluster: None, tiny_we
         folder = actor_folder(single._slots[0].token)
         assert folder.is_dir()
     assert not folder.exists()
-
-
-def test_bad_image_fails_with_a_clear_message(
-    pool: RayPool, images: tuple[Path, Path], tmp_path: Path
-) -> None:
-    bogus = tmp_path / "bogus.png"
-    bogus.write_bytes(b"not an image at all")
-    outcome = pool.submit(
-        JobSpec("bad", bogus, (images[1],), tmp_path / "x.png", StyleParams(iterations=2))
-    ).result(scaled(60))
-    assert (outcome.status, outcome.failure) == ("failed", Failure.BAD_IMAGE)
-    assert (outcome.problem, outcome.image, outcome.crashed) == (ImageProblem.UNREADABLE, "content", False)
-    assert outcome.detail == "the photo is not an image that can be read"
-
-
-async def test_async_caller_gets_progress_on_its_loop(
-    pool: RayPool, images: tuple[Path, Path], tmp_path: Path
-) -> None:
-    loop = asyncio.get_running_loop()
-    seen_on_loop: list[bool] = []
-
-    def on_progress(event: ProgressEvent) -> None:
-        seen_on_loop.append(asyncio.get_running_loop() is loop)
-
-    handle = pool.submit_async(spec("async", images, tmp_path, 20), on_progress)
-    outcome = await handle.wait()
-    await asyncio.sleep(0.05)
-    assert outcome.status == "done"
-    assert len(seen_on_loop) == 19
-    assert all(seen_on_loop)
 
 
 def test_job_waits_while_actors_cannot_start_and_runs_once_they_can(

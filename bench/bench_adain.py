@@ -59,18 +59,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from engine.images import fit_long_side, load_image
-    from engine.weights import WeightsError, load_adain_decoder, load_weights
+    from engine.weights import WeightsError, load_decoder, load_vgg
 
     try:
-        weights = load_weights()
-        decoder = load_adain_decoder()
+        weights = load_vgg()
+        decoder = load_decoder()
         content = load_image(args.images / args.content)
         style = load_image(args.images / args.style)
     except (WeightsError, ValueError) as exc:
         print(f"bench_adain: {exc}", file=sys.stderr)
         return 2
     if args.threads:
-        from engine.workers.runner import configure_tensorflow
+        from engine.host.devices import configure_tensorflow
 
         configure_tensorflow(args.threads)
     import numpy as np

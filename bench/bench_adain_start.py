@@ -19,14 +19,14 @@ from engine.images import load_image
 from engine.params import StyleParams
 from engine.stylize import iterate
 from engine.vgg import VGG19
-from engine.weights import load_adain_decoder, load_weights
+from engine.weights import load_decoder, load_vgg
 
 IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 
 
 def run(size: int, iterations: int, content_name: str, style_name: str, images: Path) -> dict[str, float]:
-    weights = load_weights()
-    network, model = VGG19(weights), AdaIN(weights, load_adain_decoder())
+    weights = load_vgg()
+    network, model = VGG19(weights), AdaIN(weights, load_decoder())
     content, style = load_image(images / content_name), load_image(images / style_name)
     params = StyleParams(max_size=size, iterations=iterations, seed=0)
 

@@ -166,10 +166,10 @@ def job(args: argparse.Namespace) -> None:
     from engine.precision import resolve
     from engine.stylize import iterate
     from engine.vgg import VGG19
-    from engine.weights import load_adain_decoder, load_weights
+    from engine.weights import load_decoder, load_vgg
 
-    weights = load_weights(None)
-    network, model = VGG19(weights), AdaIN(weights, load_adain_decoder())
+    weights = load_vgg(None)
+    network, model = VGG19(weights), AdaIN(weights, load_decoder())
     content, style = load_image(args.images / args.content), load_image(args.images / args.style)
     idle = rss_mb()
     original = content.shape[:2]
@@ -344,14 +344,14 @@ def report(args: argparse.Namespace) -> None:
     from bench.sheet import tile
     from engine.images import fit_long_side, load_image, to_uint8
     from engine.vgg import VGG19
-    from engine.weights import load_weights
+    from engine.weights import load_vgg
 
     order = [f"default_{s}" for s in SIZES] + ["levels0_2048", "short_1024", "short_2048", "short_2048_f32"]
     order += ["single_1024"]
     order += ["single_2048", "variant_2048", "style2_512", "style2_2048"]
     order += sorted({p.stem for p in args.out.glob("*.json")} - set(order))  # jobs run by hand
     runs = {n: load(args.out, n) for n in order if (args.out / f"{n}.json").exists()}
-    network = VGG19(load_weights(None))
+    network = VGG19(load_vgg(None))
     content = load_image(args.images / args.content)
     measures: dict[str, HeldOut] = {}
 

@@ -76,17 +76,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from engine.images import load_image
-    from engine.weights import WeightsError, load_weights
+    from engine.weights import WeightsError, load_vgg
 
     try:
-        weights = load_weights(args.weights)
+        weights = load_vgg(args.weights)
         content = load_image(args.images / args.content)
         style = load_image(args.images / args.style)
     except (WeightsError, ValueError) as exc:
         print(f"bench_engine: {exc}", file=sys.stderr)
         return 2
     if args.threads:
-        from engine.workers.runner import configure_tensorflow
+        from engine.host.devices import configure_tensorflow
 
         configure_tensorflow(args.threads)
     import numpy as np

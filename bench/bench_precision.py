@@ -6,7 +6,7 @@
     flock /tmp/bench.lock python bench/bench_precision.py job [--before a32eeae] [--rounds 3]
     flock /tmp/bench.lock python bench/bench_precision.py quality [--adam 300] [--lbfgs 100]
 
-tubingen × starry_night, real weights (engine.weights.load_weights(None)). Each table is one process, and
+tubingen × starry_night, real weights (engine.weights.load_vgg(None)). Each table is one process, and
 every variant runs in turn each round, so a change in the machine's load hits all alike; medians.
   speed    seconds per Adam step: the seed (bench/seed_baseline.py), ours in float32, ours in bfloat16.
            --no-amx sets ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16, so oneDNN leaves AMX unused: an emulation,
@@ -108,9 +108,9 @@ def speed(args: argparse.Namespace) -> None:
     from engine.params import StyleParams
     from engine.stylize import initial_image, prepare
     from engine.vgg import VGG19
-    from engine.weights import load_weights
+    from engine.weights import load_vgg
 
-    weights = load_weights(None)
+    weights = load_vgg(None)
     network = VGG19(weights)
     content_full, style_full = load_image(args.images / args.content), load_image(args.images / args.style)
     before = uptime()
@@ -187,9 +187,9 @@ def lbfgs_part(args: argparse.Namespace) -> None:
     from engine.params import StyleParams
     from engine.stylize import initial_image, pad, prepare
     from engine.vgg import VGG19
-    from engine.weights import load_weights
+    from engine.weights import load_vgg
 
-    network = VGG19(load_weights(None))
+    network = VGG19(load_vgg(None))
     params = StyleParams(max_size=512, margin=MARGIN, optimizer="lbfgs")
     content, styles = prepare(
         load_image(args.images / args.content), [load_image(args.images / args.style)], params
@@ -282,12 +282,12 @@ def job_worker(args: argparse.Namespace) -> None:
     from engine.params import StyleParams
     from engine.stylize import prepare, stylize
     from engine.vgg import VGG19
-    from engine.weights import load_adain_decoder, load_weights
+    from engine.weights import load_decoder, load_vgg
 
     if not Path(engine.__file__).resolve().is_relative_to(args.tree.resolve()):
         raise SystemExit(f"engine imported from {engine.__file__}, not from {args.tree}")
-    weights = load_weights(None)
-    network, model = VGG19(weights), AdaIN(weights, load_adain_decoder())
+    weights = load_vgg(None)
+    network, model = VGG19(weights), AdaIN(weights, load_decoder())
     content, style = load_image(args.images / args.content), load_image(args.images / args.style)
     params = StyleParams(iterations=100, max_size=512, optimizer="lbfgs", initial="adain", margin=MARGIN)
     exact = params.with_overrides(precision="float32") if hasattr(params, "precision") else params
@@ -409,9 +409,9 @@ def quality(args: argparse.Namespace) -> None:
     from engine.params import Optimizer, StyleParams
     from engine.stylize import prepare, stylize
     from engine.vgg import VGG19
-    from engine.weights import load_weights
+    from engine.weights import load_vgg
 
-    network = VGG19(load_weights(None))
+    network = VGG19(load_vgg(None))
     content, style = load_image(args.images / args.content), load_image(args.images / args.style)
     exact = StyleParams(max_size=512, precision="float32")
     scorer = Objective(network, *prepare(content, [style], exact), exact)

@@ -80,9 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     from engine.params import StyleParams
     from engine.stylize import Progress, iterate, prepare
     from engine.vgg import VGG19
-    from engine.weights import load_weights
+    from engine.weights import load_vgg
 
-    network = VGG19(load_weights(None))
+    network = VGG19(load_vgg(None))
     methods = [Method("Adam", "adam", False, args.adam), Method("L-BFGS", "lbfgs", False, args.lbfgs)]
     if args.ms_adam:
         methods.append(Method("multi-scale Adam", "adam", True, args.ms_adam))

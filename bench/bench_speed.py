@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     from engine.params import StyleParams
     from engine.stylize import initial_image, prepare
     from engine.vgg import VGG19
-    from engine.weights import load_weights
+    from engine.weights import load_vgg
 
-    weights = load_weights(None)
+    weights = load_vgg(None)
     network = VGG19(weights)
     content_full = load_image(args_.images / args_.content)
     style_full = load_image(args_.images / args_.style)

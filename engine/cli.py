@@ -19,8 +19,8 @@ from engine.weights import (
     VGGWeights,
     WeightsError,
     decoder_path,
-    load_adain_decoder,
-    load_weights,
+    load_decoder,
+    load_vgg,
     resolve_weights_path,
 )
 
@@ -169,15 +169,15 @@ def _stylize(args: argparse.Namespace) -> int:
         content, styles = load_inputs(args.content, args.styles, params)
         if not 0.0 <= args.alpha <= 1.0:
             raise ValueError("alpha must be within [0, 1]")
-        weights = load_weights(args.network)
+        weights = load_vgg(args.network)
         needs_decoder = args.fast or params.initial == "adain"
-        decoder = load_adain_decoder(args.decoder) if needs_decoder else None
+        decoder = load_decoder(args.decoder) if needs_decoder else None
     except (ValueError, WeightsError, FileNotFoundError) as exc:
         print(f"neural-style: {exc}", file=sys.stderr)
         return 2
 
     if args.threads:
-        from engine.workers.runner import configure_tensorflow
+        from engine.host.devices import configure_tensorflow
 
         configure_tensorflow(args.threads)
     if args.fast:

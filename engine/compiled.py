@@ -73,7 +73,7 @@ class Compiled:
             return state, history.stack()
 
         image, targets, coefficients, state, hyper = _signatures(network, structure)
-        # A while loop costs about 10 % per step on this CPU (bench/bench_speed.py), so one step is its own
+        # A while loop costs time on every step on a CPU (bench/bench_speed.py), so one step is its own
         # function; the loop pays off where a host round trip is dear (GPU).
         options = {"jit_compile": jit_compile}
         self.parts = tf.function(parts, input_signature=[image, targets, coefficients], **options)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from engine.files import replacing
+from engine.host.files import replacing
 
 # A decoded image above this many pixels is refused before decoding (a small file can claim 30000×30000).
 MAX_PIXELS = 50_000_000

@@ -48,8 +48,8 @@ def lbfgs(
     shape = start.shape
     lower = np.broadcast_to(low, shape).ravel().astype(np.float64)
     upper = np.broadcast_to(high, shape).ravel().astype(np.float64)
-    # The helper thread only runs scipy's bookkeeping; TensorFlow runs here, on the caller's thread
-    # (evaluations from a helper thread measured twice as slow on this CPU).
+    # The helper thread only runs scipy's bookkeeping; TensorFlow runs here, on the caller's thread, where
+    # its evaluations are faster than from a helper thread.
     points: queue.Queue[np.ndarray | BaseException | None] = queue.Queue(1)
     replies: queue.Queue[tuple[float, np.ndarray] | None] = queue.Queue(1)
     best: list[tuple[np.ndarray, Losses]] = []
@@ -73,7 +73,7 @@ def lbfgs(
                     method="L-BFGS-B",
                     bounds=Bounds(lower, upper),
                     # No tolerance stops it: the gradient of this loss is tiny per pixel, and scipy's
-                    # defaults ended runs at 90 of 300 evaluations while the loss was still falling.
+                    # default tolerances end a run early while the loss is still falling.
                     options={
                         "maxcor": MEMORY,
                         "maxiter": evaluations,

@@ -2,9 +2,9 @@
 
 The peak is reached in the loss-and-gradient pass at the finest scale: VGG-19's activations up to relu5_1
 kept for the backward pass, their gradients, and L-BFGS's history, all linear in the pixels, plus a part
-that is not (the traced functions, the style's targets, the images in and out). Both parts are the peak
-resident memory of a worker above its idle footprint, measured on the real weights (BENCHMARKS.md, "Big
-paintings"), rounded up to cover the largest peak measured.
+that is not (the traced functions, the style's targets, the images in and out). Both are fitted to a
+worker's peak resident memory above its idle footprint on the real weights, and rounded up so that no
+measured job exceeds them (the figures: BENCHMARKS.md, "Big paintings").
 """
 
 from __future__ import annotations

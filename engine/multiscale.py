@@ -6,9 +6,9 @@ features span the picture's large shapes) and then refined at sizes √2 apart, 
 previous result enlarged, the large shapes are painted and the fine scales add sharp strokes.
 
 Each finer scale fits the style's statistics at its own pixels, and on its own forgets the coarser sizes':
-shrunk back to 512 px a 2048 px painting was 2.8× further from the style than the 512 px painting. So a
-finer scale also matches the style on the image shrunk to coarser levels (`levels`; engine.objective),
-which brought that to 0.18× (BENCHMARKS.md, big paintings, sections 4–6).
+a big painting shrunk back to the base size strays from the style. So a finer scale also matches the
+style on the image shrunk to coarser levels (`levels`; engine.objective), which keeps the shrunk painting
+as close to the style as the base's (the figures: BENCHMARKS.md, "Big paintings").
 """
 
 from __future__ import annotations

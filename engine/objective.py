@@ -18,8 +18,8 @@ from engine.vgg import VGG19, gram
 
 # How the image is shrunk to a coarser level inside the gradient (tf.image.resize, antialiased): bicubic,
 # the same shrink as Pillow's default. The optimisation fits the picture's look shrunk by exactly this
-# filter, so it must not be one that hides grain a viewer's shrink would show; of the filters measured,
-# bicubic left the painting closest to the style under every common shrink (BENCHMARKS.md).
+# filter, so it must not be one that hides grain a viewer's shrink would show: bicubic keeps the painting
+# closest to the style under the common shrinks (the comparison: BENCHMARKS.md).
 LEVEL_FILTER = "bicubic"
 
 

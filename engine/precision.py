@@ -1,6 +1,6 @@
 """Which number format the convolutions run in: bfloat16 where the hardware makes it pay.
 
-Convolutions and activations in bfloat16 take about a quarter of float32's time on a CPU with AMX-BF16
+Convolutions and activations in bfloat16 are several times faster than float32 on a CPU with AMX-BF16
 and give the same picture (BENCHMARKS.md); without AMX they are slower, so `auto` asks the hardware.
 The image, Grams, losses and optimiser state stay float32 whatever is chosen.
 """
@@ -19,9 +19,8 @@ logger = logging.getLogger(__name__)
 PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
 
 # CPU flags (Linux /proc/cpuinfo) under which oneDNN's bfloat16 convolutions beat float32: AMX's tile
-# units. AVX512-BF16's dot products alone did not: with oneDNN held to them on an AMX Xeon
-# (ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16) a bfloat16 step took 1.14× float32's (BENCHMARKS.md), so there
-# `auto` keeps float32 and `bfloat16` must be asked for.
+# units. AVX512-BF16's dot products alone leave a bfloat16 step slower than float32's (BENCHMARKS.md),
+# so there `auto` keeps float32 and `bfloat16` must be asked for.
 CPU_FLAGS = ("amx_bf16",)
 # GPUs with bfloat16 tensor cores: Ampere (compute capability 8.0) and newer.
 GPU_CAPABILITY = (8, 0)

@@ -142,8 +142,8 @@ def iterate(
     margin = 0
     for index, (long_side, budget) in enumerate(plan):
         # A finer scale uses a style at most at its own pixels. Enlarged to the painting's width, as the base
-        # scale's, it paints no finer: at 2048 px its mosaic was coarser and the picture shrunk to 512 px
-        # further from the style (BENCHMARKS.md, big paintings, section 4).
+        # scale's, it paints no finer: its mosaic comes out coarser, and the painting, shrunk, further from
+        # the style (BENCHMARKS.md, "Big paintings").
         scale_params = params.with_overrides(max_size=long_side)
         scale_content, scale_styles = prepare(content, styles, scale_params, enlarge=index == 0)
         inner = scale_content.shape[:2]

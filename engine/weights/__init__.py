@@ -1,9 +1,10 @@
 """The networks' weights: one canonical form, the file formats behind one loader, and where they are kept.
 
 - `canonical`: VGG-19 and the AdaIN decoder as `VGGWeights`/`DecoderWeights`, and their checksummed `.npz`.
-- `formats`: `load_vgg`/`load_decoder`, the one loader of every file the engine accepts (`.npz`, `.mat`,
-  `.pth`), told apart by their first bytes; `matconvnet` and `torch_legacy` read the foreign formats.
-- `cache`: where the weights are looked for (an argument, the environment, the cache) and loading from there.
+- `formats`: `read_vgg`/`read_decoder` read one given file of any format the engine accepts (`.npz`,
+  `.mat`, `.pth`), told apart by its first bytes; `matconvnet` and `torch_legacy` read the foreign formats.
+- `cache`: `load_vgg`/`load_decoder` find the file (an argument, the environment, the cache) and read it,
+  telling the user how to fetch it when it is missing or bad.
 - `synthetic`: narrow random networks of the same structure, for tests and benchmarks.
 - `fetch`: `neural-style weights fetch`, which downloads, verifies, converts and caches the real ones.
 """
@@ -17,8 +18,8 @@ from engine.weights.cache import (
     WEIGHTS_ENV,
     decoder_path,
     default_cache_path,
-    load_adain_decoder,
-    load_weights,
+    load_decoder,
+    load_vgg,
     resolve_decoder_path,
     resolve_weights_path,
 )
@@ -34,7 +35,7 @@ from engine.weights.canonical import (
     check_pair,
     validate,
 )
-from engine.weights.formats import load_decoder, load_vgg
+from engine.weights.formats import read_decoder, read_vgg
 from engine.weights.synthetic import synthetic, synthetic_decoder
 
 __all__ = [
@@ -53,10 +54,10 @@ __all__ = [
     "check_pair",
     "decoder_path",
     "default_cache_path",
-    "load_adain_decoder",
     "load_decoder",
     "load_vgg",
-    "load_weights",
+    "read_decoder",
+    "read_vgg",
     "resolve_decoder_path",
     "resolve_weights_path",
     "synthetic",

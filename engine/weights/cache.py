@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from engine.weights.canonical import DecoderWeights, VGGWeights, WeightsError
-from engine.weights.formats import load_decoder, load_vgg
+from engine.weights.formats import read_decoder, read_vgg
 
 FETCH_COMMAND = "neural-style weights fetch"
 
@@ -54,7 +54,7 @@ def decoder_path(weights_path: Path) -> Path:
     return weights_path.with_name(DECODER_FILE)
 
 
-def load_weights(path: Path | None = None, environ: Mapping[str, str] | None = None) -> VGGWeights:
+def load_vgg(path: Path | None = None, environ: Mapping[str, str] | None = None) -> VGGWeights:
     """Weights from `path`, else `$VGG_WEIGHTS`, else the cache: a cached `.npz` or a `.mat`/`.pth`."""
     resolved = resolve_weights_path(path, environ)
     if not resolved.is_file():
@@ -63,12 +63,12 @@ def load_weights(path: Path | None = None, environ: Mapping[str, str] | None = N
             f"or set {WEIGHTS_ENV} to a weights file."
         )
     try:
-        return load_vgg(resolved)
+        return read_vgg(resolved)
     except WeightsError as exc:
         raise WeightsError(f"{exc}. Run `{FETCH_COMMAND}` to fetch a fresh copy.") from exc
 
 
-def load_adain_decoder(path: Path | None = None, environ: Mapping[str, str] | None = None) -> DecoderWeights:
+def load_decoder(path: Path | None = None, environ: Mapping[str, str] | None = None) -> DecoderWeights:
     """The AdaIN decoder from `path`, else `$ADAIN_DECODER`, else the cache: a cached `.npz` or a `.pth`."""
     resolved = resolve_decoder_path(path, environ)
     if not resolved.is_file():
@@ -77,6 +77,6 @@ def load_adain_decoder(path: Path | None = None, environ: Mapping[str, str] | No
             f"weights, or set {DECODER_ENV} to a decoder file."
         )
     try:
-        return load_decoder(resolved)
+        return read_decoder(resolved)
     except WeightsError as exc:
         raise WeightsError(f"{exc}. Run `{FETCH_COMMAND}` to fetch a fresh copy.") from exc

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.files import replacing
+from engine.host.files import replacing
 
 # The layers of VGG-19 up to relu5_4, in order; pooling layers are named but carry no weights.
 LAYERS: tuple[str, ...] = (

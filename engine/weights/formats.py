@@ -1,4 +1,4 @@
-"""One loader for every weights file the engine accepts, used alike by the CLI, the workers and the bot.
+"""Reading one given weights file, in any format the engine accepts: for the CLI, the workers and the bot.
 
 VGG-19: the canonical `.npz` (`neural-style weights fetch`), MatConvNet's `.mat`, or the legacy PyTorch
 `.pth` of the Gatys-normalised network. The AdaIN decoder: `.npz` or `.pth`. The format is told from the
@@ -23,7 +23,7 @@ MAT_MAGIC = b"MATLAB "
 PICKLE_MAGIC = b"\x80\x02"
 
 
-def load_vgg(path: Path) -> VGGWeights:
+def read_vgg(path: Path) -> VGGWeights:
     """VGG-19 from a `.npz`, `.mat` or legacy `.pth`; `WeightsError` if missing, unreadable or not VGG-19."""
     kind = _kind(path)
     try:
@@ -39,7 +39,7 @@ def load_vgg(path: Path) -> VGGWeights:
         raise WeightsError(f"{path}: cannot read the weights ({_reason(exc)})") from exc
 
 
-def load_decoder(path: Path) -> DecoderWeights:
+def read_decoder(path: Path) -> DecoderWeights:
     """The AdaIN decoder from a `.npz` or legacy `.pth`; `WeightsError` if missing, unreadable or not one."""
     kind = _kind(path)
     try:

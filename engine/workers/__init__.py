@@ -6,7 +6,7 @@ Read in this order; each module imports only those above it:
   backend offers (`EngineBackend`) and hands back (`JobHandle`). Imports no sibling.
 - `queued`: `QueuedPool`, the queue and the one failure policy every pool shares.
 - `runner`: `Runner`, which runs one job to its `Outcome` inside a worker (loads TensorFlow).
-- `local`: `EnginePool`, worker processes on this machine.
+- `local`: `LocalPool`, worker processes on this machine.
 - `ray_actor`, `ray_pool`: `RayPool`, Ray actors across a cluster.
 - `scripted`: `ScriptedBackend`, jobs ended as a script says, in this process, for tests.
 
@@ -25,7 +25,7 @@ from engine.workers.jobs import (
     ProgressCallback,
     ProgressEvent,
 )
-from engine.workers.local import EnginePool
+from engine.workers.local import LocalPool
 from engine.workers.queued import START_BACKOFF, QueuedPool
 from engine.workers.ray_pool import RayPool
 from engine.workers.scripted import Scripted, ScriptedBackend
@@ -33,11 +33,11 @@ from engine.workers.scripted import Scripted, ScriptedBackend
 __all__ = [
     "START_BACKOFF",
     "EngineBackend",
-    "EnginePool",
     "Failure",
     "ImageRole",
     "JobHandle",
     "JobSpec",
+    "LocalPool",
     "Outcome",
     "ProgressCallback",
     "ProgressEvent",

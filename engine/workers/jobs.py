@@ -48,13 +48,12 @@ class JobSpec:
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """One finished iteration of a running job; `preview` is a JPEG on preview iterations."""
+    """One finished iteration of a running job."""
 
     job_id: str
     iteration: int  # over all scales
     total: int
     losses: Losses
-    preview: bytes | None = None
     scale: int = 1  # coarse to fine: the scale being painted, 1-based, of `scales`, at long side `side`
     scales: int = 1
     side: int = 0
@@ -156,7 +155,7 @@ class JobHandle:
 
 
 class EngineBackend(Protocol):
-    """What the bot needs from a pool of engine workers: `EnginePool`, `RayPool`, or `ScriptedBackend`."""
+    """What the bot needs from a pool of engine workers: `LocalPool`, `RayPool`, or `ScriptedBackend`."""
 
     size: int  # how many jobs run at once when every worker is ready
     on_ready: Callable[[], None] | None  # called on a backend thread whenever a worker becomes ready

@@ -25,7 +25,7 @@ from typing import Any
 from engine.workers.jobs import Outcome, ProgressEvent
 from engine.workers.queued import START_BACKOFF, QueuedJob, QueuedPool, existing_weights
 
-__all__ = ["EnginePool", "detect_gpus", "split_gpus", "worker_devices"]
+__all__ = ["LocalPool", "detect_gpus", "split_gpus", "worker_devices"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +67,9 @@ def split_gpus(gpus: Sequence[str], previews: bool) -> tuple[list[str], list[str
 
     TensorFlow keeps the GPU memory a process has grown to, so a worker sharing a GPU with the preview
     worker loses for good what the largest preview took. With two GPUs or more the preview worker has the
-    last to itself: previews and fast mode run at the painting's size (2048 px by default with GPUs), one
-    AdaIN pass of some 6 TFLOP there by VGG-19's layer sizes (not measured), a second or so on a GPU but
-    tens of seconds on a CPU. With one GPU the preview worker shares it, as nothing else would keep
-    previews instant.
+    last to itself: previews and fast mode run at the painting's size (large by default with GPUs), where
+    an AdaIN pass is quick on a GPU but slow on a CPU. With one GPU the preview worker shares it, as
+    nothing else would keep previews instant.
     """
     if previews and len(gpus) > 1:
         return list(gpus[:-1]), [gpus[-1]]
@@ -83,7 +82,7 @@ def worker_devices(gpus: Sequence[str], workers: int) -> list[str]:
     return [gpus[i % len(gpus)] if gpus else "-1" for i in range(workers)]
 
 
-class EnginePool(QueuedPool):
+class LocalPool(QueuedPool):
     """Run `JobSpec`s on `workers` processes (default: one per GPU of `gpus`, else 1)."""
 
     def __init__(
@@ -109,7 +108,7 @@ class EnginePool(QueuedPool):
         self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
         self._thread: threading.Thread | None = None
 
-    def start(self) -> EnginePool:
+    def start(self) -> LocalPool:
         """Spawn the workers and the manager thread; returns at once (workers load in the background)."""
         for index in range(self.size):
             self._start_worker(index)

@@ -4,7 +4,7 @@ A worker that cannot start fails no job: queued jobs go to the workers that are 
 pool tries that worker again, ever less often (`start_backoff`); `ready`, `healthy` and `start_error` say
 how many work and what is wrong meanwhile. A worker that dies under a
 job fails that job alone, as `crashed`, so that the caller's store, the source of truth, may run it again.
-`EnginePool` (local processes) and `RayPool` (Ray actors) are the two kinds of worker behind it.
+`LocalPool` (local processes) and `RayPool` (Ray actors) are the two kinds of worker behind it.
 """
 
 from __future__ import annotations

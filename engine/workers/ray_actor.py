@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.files import write_atomic
+from engine.host.files import write_atomic
 from engine.workers.jobs import JobSpec, Outcome, ProgressEvent, failure_of
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""The engine's pool on Ray actors across many hosts, behind the same interface as `EnginePool`.
+"""The engine's pool on Ray actors across many hosts, behind the same interface as `LocalPool`.
 
 One actor per GPU (on CPU-only clusters, one per `cpus_per_worker` CPUs) loads the network once. Nothing
 needs a shared filesystem: the weights go through Ray's object store (put once, fetched once per node,
@@ -11,7 +11,7 @@ job goes back to the head of the queue and a fresh actor takes the dead one's pl
 under its job (killed, out of memory, its node lost) fails that one job with `crashed=True`, so that the
 caller's store, the source of truth, requeues it. An actor that cannot start, or is not ready within
 `ready_timeout` (no node has room for it, its node hangs), fails no job: it is killed and, as in
-`EnginePool`, tried again after a growing wait, reading the weights file again if it changed; the other
+`LocalPool`, tried again after a growing wait, reading the weights file again if it changed; the other
 actors run the queue meanwhile.
 
 `ray` is imported when the pool starts, never at import, and TensorFlow only inside the actors.
@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from engine.files import write_atomic
+from engine.host.files import write_atomic
 from engine.workers.jobs import Failure, Outcome, failure_of
 from engine.workers.queued import START_BACKOFF, QueuedJob, QueuedPool, existing_weights
 from engine.workers.ray_actor import ActorItem, RayActor, actor_folder

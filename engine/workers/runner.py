@@ -1,29 +1,29 @@
 """The in-process runner: set TensorFlow up once, hold the network, and run jobs to an `Outcome`.
 
-Every worker runs jobs through it: a process of `EnginePool`, an actor of `RayPool`, or a test calling it.
+Every worker runs jobs through it: a process of `LocalPool`, an actor of `RayPool`, or a test calling it.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 
-from engine.images import ImageError, save_image, to_uint8
+from engine.host.devices import configure_tensorflow
+from engine.images import ImageError, save_image
 from engine.inputs import load_inputs
 from engine.memory import LEAST_SIDE, fitting_side, free_memory
 from engine.params import Losses, StyleParams
 from engine.precision import resolve
 from engine.stylize import Cancelled, iterate
-from engine.weights import WeightsError, load_decoder, load_vgg
+from engine.weights import WeightsError, read_decoder, read_vgg
 from engine.workers.jobs import Failure, ImageRole, JobSpec, Outcome, ProgressEvent, failure_of
 
 if TYPE_CHECKING:
@@ -63,20 +63,6 @@ def out_of_memory(exc: BaseException) -> bool:
     return False
 
 
-def configure_tensorflow(threads: int) -> None:
-    """Thread counts for the CPU and memory growth for GPUs; must run before TensorFlow's first op."""
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
-        for gpu in tf.config.list_physical_devices("GPU"):
-            tf.config.experimental.set_memory_growth(gpu, True)
-    except RuntimeError:
-        # TensorFlow already ran an op in this process (a notebook, a test run): keep its settings.
-        logger.info("TensorFlow is already initialised; thread and GPU settings left as they are")
-
-
 class Runner:
     """Loads the weights once and runs any number of jobs with them."""
 
@@ -84,7 +70,7 @@ class Runner:
         configure_tensorflow(threads)
         from engine.vgg import VGG19
 
-        self.weights = load_vgg(weights_path)  # any format the README names, as the CLI reads them
+        self.weights = read_vgg(weights_path)  # any format the README names, as the CLI reads them
         self.network = VGG19(self.weights)
         self.decoder_path = decoder_path
         self._adain: AdaIN | None = None
@@ -96,7 +82,7 @@ class Runner:
 
             if self.decoder_path is None:
                 raise WeightsError("previews need the AdaIN decoder, and none was given")
-            self._adain = AdaIN(self.weights, load_decoder(self.decoder_path))
+            self._adain = AdaIN(self.weights, read_decoder(self.decoder_path))
         return self._adain
 
     def run(
@@ -115,88 +101,114 @@ class Runner:
             # Decoded straight to the sizes the run uses (a 40-megapixel photo is never held at full size
             # in float), and named as the user knows them: these messages reach the log, paths need not.
             content, styles = load_inputs(spec.content, spec.styles, spec.params, CONTENT_NAME, STYLE_NAME)
-            params, shrunk_to = spec.params, None
-            if spec.mode == "stylize":
-                params, shrunk_to = _fitting(spec.params, content.shape)
+            params, shrunk_to = _fit(spec, content.shape)
             if shrunk_to is not None and shrunk_to < LEAST_SIDE:
                 detail = f"{content.shape[1]}×{content.shape[0]} would need more memory than is free"
                 return Outcome.failed(spec.job_id, Failure.OUT_OF_MEMORY, detail)
-            if shrunk_to is not None:
-                logger.info(
-                    "job %s: painted at %d px, the most that fits in free memory", spec.job_id, shrunk_to
-                )
-            for attempt in (1, 2):
-                try:
-                    losses = self._paint(spec, content, styles, params, report, should_cancel)
-                    break
-                except Exception as exc:
-                    side = _smaller(params, content.shape) if attempt == 1 and out_of_memory(exc) else None
-                    if side is None:
-                        raise
-                    logger.warning(
-                        "job %s: out of memory (%s); painting it again at %d px", spec.job_id, exc, side
-                    )
-                # Outside the handler: the failed attempt's tensors, held by its traceback, are freed.
-                params, shrunk_to = params.with_overrides(max_size=side), side
-        except Cancelled:
-            return Outcome(spec.job_id, "cancelled", seconds=time.perf_counter() - started)
-        except ImageError as exc:
-            return Outcome.bad_image(spec.job_id, exc, IMAGE_ROLES.get(exc.name, "output"))
+            job = _Job(spec, content, styles, report, should_cancel)
+            losses, shrunk_to = self._paint_in_memory(job, params, shrunk_to)
         except Exception as exc:
-            failure = Failure.OUT_OF_MEMORY if out_of_memory(exc) else failure_of(exc)
-            if failure is Failure.INTERNAL:
-                logger.exception("job %s: failed", spec.job_id)
-            return Outcome.failed(spec.job_id, failure, "".join(traceback.format_exception_only(exc)).strip())
+            return _ended_by(spec, exc, time.perf_counter() - started)
         seconds = time.perf_counter() - started
         return Outcome(spec.job_id, "done", spec.output, losses, seconds, shrunk_to=shrunk_to)
 
-    def _paint(
-        self,
-        spec: JobSpec,
-        content: np.ndarray,
-        styles: list[np.ndarray],
-        params: StyleParams,
-        report: Callable[[ProgressEvent], None],
-        should_cancel: Callable[[], bool],
-    ) -> Losses | None:
-        """Paint `content` (H, W, 3) as `params` say and save it to the job's output; the final losses of
-        an optimisation, None for a feed-forward preview."""
-        if spec.mode == "preview":
-            image = self.adain().preview(
-                content,
-                styles,
-                alpha=spec.alpha,
-                blend_weights=params.style_blend_weights,
-                preserve_colors=params.preserve_colors,
-                max_size=params.max_size,
-                style_scales=params.style_scales,
-                precision=params.precision,
+    def _paint_in_memory(
+        self, job: _Job, params: StyleParams, shrunk_to: int | None
+    ) -> tuple[Losses | None, int | None]:
+        """Paint the job, and once more with about half the pixels if the first try ran out of memory;
+        its losses and the long side it was shrunk to (None: as asked)."""
+        try:
+            return self._paint(job, params), shrunk_to
+        except Exception as exc:
+            side = _smaller(params, job.content.shape) if out_of_memory(exc) else None
+            if side is None:
+                raise
+            logger.warning(
+                "job %s: out of memory (%s); painting it again at %d px", job.spec.job_id, exc, side
             )
-            save_image(image, spec.output)
+        # Outside the handler: the failed attempt's tensors, held by its traceback, are freed.
+        return self._paint(job, params.with_overrides(max_size=side)), side
+
+    def _paint(self, job: _Job, params: StyleParams) -> Losses | None:
+        """Paint the job's content as `params` say and save it to its output; the final losses of an
+        optimisation, None for a feed-forward preview."""
+        if job.spec.mode == "preview":
+            self._preview(job, params)
             return None
+        return self._optimise(job, params)
+
+    def _preview(self, job: _Job, params: StyleParams) -> None:
+        """One AdaIN feed-forward pass, saved as the job's output."""
+        image = self.adain().preview(
+            job.content,
+            job.styles,
+            alpha=job.spec.alpha,
+            blend_weights=params.style_blend_weights,
+            preserve_colors=params.preserve_colors,
+            max_size=params.max_size,
+            style_scales=params.style_scales,
+            precision=params.precision,
+        )
+        save_image(image, job.spec.output)
+
+    def _optimise(self, job: _Job, params: StyleParams) -> Losses:
+        """The optimisation, from an AdaIN start if `params` ask for one, reporting every iteration but the
+        last; the result is saved as the job's output and its final losses returned."""
         start = None
         if params.initial == "adain":
             from engine.adain import initial_from_adain
 
-            start = initial_from_adain(self.adain(), content, styles, params, spec.alpha)
-        for step in iterate(self.network, content, styles, params, should_cancel, start=start):
+            start = initial_from_adain(self.adain(), job.content, job.styles, params, job.spec.alpha)
+        for step in iterate(self.network, job.content, job.styles, params, job.should_cancel, start=start):
             if step.iteration < step.total:
-                preview = _jpeg(step.image) if step.image is not None else None
-                report(
+                job.report(
                     ProgressEvent(
-                        spec.job_id,
+                        job.spec.job_id,
                         step.iteration,
                         step.total,
                         step.losses,
-                        preview,
                         scale=step.scale,
                         scales=step.scales,
                         side=step.side,
                     )
                 )
         assert step.image is not None
-        save_image(step.image, spec.output)
+        save_image(step.image, job.spec.output)
         return step.losses
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A job as the runner paints it: its spec, its decoded images and its caller's callbacks."""
+
+    spec: JobSpec
+    content: np.ndarray  # (H, W, 3) float32 RGB 0..255
+    styles: list[np.ndarray]
+    report: Callable[[ProgressEvent], None]
+    should_cancel: Callable[[], bool]
+
+
+def _ended_by(spec: JobSpec, exc: Exception, seconds: float) -> Outcome:
+    """The outcome of a job stopped by `exc`: cancelled, a bad image, or a failure named for the caller."""
+    if isinstance(exc, Cancelled):
+        return Outcome(spec.job_id, "cancelled", seconds=seconds)
+    if isinstance(exc, ImageError):
+        return Outcome.bad_image(spec.job_id, exc, IMAGE_ROLES.get(exc.name, "output"))
+    failure = Failure.OUT_OF_MEMORY if out_of_memory(exc) else failure_of(exc)
+    if failure is Failure.INTERNAL:
+        logger.error("job %s: failed", spec.job_id, exc_info=exc)
+    return Outcome.failed(spec.job_id, failure, "".join(traceback.format_exception_only(exc)).strip())
+
+
+def _fit(spec: JobSpec, shape: tuple[int, ...]) -> tuple[StyleParams, int | None]:
+    """The job's params for a painting that fits in free memory, and the long side it was shrunk to (None:
+    as asked). Previews are one pass and are left as asked."""
+    if spec.mode != "stylize":
+        return spec.params, None
+    params, shrunk_to = _fitting(spec.params, shape)
+    if shrunk_to is not None and shrunk_to >= LEAST_SIDE:
+        logger.info("job %s: painted at %d px, the most that fits in free memory", spec.job_id, shrunk_to)
+    return params, shrunk_to
 
 
 def _fitting(params: StyleParams, shape: tuple[int, ...]) -> tuple[StyleParams, int | None]:
@@ -219,9 +231,3 @@ def _smaller(params: StyleParams, shape: tuple[int, ...]) -> int | None:
     `shape`; None if that is below `LEAST_SIDE`, where a painting is not worth making."""
     side = math.floor(min(params.max_size, max(shape[:2])) / math.sqrt(2))
     return side if side >= LEAST_SIDE else None
-
-
-def _jpeg(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(to_uint8(image), "RGB").save(buffer, format="JPEG", quality=80)
-    return buffer.getvalue()

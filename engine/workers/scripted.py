@@ -10,7 +10,7 @@ delivery) can be tested in milliseconds against every way a job can end, without
     ...
     backend.release("7")                                   # job 7 now ends (done: its output is written)
 
-It honours what `EnginePool` and `RayPool` promise: `size` jobs at once and the rest queued in order,
+It honours what `LocalPool` and `RayPool` promise: `size` jobs at once and the rest queued in order,
 `cancel` of a queued or running job, `busy`, `close` cancelling what is left, progress on the caller's loop
 with `submit_async`, and jobs running on the workers that are ready while others cannot start
 (`fail_starts`), or waiting while none can.
@@ -23,7 +23,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Self
 
-from engine.files import write_atomic
+from engine.host.files import write_atomic
 from engine.images import ImageProblem
 from engine.params import Losses
 from engine.workers.jobs import Failure, JobHandle, JobSpec, Outcome, ProgressCallback, ProgressEvent

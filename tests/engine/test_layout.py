@@ -1,14 +1,17 @@
-"""The job types sit below the pools and their workers, and the package exports them once."""
+"""The engine's layers: `host` below everything, the job types below the pools and their workers (which the
+package exports once), and neither the CLI nor the maths reaching into the workers."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
+import engine
 import engine.workers
 import engine.workers.jobs
 
-WORKERS = Path(engine.workers.__file__).parent
+ENGINE = Path(engine.__file__).parent
+WORKERS = ENGINE / "workers"
 
 
 def engine_imports(path: Path) -> set[str]:
@@ -31,3 +34,14 @@ def test_package_exports_the_job_types_themselves() -> None:
     for name in [*names, "JobHandle"]:
         assert getattr(engine.workers, name) is getattr(engine.workers.jobs, name)
         assert name in engine.workers.__all__
+
+
+def test_host_imports_nothing_else_of_the_engine() -> None:
+    for path in sorted((ENGINE / "host").glob("*.py")):
+        assert {name for name in engine_imports(path) if not name.startswith("engine.host")} == set(), path
+
+
+def test_only_the_workers_import_the_workers() -> None:
+    outside = [path for path in sorted(ENGINE.rglob("*.py")) if WORKERS not in path.parents]
+    assert outside
+    assert [p.name for p in outside if any(n.startswith("engine.workers") for n in engine_imports(p))] == []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.files import write_atomic
+from engine.host.files import write_atomic
 
 Synced = list[tuple[str, int, bool]]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.weights import VGGWeights, WeightsError, load_decoder, load_vgg, synthetic, synthetic_decoder
+from engine.weights import VGGWeights, WeightsError, read_decoder, read_vgg, synthetic, synthetic_decoder
 from tests.engine.weight_files import (
     assert_same_decoder,
     assert_same_weights,
@@ -40,7 +40,7 @@ def files(tmp_path_factory: pytest.TempPathFactory, weights: VGGWeights) -> dict
 def test_every_format_loads_to_the_same_weights(
     files: dict[str, Path], weights: VGGWeights, name: str
 ) -> None:
-    assert_same_weights(load_vgg(files[name]), weights)
+    assert_same_weights(read_vgg(files[name]), weights)
 
 
 @pytest.mark.parametrize("name", ["w.npz", "old.mat", "w.pth"])
@@ -49,26 +49,26 @@ def test_the_format_is_told_by_the_content_not_the_name(
 ) -> None:
     renamed = tmp_path / "vgg19.npz"  # as Ray's workers receive every weights file
     shutil.copyfile(files[name], renamed)
-    assert_same_weights(load_vgg(renamed), weights)
+    assert_same_weights(read_vgg(renamed), weights)
 
 
 def test_sources_record_where_the_numbers_came_from(files: dict[str, Path]) -> None:
     pth = files["w.pth"]
-    assert load_vgg(files["old.mat"]).source == "matconvnet:old.mat"
-    assert load_vgg(pth).source == f"file:w.pth sha256={hashlib.sha256(pth.read_bytes()).hexdigest()}"
+    assert read_vgg(files["old.mat"]).source == "matconvnet:old.mat"
+    assert read_vgg(pth).source == f"file:w.pth sha256={hashlib.sha256(pth.read_bytes()).hexdigest()}"
 
 
 def test_the_decoder_loads_from_npz_and_pth(tmp_path: Path) -> None:
     decoder = synthetic_decoder(channels=4, source="test:decoder")
     decoder.save(tmp_path / "d.npz")
     write_torch_legacy(tmp_path / "d.pth", decoder_state_dict(decoder))
-    assert_same_decoder(load_decoder(tmp_path / "d.npz"), decoder)
-    assert_same_decoder(load_decoder(tmp_path / "d.pth"), decoder)
+    assert_same_decoder(read_decoder(tmp_path / "d.npz"), decoder)
+    assert_same_decoder(read_decoder(tmp_path / "d.pth"), decoder)
 
 
 def _refusal(path: Path) -> str:
     with pytest.raises(WeightsError) as info:
-        load_vgg(path)
+        read_vgg(path)
     message = str(info.value)
     assert "\n" not in message
     assert str(path) in message
@@ -101,4 +101,4 @@ def test_a_network_that_is_not_vgg19_is_refused(tmp_path: Path) -> None:
 
 def test_a_mat_file_holds_no_decoder(files: dict[str, Path]) -> None:
     with pytest.raises(WeightsError, match="holds no AdaIN decoder"):
-        load_decoder(files["new.mat"])
+        read_decoder(files["new.mat"])

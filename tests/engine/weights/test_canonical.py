@@ -1,4 +1,4 @@
-"""The canonical weights form: the `.npz` round trip, its checksum, and where the weights are looked for."""
+"""The canonical weights form: the `.npz` round trip and its checksum."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from engine.weights import (
     CONV_LAYERS,
     VGGWeights,
     WeightsError,
-    default_cache_path,
-    resolve_weights_path,
     synthetic,
 )
 from tests.engine.weight_files import assert_same_weights
@@ -108,22 +106,3 @@ def test_synthetic_has_every_conv_layer() -> None:
     weights = synthetic(channels=2)
     assert list(weights.kernels) == list(CONV_LAYERS)
     assert weights.kernels["conv5_4"].shape == (3, 3, 16, 16)
-
-
-def test_default_cache_path_follows_xdg(tmp_path: Path) -> None:
-    assert (
-        default_cache_path({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "neural-style-bot" / "vgg19.npz"
-    )
-    home_cache = Path.home() / ".cache" / "neural-style-bot" / "vgg19.npz"
-    assert default_cache_path({}) == home_cache
-    assert default_cache_path({"XDG_CACHE_HOME": "relative/dir"}) == home_cache  # invalid per the XDG spec
-
-
-def test_resolve_prefers_argument_then_env_then_cache(tmp_path: Path) -> None:
-    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "VGG_WEIGHTS": str(tmp_path / "env.npz")}
-    assert resolve_weights_path(tmp_path / "arg.npz", env) == tmp_path / "arg.npz"
-    assert resolve_weights_path(None, env) == tmp_path / "env.npz"
-    assert (
-        resolve_weights_path(None, {**env, "VGG_WEIGHTS": ""})
-        == tmp_path / "cache/neural-style-bot/vgg19.npz"
-    )

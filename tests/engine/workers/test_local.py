@@ -1,4 +1,7 @@
-"""The pool's failure policy on real processes: workers that cannot start fail no job, the pool retries."""
+"""The local pool: its GPU plan, and its workers' starts and stops as real spawned processes.
+
+What every pool does alike (painting, cancelling, a killed worker) is tested in test_pools.py.
+"""
 
 from __future__ import annotations
 
@@ -8,68 +11,50 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from engine.images import save_image
-from engine.workers import EnginePool, QueuedPool, ScriptedBackend
-from tests.engine.conftest import smooth_image
-from tests.engine.test_pool import spec, wait_until
+from engine.workers import LocalPool
+from engine.workers.local import split_gpus, worker_devices
+from tests.engine.workers.conftest import spec, wait_until
 from tests.timing import scaled
 
 
-@pytest.fixture(scope="module")
-def images(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("images")
-    save_image(smooth_image(24, 36, 1), folder / "content.png")
-    save_image(smooth_image(20, 20, 2), folder / "style.png")
-    return folder / "content.png", folder / "style.png"
-
-
-# A wait longer than any test: a worker whose start failed is not tried again while the test runs.
-NEVER = (600.0, 600.0)
-
-
-@pytest.fixture(params=["local", "ray", "scripted"])
-def one_of_two_broken(request: pytest.FixtureRequest, tiny_weights_file: Path) -> Iterator[QueuedPool]:
-    """A pool of two workers, the second of which failed to start: killed while it loads (a broken GPU
-    looks the same to the pool), or scripted so.
-    """
-    if request.param == "scripted":
-        with ScriptedBackend(size=2) as scripted:
-            scripted.fail_starts("the GPU is gone", workers=1)
-            yield scripted
-        return
-    if request.param == "local":
-        with EnginePool(tiny_weights_file, workers=2, threads_per_worker=1, start_backoff=NEVER) as local:
-            os.kill(local.worker_pids()[1], signal.SIGKILL)
-            yield local
-        return
-    ray = pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
-    from engine.workers import RayPool
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=100_000_000)
-    try:
-        with RayPool(tiny_weights_file, workers=2, start_backoff=NEVER) as actors:
-            ray.kill(actors._slots[1].actor)
-            yield actors
-    finally:
-        ray.shutdown()
-
-
-def test_a_worker_that_cannot_start_leaves_the_others_painting(
-    one_of_two_broken: QueuedPool, images: tuple[Path, Path], tmp_path: Path
+@pytest.mark.parametrize(
+    ("gpus", "painting", "preview"),
+    [
+        ([], ["-1"], ["-1"]),  # no GPU: everything on the CPU
+        (["0"], ["0"], ["0"]),  # one GPU: the preview worker shares it
+        (["0", "1"], ["0"], ["1"]),
+        (["0", "1", "2", "3"], ["0", "1", "2"], ["3"]),
+        (["3", "5", "7"], ["3", "5"], ["7"]),  # as CUDA_VISIBLE_DEVICES names them
+    ],
+)
+def test_the_preview_worker_shares_a_gpu_only_when_there_is_one(
+    gpus: list[str], painting: list[str], preview: list[str]
 ) -> None:
-    pool = one_of_two_broken
-    wait_until(lambda: pool.start_failures == 1 and pool.ready == 1)
-    assert (pool.size, pool.healthy, pool.start_error is not None) == (2, True, True)
-    first, second = (pool.submit(spec(name, images, tmp_path, 2)) for name in ("first", "second"))
-    assert [first.result(scaled(120)).status, second.result(scaled(120)).status] == ["done", "done"]
-    assert (tmp_path / "first.png").is_file()
-    # The broken worker waits out its backoff; the pool still counts one ready worker of two.
-    assert (pool.ready, pool.size, pool.start_failures) == (1, 2, 1)
+    painting_gpus, preview_gpus = split_gpus(gpus, previews=True)
+    # One painting worker per GPU it may use (the default), one preview worker.
+    assert worker_devices(painting_gpus, max(1, len(painting_gpus))) == painting
+    assert worker_devices(preview_gpus, 1) == preview
+    # Without previews the painting workers take every GPU.
+    assert split_gpus(gpus, previews=False) == (gpus, gpus[:1])
+
+
+def test_more_workers_than_gpus_go_round_robin() -> None:
+    assert worker_devices(["0", "1", "2"], 5) == ["0", "1", "2", "0", "1"]
+    assert worker_devices([], 2) == ["-1", "-1"]
+
+
+def test_closing_while_a_worker_still_loads_stops_it_at_once(tiny_weights_file: Path) -> None:
+    """A worker that has not said "ready" holds no job: closing kills it instead of waiting for it to load."""
+    pool = LocalPool(tiny_weights_file, workers=1, threads_per_worker=1).start()
+    [worker] = pool._workers  # importing TensorFlow takes seconds: it is not ready yet
+    assert not worker.ready
+    pool.close()
+    assert not worker.process.is_alive()
+    assert worker.process.exitcode == -signal.SIGKILL
 
 
 def start_failures_logged(caplog: pytest.LogCaptureFixture) -> int:
@@ -83,7 +68,7 @@ def test_job_waits_while_workers_cannot_start_and_runs_once_they_can(
     weights = tmp_path / "vgg19.npz"
     weights.write_bytes(b"garbage")
     # The next try (0.5 s, then seconds loading TensorFlow) reads the file after the test has put it right.
-    with EnginePool(weights, workers=1, threads_per_worker=1, start_backoff=(0.5, 1.0)) as pool:
+    with LocalPool(weights, workers=1, threads_per_worker=1, start_backoff=(0.5, 1.0)) as pool:
         handle = pool.submit(spec("x", images, tmp_path, 2))
         wait_until(lambda: pool.start_error is not None)
         assert not pool.healthy
@@ -107,7 +92,7 @@ def test_worker_killed_while_starting_counts_once_and_close_does_not_wait_for_th
 ) -> None:
     caplog.set_level(logging.ERROR, logger="engine.workers.queued")
     backoff = 60.0
-    pool = EnginePool(tiny_weights_file, workers=1, threads_per_worker=1, start_backoff=(backoff, backoff))
+    pool = LocalPool(tiny_weights_file, workers=1, threads_per_worker=1, start_backoff=(backoff, backoff))
     pool.start()
     try:
         # Killed at once, long before it loads TensorFlow: it dies without saying why.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -186,9 +187,8 @@ def scipy_loss_and_grad(
     return wrapped
 
 
-def assert_as_low_as_scipy(
-    network: VGG19, content: np.ndarray, style: np.ndarray, params: StyleParams
-) -> None:
+def ratio_to_scipy(network: VGG19, content: np.ndarray, style: np.ndarray, params: StyleParams) -> float:
+    """Our lowest loss over scipy's after 30 evaluations each, every line search trial counted."""
     loss_and_grad, start, low, high = style_problem(network, content, style, params)
     stats = LbfgsStats()
     _, best, ours = drain(lbfgs(loss_and_grad, start, low, high, 30, stats=stats))
@@ -197,15 +197,33 @@ def assert_as_low_as_scipy(
 
     assert stats.evaluations == 30
     assert ours.total < 0.5 * first
-    assert ours.total <= 1.03 * theirs.total
     assert np.all(best >= low - 1e-4)
     assert np.all(best <= high + 1e-4)
+    return ours.total / theirs.total
+
+
+def assert_as_low_as_scipy(ratios: list[float]) -> None:
+    """On average over problems, as low as scipy: one problem's ratio is chaos, not quality.
+
+    Both take one evaluation per iteration here, but two L-BFGS paths on a non-convex loss part after a
+    few steps, so one problem's ratio moves with the CPU's round-off: σ ≈ 0.03 in log, 0.96–1.09 for the
+    synthetic problems across thread counts, relative noise 1e-6/1e-5 on the loss and gradient and
+    bfloat16 (bench/notes/lbfgs-vs-scipy.md). The geometric mean of the six synthetic problems has
+    σ ≈ 0.012 and stayed within 0.999–1.018: 1.05 is three σ above float32's highest (1.014). A device
+    L-BFGS whose steps are 0.6 of L-BFGS's scores 1.12 on them and fails.
+    """
+    assert math.exp(np.mean(np.log(ratios))) <= 1.05, ratios
 
 
 def test_style_objective_falls_as_far_as_with_scipy(network: VGG19) -> None:
-    content, style = smooth_image(40, 56, 1), smooth_image(32, 32, 2)
-    params = StyleParams(seed=0, style_weight=1.0, content_weight=1.0, margin=4, max_size=56)
-    assert_as_low_as_scipy(network, content, style, params)
+    ratios = []
+    for seed in range(6):
+        content, style = smooth_image(40, 56, 1 + 2 * seed), smooth_image(32, 32, 2 + 2 * seed)
+        params = StyleParams(
+            seed=seed, style_weight=1.0, content_weight=1.0, margin=4, max_size=56, precision="float32"
+        )
+        ratios.append(ratio_to_scipy(network, content, style, params))
+    assert_as_low_as_scipy(ratios)
 
 
 @pytest.fixture(scope="module")
@@ -217,6 +235,10 @@ def real_network(real_weights_path: Path) -> VGG19:
 def test_real_style_objective_falls_as_far_as_with_scipy(real_network: VGG19) -> None:
     if not IMAGES.is_dir():
         pytest.skip(f"the shared test images are absent at {IMAGES}")
-    content, style = load_image(IMAGES / "tubingen.jpg"), load_image(IMAGES / "starry_night.jpg")
-    params = StyleParams(seed=0, optimizer="lbfgs", margin=4, max_size=64)
-    assert_as_low_as_scipy(real_network, content, style, params)
+    params = StyleParams(seed=0, optimizer="lbfgs", margin=4, max_size=64, precision="float32")
+    content = load_image(IMAGES / "tubingen.jpg")
+    ratios = [
+        ratio_to_scipy(real_network, content, load_image(IMAGES / style), params)
+        for style in ("starry_night.jpg", "the_scream.jpg", "woman-with-hat-matisse.jpg")
+    ]
+    assert_as_low_as_scipy(ratios)

@@ -48,9 +48,12 @@ def settle_precision(network: VGG19) -> precision.Choice:
 
     def measure() -> tuple[float, float]:
         content, style = _pictures(precision.MEASURE_SIDE)
-        float32 = seconds_per_step(network, content, style, "float32")
-        # Where bfloat16 is emulated a step takes many times float32's: one timed step says so.
-        return float32, seconds_per_step(network, content, style, "bfloat16", enough=float32 * 2)
+        float32, first = seconds_per_step(network, content, style, "float32")
+        # Where bfloat16 is emulated a step takes many times float32's, and its first call (tracing
+        # aside, which costs as much in either format) already says so: its slowest hosts stop there.
+        tracing = max(0.0, first - float32)
+        bfloat16, _ = seconds_per_step(network, content, style, "bfloat16", (2 * float32, tracing))
+        return float32, bfloat16
 
     size = sum(int(np.prod(kernel.shape)) for kernel in network.kernels.values())
     return precision.settle(measure, f"VGG-19 of {size} weights")
@@ -61,24 +64,27 @@ def seconds_per_step(
     content: np.ndarray,
     style: np.ndarray,
     dtype: str,
+    enough: tuple[float, float] | None = None,
     timed: int = TIMED,
-    enough: float | None = None,
-) -> float:
+) -> tuple[float, float]:
     """The median seconds of `timed` calls of the compiled loss and gradient (one L-BFGS evaluation) in
-    `dtype` after an untimed first call (tracing); a call slower than `enough` seconds ends it early."""
+    `dtype` after a first call, and that first call's seconds (tracing included).
+
+    With `enough` = (seconds, tracing), it stops at the first call that took longer than `seconds`, the
+    first call's `tracing` aside, and returns that call's time.
+    """
     params = StyleParams(optimizer="lbfgs", precision=cast(Precision, dtype))
     objective = Objective(network, content, [style], params)
     fn = compiled(objective)
     image = tf.constant(network.preprocess(content))
-    fn.loss_and_grad(image, objective.targets, objective.coefficients)[0].numpy()
     times: list[float] = []
-    for _ in range(timed):
+    for call in range(timed + 1):
         began = time.perf_counter()
         fn.loss_and_grad(image, objective.targets, objective.coefficients)[0].numpy()
-        times.append(time.perf_counter() - began)
-        if enough is not None and times[-1] > enough:
-            break
-    return statistics.median(times)
+        times.append(time.perf_counter() - began - (enough[1] if enough and call == 0 else 0.0))
+        if enough is not None and times[-1] > enough[0]:
+            return times[-1], times[0]
+    return statistics.median(times[1:]), times[0]
 
 
 def seconds_per_iteration(network: VGG19, params: StyleParams, side: int, timed: int = TIMED) -> float:

@@ -21,12 +21,15 @@ SIZES = (512, 768, 1024, 1448, 2048)
 def work(side: int, iterations: int, base: int = StyleParams.multiscale_base) -> float:
     """An optimisation's cost at long side `side`: a big painting runs coarse to fine, so most of its
     iterations cost less than its full size."""
-    total = 0.0
-    for index, (scale, count) in enumerate(schedule(side, iterations, base)):
-        # A scale above the first also paints the style on the picture shrunk to its coarser levels.
-        shrunk = levels(scale, base) if index else []
-        total += count * sum((s / REFERENCE_SIZE) ** 2 for s in (scale, *shrunk))
-    return total
+    plan = schedule(side, iterations, base)
+    return sum(count * iteration_work(scale, index == 0, base) for index, (scale, count) in enumerate(plan))
+
+
+def iteration_work(side: int, coarsest: bool, base: int = StyleParams.multiscale_base) -> float:
+    """One iteration's cost at a scale of long side `side`; a scale above the coarsest also paints the
+    style on the picture shrunk to its coarser levels."""
+    shrunk = [] if coarsest else levels(side, base)
+    return sum((s / REFERENCE_SIZE) ** 2 for s in (side, *shrunk))
 
 
 def estimates(pace: float, iterations: int, max_size: int) -> dict[int, float]:

@@ -57,7 +57,7 @@ class Config:
     # L-BFGS reaches Adam's quality in a fraction of the time (BENCHMARKS.md); "adam" is the optimiser of
     # anishathalye/neural-style.
     optimizer: Literal["lbfgs", "adam"] = "lbfgs"
-    # The convolutions' number format; "auto": bfloat16 where each worker's hardware computes it natively.
+    # The convolutions' number format; "auto": bfloat16 where a worker measured it clearly faster.
     precision: Precision = "auto"
     default_iterations: int = 100
     # A painting's size unless the chat chose one; None: the largest this host paints within

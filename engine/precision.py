@@ -3,9 +3,9 @@
 On a CPU no list of flags says whether bfloat16 pays. oneDNN runs it fast on AMX tiles, and also with
 AVX512-BF16 alone: on a 2-core AMD EPYC with `avx512_bf16` and no AMX (TensorFlow 2.21, the real
 weights) an Adam step at 512 px took 0.80 s in bfloat16 against 1.49 s in float32, although an emulation
-of that CPU on an AMX Xeon had found it slower. Without either, bfloat16 is converted in software:
-on a 2-core AMD EPYC with AVX2 only, the real network's L-BFGS evaluation at 256 px took 0.39 s in
-bfloat16 against 0.19 s in float32 (bench/notes/precision-and-pace.md). So on a CPU `auto` measures:
+of that CPU on an AMX Xeon had found it slower. Without either, bfloat16 is converted in software: on a
+2-core AMD EPYC with AVX2 only, the real network's loss and gradient at 256 px took 12× as long in
+bfloat16 as in float32 (bench/notes/precision-and-pace.md). So on a CPU `auto` measures:
 the worker times a few steps of the compiled objective at `MEASURE_SIDE` in each format (engine.pace) and
 keeps bfloat16 only if it is clearly faster (`MARGIN`). The decision is cached per machine in
 `precision.json` beside the cached weights, keyed by what it depends on (`host_key`); deleting the file

@@ -56,7 +56,7 @@ def settle_precision(network: VGG19) -> precision.Choice:
         return float32, bfloat16
 
     size = sum(int(np.prod(kernel.shape)) for kernel in network.kernels.values())
-    return precision.settle(measure, f"VGG-19 of {size} weights")
+    return precision.settle(measure, size)
 
 
 def seconds_per_step(

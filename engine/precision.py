@@ -81,11 +81,12 @@ def current() -> Choice:
     return settle(None)
 
 
-def settle(measure: Callable[[], tuple[float, float]] | None, network: str = "") -> Choice:
+def settle(measure: Callable[[], tuple[float, float]] | None, network: int = 0) -> Choice:
     """Decide what `auto` means in this process, measuring on a CPU if no decision is cached.
 
     `measure()` times a step of the objective in float32 and in bfloat16 (seconds, in that order); None:
-    do not measure, float32 unless a decision is cached. `network` names the weights `measure` runs.
+    do not measure, float32 unless a decision is cached. `network`: how many weights the network `measure`
+    runs has.
     """
     global _settled
     capabilities = gpu_capabilities()
@@ -93,8 +94,8 @@ def settle(measure: Callable[[], tuple[float, float]] | None, network: str = "")
         _settled = gpu_choice(capabilities)
         return _settled
     key = host_key()
-    # A worker measuring with other weights than the decision's (a narrow test network is not the real
-    # one) measures again; a process with no weights of its own at hand takes the decision as it is.
+    # Decisions are kept per network: a narrow test network is not the real one. A process with no
+    # network at hand takes the decision of the largest one measured here, the real network's.
     cached = read_cached(key, network if measure is not None else None)
     if cached is not None:
         _settled = cached
@@ -146,28 +147,31 @@ def cache_path() -> Path:
     return default_cache_path().with_name(CACHE_FILE)
 
 
-def read_cached(key: str, network: str | None = None, path: Path | None = None) -> Choice | None:
-    """The decision measured before under `key` (with `network`, unless None: any); None if there is none
-    or the file is unreadable."""
+def read_cached(key: str, network: int | None = None, path: Path | None = None) -> Choice | None:
+    """The decision measured before on the machine `key` with a network of `network` weights (None: the
+    largest network measured); None if there is none or the file is unreadable."""
     try:
-        entry = json.loads((path or cache_path()).read_text())[key]
-        if network is not None and entry["network"] != network:
-            return None
+        entries = json.loads((path or cache_path()).read_text())[key]
+        sizes = [int(size) for size in entries] if network is None else [network]
+        entry = entries[str(max(sizes))]
         return Choice(entry["dtype"], f"{entry['why']} (cached)", entry["float32"], entry["bfloat16"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
-def write_cached(key: str, choice: Choice, network: str = "", path: Path | None = None) -> None:
-    """Keep `choice`, measured with `network`, under `key`, beside other machines' (a shared home folder);
-    best effort."""
+def write_cached(key: str, choice: Choice, network: int = 0, path: Path | None = None) -> None:
+    """Keep `choice`, measured with a network of `network` weights on the machine `key`, beside other
+    networks' and machines' (a shared home folder); best effort."""
     path = path or cache_path()
     try:
         entries = json.loads(path.read_text())
         entries = entries if isinstance(entries, dict) else {}
     except (OSError, ValueError):
         entries = {}
-    entries[key] = {**asdict(choice), "network": network, "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
+    machine = entries.get(key)
+    machine = machine if isinstance(machine, dict) else {}
+    machine[str(network)] = {**asdict(choice), "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
+    entries[key] = machine
     try:
         write_atomic(path, json.dumps(entries, indent=1, ensure_ascii=False).encode(), durable=False)
     except OSError as exc:

@@ -78,15 +78,18 @@ def test_cpu_flags_and_model_are_read_from_cpuinfo(tmp_path: Path) -> None:
     assert cpu_model(tmp_path / "absent") == "unknown CPU"
 
 
-def test_a_decision_is_cached_per_machine_beside_others(tmp_path: Path) -> None:
+def test_a_decision_is_cached_per_machine_and_network(tmp_path: Path) -> None:
     path = tmp_path / "precision.json"
-    write_cached("cpu A", Choice("bfloat16", "measured", 1.0, 0.5), "VGG-19 of 20 M", path)
-    write_cached("cpu B", Choice("float32", "measured", 0.2, 0.4), "VGG-19 of 20 M", path)
+    write_cached("cpu A", Choice("bfloat16", "measured", 1.0, 0.5), 20_000_000, path)
+    write_cached("cpu A", Choice("float32", "measured", 0.1, 0.1), 30_000, path)  # a narrow test network
+    write_cached("cpu B", Choice("float32", "measured", 0.2, 0.4), 20_000_000, path)
 
+    assert read_cached("cpu A", 30_000, path) == Choice("float32", "measured (cached)", 0.1, 0.1)
+    assert read_cached("cpu B", 20_000_000, path) == Choice("float32", "measured (cached)", 0.2, 0.4)
+    # Without a network at hand: the largest measured on the machine, the real one.
     assert read_cached("cpu A", None, path) == Choice("bfloat16", "measured (cached)", 1.0, 0.5)
-    assert read_cached("cpu B", "VGG-19 of 20 M", path) == Choice("float32", "measured (cached)", 0.2, 0.4)
+    assert read_cached("cpu A", 50_000, path) is None  # other weights: measured again
     assert read_cached("cpu C", None, path) is None
-    assert read_cached("cpu A", "VGG-19 of 30 k", path) is None  # other weights: measured again
     path.write_text("{not json")
     assert read_cached("cpu A", None, path) is None  # a damaged file is measured again, never an error
 

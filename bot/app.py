@@ -27,7 +27,7 @@ from bot.limits import Uploads
 from bot.ordering import ChatOrderedProcessor
 from bot.painting import MARGIN, EngineFeatures, style_params
 from bot.rate_limit import ChatRateLimiter
-from engine.budget import estimates, largest_within
+from engine.budget import REFERENCE_SIZE, estimates, largest_within
 from engine.params import StyleParams
 from engine.weights import VGGWeights
 from engine.workers.jobs import EngineBackend, Pace
@@ -133,7 +133,7 @@ async def _post_init(app: BotApplication) -> None:
     painting_gpus, preview_gpus = split_gpus(gpus, previews=config.previews and decoder is not None)
     # Each painter times a few iterations of the bot's own kind of job as it starts (engine.pace).
     probe = style_params(
-        JobRequest(defaults.iterations, 512, config.optimizer, margin=MARGIN), config.precision
+        JobRequest(defaults.iterations, REFERENCE_SIZE, config.optimizer, margin=MARGIN), config.precision
     )
     pool = _engine_pool(config, weights, decoder, painting_gpus, probe)
     previews = None
@@ -210,7 +210,13 @@ async def _size_from_pace(data: BotData, pool: EngineBackend) -> None:
         times = estimates(pace.seconds, settings.iterations, settings.max_image_size)
         listed = ", ".join(f"{side} px {seconds:.0f} s" for side, seconds in times.items())
         if config.default_image_size is not None:
-            logger.info("engine pace %.3f s per unit of work: %s", pace.seconds, listed)
+            logger.info(
+                "engine pace %.3f s per iteration at 512 px (%s; %d iterations: %s)",
+                pace.seconds,
+                pace.precision,
+                settings.iterations,
+                listed,
+            )
             return
         size = largest_within(
             pace.seconds, settings.iterations, config.target_seconds, settings.max_image_size

@@ -222,10 +222,12 @@ async def _size_from_pace(data: BotData, pool: EngineBackend) -> None:
             pace.seconds, settings.iterations, config.target_seconds, settings.max_image_size
         )
         data.config = replace(config, default_image_size=size)
+        fits = times.get(size, 0.0) <= config.target_seconds
         logger.info(
-            "paintings are %d px unless a chat chooses: the largest within BOT_TARGET_SECONDS=%g at %.3f s "
+            "paintings are %d px unless a chat chooses: the %s BOT_TARGET_SECONDS=%g at %.3f s "
             "per iteration at 512 px (%s; %d iterations: %s)",
             data.config.default_size,
+            "largest within" if fits else "smallest, as none is painted within",
             config.target_seconds,
             pace.seconds,
             pace.precision,

@@ -88,8 +88,13 @@ def doctor(args: argparse.Namespace, say: Callable[[str], None] = print) -> int:
     say(f"Painting time, {args.iterations} iterations (coarse to fine above {REFERENCE_SIZE} px)")
     for side, seconds in estimates(pace.seconds, args.iterations, args.max_size).items():
         say(f"  {side:>5} px  {_duration(seconds)}")
+    times = estimates(pace.seconds, args.iterations, args.max_size)
     size = largest_within(pace.seconds, args.iterations, args.target_seconds, args.max_size)
-    say(f"Default size: {size} px, the largest painted within {args.target_seconds:g} s (BOT_TARGET_SECONDS)")
+    target = f"{args.target_seconds:g} s (BOT_TARGET_SECONDS)"
+    if times[size] <= args.target_seconds:
+        say(f"Default size: {size} px, the largest painted within {target}")
+    else:
+        say(f"Default size: {size} px, the smallest: none is painted within {target}")
     say("Memory and disk")
     free = free_memory()
     say(f"  memory available: {'unknown' if free is None else f'{free / GIB:.1f} GiB'}")

@@ -20,14 +20,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.params import StyleParams
-from engine.workers.jobs import Outcome, Pace, ProgressEvent
+from engine.workers.jobs import Outcome, ProgressEvent
 from engine.workers.queued import START_BACKOFF, QueuedJob, QueuedPool, existing_weights
-
-if TYPE_CHECKING:
-    from engine.workers.runner import Runner
 
 __all__ = ["LocalPool", "detect_gpus", "split_gpus", "worker_devices"]
 
@@ -347,7 +344,7 @@ def _worker_main(
         with contextlib.suppress(OSError):
             conn.send(("init_failed", f"{type(exc).__name__}: {exc}"))
         return
-    conn.send(("ready", None if probe is None else _probe(runner, probe)))
+    conn.send(("ready", None if probe is None else runner.probe(probe)))
     while True:
         try:
             message = conn.recv()
@@ -370,12 +367,3 @@ def _worker_main(
             conn.send(("done", seq, outcome))
         except OSError:
             return
-
-
-def _probe(runner: Runner, params: StyleParams) -> Pace | None:
-    """The worker's pace on jobs like `params`; None if the probe failed (the worker still takes jobs)."""
-    try:
-        return runner.probe(params)
-    except Exception:
-        logger.exception("engine worker: the pace probe failed; estimates wait for the first job")
-        return None

@@ -8,7 +8,6 @@ outright cannot; the pool removes the folder then, where it is on the pool's own
 
 from __future__ import annotations
 
-import logging
 import os
 import queue
 import shutil
@@ -73,7 +72,7 @@ class RayActor:
             decoder_path = None if decoder is None else write_atomic(folder / "decoder.npz", decoder, False)
             self._runner = Runner(weights_path, threads, decoder_path)  # checks the sha256 of what arrived
             weights_path.unlink()
-            self._pace = None if probe is None else self._probe(self._runner, probe)
+            self._pace = None if probe is None else self._runner.probe(probe)
         except Exception as exc:  # told to the pool by `ready`, in a line fit for its log
             self._failure = f"{type(exc).__name__}: {exc}"
         finally:
@@ -87,15 +86,6 @@ class RayActor:
 
         node = ray.get_runtime_context().get_node_id()
         return socket.gethostname(), node, os.getpid(), self._failure, self._pace
-
-    @staticmethod
-    def _probe(runner: Runner, params: StyleParams) -> Pace | None:
-        """The actor's pace on jobs like `params`; None if the probe failed (it still takes jobs)."""
-        try:
-            return runner.probe(params)
-        except Exception:
-            logging.getLogger(__name__).exception("the pace probe failed")
-            return None
 
     def cancel(self, seq: int) -> None:
         """Stop the job `seq` if it runs now or starts later."""

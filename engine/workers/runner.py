@@ -85,12 +85,17 @@ class Runner:
             self._adain = AdaIN(self.weights, read_decoder(self.decoder_path))
         return self._adain
 
-    def probe(self, params: StyleParams) -> Pace:
+    def probe(self, params: StyleParams) -> Pace | None:
         """How fast this worker paints jobs like `params` (engine.pace), measured through the code jobs run
-        through; `auto` precision is settled first, so the jobs that follow run as the probe did."""
+        through; `auto` precision is settled first, so the jobs that follow run as the probe did. None if
+        the probe failed: the worker takes jobs all the same, and estimates wait for the first one."""
         from engine.pace import probe
 
-        seconds, choice = probe(self.network, params)
+        try:
+            seconds, choice = probe(self.network, params)
+        except Exception:
+            logger.exception("the pace probe failed")
+            return None
         return Pace(seconds, choice.dtype, choice.why)
 
     def run(

@@ -1,12 +1,21 @@
-"""`neural-style-bot` / `python -m bot`: start the bot (long polling, or a webhook with BOT_WEBHOOK_URL)."""
+"""`neural-style-bot` / `python -m bot`: start the bot (long polling, or a webhook with BOT_WEBHOOK_URL);
+`--check` checks the configuration, the data directory and the token with Telegram, and exits."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import logging
+import re
+import shutil
 import sys
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Mapping, Sequence
 
 from bot.config import Config, ConfigError
+
+# What @BotFather hands out: the bot's numeric id, a colon, and a 35-character secret.
+TOKEN_FORMAT = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{30,}")
 
 
 class RedactSecrets(logging.Filter):
@@ -29,13 +38,23 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def main() -> int:
-    """Read the configuration, set up logging and run until interrupted."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """Read the configuration, set up logging and run until interrupted (or only check, with --check)."""
+    parser = argparse.ArgumentParser(prog="neural-style-bot", description=__doc__)
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check the settings, the data directory and the token with Telegram (getMe), then exit; "
+        "`neural-style doctor` checks the engine",
+    )
+    args = parser.parse_args(argv)
     try:
         config = Config.from_env()
     except ConfigError as exc:
         print(f"neural-style-bot: {exc}", file=sys.stderr)
         return 2
+    if args.check:
+        return check(config)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     # Bot API URLs contain the token, and libraries log URLs (httpx at INFO, errors with their request);
@@ -72,6 +91,59 @@ def main() -> int:
         logger.exception("the bot stopped on an unexpected error")
         return 1
     return 0
+
+
+def check(config: Config) -> int:
+    """`--check`: each check's result on stdout, the first failure's reason on stderr (exit code 2)."""
+    try:
+        for line in _checks(config):
+            print(line)
+    except ConfigError as exc:
+        print(f"neural-style-bot --check: {str(exc).replace(config.token, '<token>')}", file=sys.stderr)
+        return 2
+    print("ready to start; `neural-style doctor` checks the engine on this host")
+    return 0
+
+
+def _checks(config: Config) -> list[str]:
+    """The checks in order, each a line; `ConfigError` at the first that fails."""
+    if not TOKEN_FORMAT.fullmatch(config.token):
+        raise ConfigError(
+            "TELEGRAM_BOT_TOKEN is not a bot token: @BotFather's look like 123456789:AAE… (digits, a colon, "
+            "then 35 letters, digits, - and _)"
+        )
+    lines = ["settings: read; TELEGRAM_BOT_TOKEN is well formed"]
+    folder = config.data_dir
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".check-"):
+            pass
+        free = shutil.disk_usage(folder).free
+    except OSError as exc:
+        raise ConfigError(f"BOT_DATA_DIR ({folder}) cannot be written: {exc.strerror or exc}") from None
+    lines.append(f"data directory: {folder.resolve()} is writable, {free / 1024**3:.1f} GiB free")
+    lines.append(asyncio.run(_get_me(config)))
+    return lines
+
+
+async def _get_me(config: Config) -> str:
+    """Ask the Bot API who the token belongs to (getMe): the line that says so, or `ConfigError`."""
+    from telegram import Bot
+    from telegram.error import InvalidToken, NetworkError
+
+    try:
+        async with Bot(config.token, base_url=config.api_url, base_file_url=config.file_url) as bot:
+            me = bot.bot  # `initialize` asked getMe
+    except InvalidToken:
+        raise ConfigError(
+            f"Telegram refused TELEGRAM_BOT_TOKEN: check it with @BotFather, and that TELEGRAM_API_URL "
+            f"({config.api_url}) is a Bot API server"
+        ) from None
+    except NetworkError as exc:
+        raise ConfigError(
+            f"the Bot API at TELEGRAM_API_URL ({config.api_url}) cannot be reached: {exc}"
+        ) from None
+    return f"Telegram: the token is @{me.username}'s (id {me.id}), at {config.api_url}"
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -17,18 +19,20 @@ from telegram.ext import (
 )
 
 from bot import admin, commands, intake, options, thumbnails
-from bot.config import DEFAULT_SIZE_GPU, Config
+from bot.config import Config
 from bot.context import CONTEXT_TYPES, BotApplication, BotData, Handler
 from bot.dispatcher import Dispatcher
 from bot.i18n import ENGLISH, LANGUAGES, texts_in
 from bot.limits import Uploads
 from bot.ordering import ChatOrderedProcessor
-from bot.painting import EngineFeatures
+from bot.painting import MARGIN, EngineFeatures, style_params
 from bot.rate_limit import ChatRateLimiter
+from engine.budget import REFERENCE_SIZE, estimates, largest_within
+from engine.params import StyleParams
 from engine.weights import VGGWeights
-from engine.workers.jobs import EngineBackend
+from engine.workers.jobs import EngineBackend, Pace
 from engine.workers.local import LocalPool, detect_gpus, split_gpus
-from storage import Settings, Store
+from storage import JobRequest, Settings, Store
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +43,7 @@ logger = logging.getLogger(__name__)
 READ_TIMEOUT = 30.0
 # A photo whose caption is /addstyle NAME adds a preset instead of being painted.
 ADDSTYLE_CAPTION = r"^\s*/addstyle(@\w+)?(\s|$)"
+_background: set[asyncio.Task[None]] = set()  # tasks of the running bot, held until they end
 
 
 def build_application(config: Config) -> BotApplication:
@@ -112,15 +117,25 @@ async def _post_init(app: BotApplication) -> None:
         await app.update_queue.put(intake.replayed(item, app.bot))
     decoder = await asyncio.to_thread(_decoder_path, config, weights, vgg)
     gpus = detect_gpus()
-    if config.default_image_size is None and config.engine_backend == "local" and gpus:
-        config = data.config = replace(config, default_image_size=DEFAULT_SIZE_GPU)
+    chosen = (
+        "as DEFAULT_IMAGE_SIZE says"
+        if config.default_image_size
+        else "until the engine has measured its pace"
+    )
     logger.info(
-        "paintings are %d px unless a chat chooses (at most %d)", config.default_size, config.max_image_size
+        "paintings are %d px unless a chat chooses (at most %d), %s",
+        config.default_size,
+        config.max_image_size,
+        chosen,
     )
     # Previews get a worker of their own so they never wait behind the optimisation queue, and a GPU of
     # their own when there are two or more (see split_gpus).
     painting_gpus, preview_gpus = split_gpus(gpus, previews=config.previews and decoder is not None)
-    pool = _engine_pool(config, weights, decoder, painting_gpus)
+    # Each painter times a few iterations of the bot's own kind of job as it starts (engine.pace).
+    probe = style_params(
+        JobRequest(defaults.iterations, REFERENCE_SIZE, config.optimizer, margin=MARGIN), config.precision
+    )
+    pool = _engine_pool(config, weights, decoder, painting_gpus, probe)
     previews = None
     if config.previews and decoder is not None:
         previews = LocalPool(
@@ -131,6 +146,7 @@ async def _post_init(app: BotApplication) -> None:
     data.features = EngineFeatures(previews=previews is not None, adain_start=decoder is not None)
     await _set_commands(app.bot)
     dispatcher.start()
+    _keep(asyncio.create_task(_size_from_pace(data, pool), name="default-size"))
     recovered = store.recovery
     logger.info(
         "bot ready: %d engine workers, %d jobs requeued, %d results to deliver",
@@ -167,14 +183,63 @@ async def _post_shutdown(app: BotApplication) -> None:
         await data.store.close()
 
 
-def _engine_pool(config: Config, weights: Path, decoder: Path | None, gpus: list[str]) -> EngineBackend:
-    """The engine's workers, started: processes on this machine (on `gpus`), or actors on a Ray cluster."""
+def _engine_pool(
+    config: Config, weights: Path, decoder: Path | None, gpus: list[str], probe: StyleParams
+) -> EngineBackend:
+    """The engine's workers, started: processes on this machine (on `gpus`), or actors on a Ray cluster;
+    each times `probe` as it starts."""
     if config.engine_backend == "ray":
         from engine.workers.ray_pool import RayPool
 
         workers, cpus, address = config.engine_workers, config.ray_cpus_per_worker, config.ray_address
-        return RayPool(weights, workers, cpus, address, decoder).start()
-    return LocalPool(weights, workers=config.engine_workers, decoder_path=decoder, gpus=gpus).start()
+        return RayPool(weights, workers, cpus, address, decoder, probe=probe).start()
+    return LocalPool(
+        weights, workers=config.engine_workers, decoder_path=decoder, gpus=gpus, probe=probe
+    ).start()
+
+
+async def _size_from_pace(data: BotData, pool: EngineBackend) -> None:
+    """Once the first painter has measured its pace: log it, and unless DEFAULT_IMAGE_SIZE is set make the
+    default size the largest painted within BOT_TARGET_SECONDS. Ends when the pool closes without one."""
+    with contextlib.suppress(asyncio.CancelledError, concurrent.futures.CancelledError):
+        pace: Pace = await asyncio.wrap_future(pool.paced)
+        settings = await data.store.settings.get() if data.store is not None else None
+        config = data.config
+        if config is None or settings is None:
+            return
+        times = estimates(pace.seconds, settings.iterations, settings.max_image_size)
+        listed = ", ".join(f"{side} px {seconds:.0f} s" for side, seconds in times.items())
+        if config.default_image_size is not None:
+            logger.info(
+                "engine pace %.3f s per iteration at 512 px (%s; %d iterations: %s)",
+                pace.seconds,
+                pace.precision,
+                settings.iterations,
+                listed,
+            )
+            return
+        size = largest_within(
+            pace.seconds, settings.iterations, config.target_seconds, settings.max_image_size
+        )
+        data.config = replace(config, default_image_size=size)
+        fits = times.get(size, 0.0) <= config.target_seconds
+        logger.info(
+            "paintings are %d px unless a chat chooses: the %s BOT_TARGET_SECONDS=%g at %.3f s "
+            "per iteration at 512 px (%s; %d iterations: %s)",
+            data.config.default_size,
+            "largest within" if fits else "smallest, as none is painted within",
+            config.target_seconds,
+            pace.seconds,
+            pace.precision,
+            settings.iterations,
+            listed,
+        )
+
+
+def _keep(task: asyncio.Task[None]) -> None:
+    """Hold a background task until it ends (the loop keeps only a weak reference)."""
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 def _weights(configured: Path | None) -> tuple[Path, VGGWeights]:

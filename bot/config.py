@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal, cast
 from urllib.parse import urlsplit
 
+from engine.budget import SIZES
 from engine.params import Precision
 from storage import Limits
 
@@ -21,10 +22,9 @@ class ConfigError(ValueError):
     """A variable is missing or malformed; the message is one line naming it."""
 
 
-# What a painting's size is unless a chat chooses: what the host paints in a few minutes (BENCHMARKS.md
-# has the times per size and machine).
-DEFAULT_SIZE_CPU = 1024
-DEFAULT_SIZE_GPU = 2048
+# A painting's size while no worker has measured this host's pace yet (`Config.default_size`): the
+# smallest the pace can choose, so that nothing asked in the first seconds takes longer than the budget.
+DEFAULT_SIZE_UNMEASURED = SIZES[0]
 # What setWebhook accepts as secret_token, and what Telegram then sends in X-Telegram-Bot-Api-Secret-Token.
 WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 # A host name for BOT_WEBHOOK_LISTEN: letters, digits, dots and hyphens.
@@ -57,12 +57,13 @@ class Config:
     # L-BFGS reaches Adam's quality in a fraction of the time (BENCHMARKS.md); "adam" is the optimiser of
     # anishathalye/neural-style.
     optimizer: Literal["lbfgs", "adam"] = "lbfgs"
-    # The convolutions' number format; "auto": bfloat16 where each worker's hardware computes it natively.
+    # The convolutions' number format; "auto": bfloat16 where a worker measured it clearly faster.
     precision: Precision = "auto"
     default_iterations: int = 100
-    # A painting's size unless the chat chose one; None: decided at start from the hardware
-    # (`DEFAULT_SIZE_GPU` with GPUs, else `DEFAULT_SIZE_CPU`), see `default_size`.
+    # A painting's size unless the chat chose one; None: the largest this host paints within
+    # `target_seconds`, from the first worker's probe (bot/app.py), `DEFAULT_SIZE_UNMEASURED` until then.
     default_image_size: int | None = None
+    target_seconds: float = 180.0  # the painting time the default size is chosen for
     max_image_size: int = 2048
     log_level: str = "INFO"
     progress_interval: float = 3.0  # seconds between two edits of a status message
@@ -133,6 +134,7 @@ class Config:
             default_iterations=_int(env, "DEFAULT_ITERATIONS", cls.default_iterations, low=1, high=5000),
             default_image_size=_int(env, "DEFAULT_IMAGE_SIZE", 0, low=0, high=4096) or None,
             max_image_size=_int(env, "MAX_IMAGE_SIZE", cls.max_image_size, low=64, high=4096),
+            target_seconds=_float(env, "BOT_TARGET_SECONDS", cls.target_seconds, low=1.0),
             log_level=level,
             progress_interval=_float(env, "BOT_PROGRESS_INTERVAL", cls.progress_interval, low=0.0),
             max_queued_per_user=_int(env, "BOT_MAX_QUEUED_PER_USER", cls.max_queued_per_user, low=1),
@@ -150,7 +152,7 @@ class Config:
     @property
     def default_size(self) -> int:
         """The long side of a painting whose chat chose no size (never above MAX_IMAGE_SIZE)."""
-        return min(self.default_image_size or DEFAULT_SIZE_CPU, self.max_image_size)
+        return min(self.default_image_size or DEFAULT_SIZE_UNMEASURED, self.max_image_size)
 
     @property
     def webhook_path(self) -> str:

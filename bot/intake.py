@@ -254,7 +254,10 @@ async def submit(message: Message, author: User, context: BotContext, update_id:
     logger.info("job %d: queued for chat %d", job.id, message.chat_id)
     status_id: int | None = None
     try:
-        position = await store.jobs.queue_position(job.id, dispatcher.lane(request.fast).size)
+        lane = dispatcher.lane(request.fast)
+        # Before any job of the lane has finished, the estimate comes from its workers' probe.
+        pace = lane.pace.seconds if lane.pace is not None else None
+        position = await store.jobs.queue_position(job.id, lane.size, pace)
         text = texts.queued(position.position, position.estimate) if position else texts.progress(0, 1)
         try:
             thumbnail = await thumbnails.status_picture(session.content_path)

@@ -76,9 +76,9 @@ class StyleParams:
     # size; scaled with coarser scales). The network zero-pads, which paints dark, ragged borders within
     # a few pixels of the edge; a margin takes them off with the crop. 0 = none, as anishathalye/neural-style.
     margin: int = 0
-    # Number format of the network's convolutions: "bfloat16" (several times faster where the CPU has
-    # AMX-BF16, the same picture; BENCHMARKS.md), "float32", or "auto": bfloat16 where the hardware makes
-    # it pay (CPU flag amx_bf16, GPU compute capability ≥ 8.0; see engine.precision). The image, Grams,
+    # Number format of the network's convolutions: "bfloat16" (faster with AMX or AVX512-BF16, the same
+    # picture), "float32", or "auto": bfloat16 where it measured clearly faster on this CPU (once per
+    # machine, cached) or on GPUs of compute capability ≥ 8.0 (see engine.precision). The image, Grams,
     # losses and optimiser state are float32 whatever this says.
     precision: Precision = "auto"
 

@@ -242,12 +242,15 @@ class Jobs:
         )
         return [_job(row) for row in rows]
 
-    async def queue_position(self, job_id: int, workers: int = 1) -> QueuePosition | None:
+    async def queue_position(
+        self, job_id: int, workers: int = 1, pace: float | None = None
+    ) -> QueuePosition | None:
         """Where a queued job stands in its lane, with an estimate from recent jobs of that lane.
 
         The time recent jobs of the lane took per unit of their `work`, times the work ahead of this job
         and its own, shared by the lane's `workers`. Fast jobs and optimisations are separate lanes
-        (see `claim_next`) and never count in each other's estimate.
+        (see `claim_next`) and never count in each other's estimate. `pace` is the seconds per unit of
+        work to reckon with while the lane has no finished job (the caller's measure; None: no estimate).
         """
         async with self._db.transaction(write=False) as tx:
             job = await tx.fetchone(
@@ -276,10 +279,12 @@ class Jobs:
         assert ahead is not None
         assert running is not None
         assert recent is not None
-        estimate = None
         if recent[1] > 0:
+            pace = recent[0] / recent[1]
+        estimate = None
+        if pace is not None:
             work = ahead[1] + running[1] + job["work"]
-            estimate = work * recent[0] / recent[1] / max(workers, 1)
+            estimate = work * pace / max(workers, 1)
         return QueuePosition(position=ahead[0] + 1, running=running[0], estimate=estimate)
 
     async def recover(self) -> RecoveryReport:

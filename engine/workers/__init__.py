@@ -22,6 +22,7 @@ from engine.workers.jobs import (
     JobHandle,
     JobSpec,
     Outcome,
+    Pace,
     ProgressCallback,
     ProgressEvent,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "JobSpec",
     "LocalPool",
     "Outcome",
+    "Pace",
     "ProgressCallback",
     "ProgressEvent",
     "QueuedPool",

@@ -26,6 +26,7 @@ __all__ = [
     "JobHandle",
     "JobSpec",
     "Outcome",
+    "Pace",
     "ProgressCallback",
     "ProgressEvent",
     "failure_of",
@@ -57,6 +58,15 @@ class ProgressEvent:
     scale: int = 1  # coarse to fine: the scale being painted, 1-based, of `scales`, at long side `side`
     scales: int = 1
     side: int = 0
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How fast a worker paints, measured as it started (`Runner.probe`) on a job like the bot's."""
+
+    seconds: float  # per unit of work (engine.budget): one iteration at 512 px
+    precision: str  # the number format the probe's convolutions ran in: "float32" or "bfloat16"
+    why: str  # how that format was chosen: measured, cached, the GPU's capability, or as configured
 
 
 ImageRole = Literal["content", "style", "output"]  # which of a job's images an image failure is about
@@ -159,6 +169,7 @@ class EngineBackend(Protocol):
 
     size: int  # how many jobs run at once when every worker is ready
     on_ready: Callable[[], None] | None  # called on a backend thread whenever a worker becomes ready
+    paced: Future[Pace]  # the first worker's probe, once it has measured one (never without a probe)
 
     @property
     def ready(self) -> int:
@@ -168,6 +179,11 @@ class EngineBackend(Protocol):
     @property
     def healthy(self) -> bool:
         """False while no worker is ready and the last try to start one failed; queued jobs then wait."""
+        ...
+
+    @property
+    def pace(self) -> Pace | None:
+        """How fast its first worker to measure paints; None until one has (or without a probe)."""
         ...
 
     @property

@@ -22,6 +22,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from engine.params import StyleParams
 from engine.workers.jobs import Outcome, ProgressEvent
 from engine.workers.queued import START_BACKOFF, QueuedJob, QueuedPool, existing_weights
 
@@ -83,7 +84,11 @@ def worker_devices(gpus: Sequence[str], workers: int) -> list[str]:
 
 
 class LocalPool(QueuedPool):
-    """Run `JobSpec`s on `workers` processes (default: one per GPU of `gpus`, else 1)."""
+    """Run `JobSpec`s on `workers` processes (default: one per GPU of `gpus`, else 1).
+
+    With `probe`, each worker times a few iterations of a job like it before it is ready (`Runner.probe`),
+    and the first to do so sets the pool's `pace`.
+    """
 
     def __init__(
         self,
@@ -93,8 +98,10 @@ class LocalPool(QueuedPool):
         decoder_path: Path | None = None,
         start_backoff: tuple[float, float] = START_BACKOFF,
         gpus: Sequence[str] | None = None,
+        probe: StyleParams | None = None,
     ) -> None:
         super().__init__(start_backoff)
+        self.probe = probe
         self.weights_path = existing_weights(weights_path)
         self.decoder_path = decoder_path  # the AdaIN decoder, for "preview" jobs
         gpus = detect_gpus() if gpus is None else gpus  # the GPUs its workers may use
@@ -130,8 +137,7 @@ class LocalPool(QueuedPool):
         with self._lock:
             if self._closing:
                 return
-            self._closing = True
-            self._closed.set()
+            self._mark_closing()
             self._drop_pending("the engine is shutting down")
             for worker in self._workers:
                 if worker.job is not None:
@@ -170,7 +176,15 @@ class LocalPool(QueuedPool):
         cancel = self._ctx.Value("q", 0, lock=False)
         process = self._ctx.Process(
             target=_worker_main,
-            args=(child_conn, cancel, str(self.weights_path), self.decoder_path, env, self.threads),
+            args=(
+                child_conn,
+                cancel,
+                str(self.weights_path),
+                self.decoder_path,
+                env,
+                self.threads,
+                self.probe,
+            ),
             name=f"engine-worker-{index}",
             daemon=True,
         )
@@ -240,6 +254,7 @@ class LocalPool(QueuedPool):
     def _handle(self, worker: _Worker, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind == "ready":
+            self._measured(worker.index, message[1])
             worker.ready = True
             self._worker_started(worker.index)
             logger.info("engine worker %d ready (pid %d, %s)", worker.index, worker.process.pid, worker.env)
@@ -314,8 +329,10 @@ def _worker_main(
     decoder_path: Path | None,
     env: dict[str, str],
     threads: int,
+    probe: StyleParams | None = None,
 ) -> None:
-    """A worker process: pin the device, load TensorFlow and the weights once, then run jobs until told."""
+    """A worker process: pin the device, load TensorFlow and the weights once, measure its pace if asked,
+    then run jobs until told."""
     os.environ.update(env)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parent = os.getppid()
@@ -327,7 +344,7 @@ def _worker_main(
         with contextlib.suppress(OSError):
             conn.send(("init_failed", f"{type(exc).__name__}: {exc}"))
         return
-    conn.send(("ready",))
+    conn.send(("ready", None if probe is None else runner.probe(probe)))
     while True:
         try:
             message = conn.recv()

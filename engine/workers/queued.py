@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
-from engine.workers.jobs import Failure, JobHandle, JobSpec, Outcome, ProgressCallback, ProgressEvent
+from engine.workers.jobs import Failure, JobHandle, JobSpec, Outcome, Pace, ProgressCallback, ProgressEvent
 
 __all__ = ["START_BACKOFF", "QueuedJob", "QueuedPool", "existing_weights"]
 
@@ -94,6 +94,8 @@ class QueuedPool:
         self._failing: dict[int, str] = {}  # by worker index, latest last: why it failed, until it starts
         # Called, on one of the pool's threads, each time a worker becomes ready to take a job.
         self.on_ready: Callable[[], None] | None = None
+        # The first worker's probe; cancelled by `close` if none came.
+        self.paced: Future[Pace] = Future()
 
     def start(self) -> Self:
         raise NotImplementedError
@@ -118,6 +120,11 @@ class QueuedPool:
         ready = self.ready
         with self._lock:
             return ready > 0 or not self._failing
+
+    @property
+    def pace(self) -> Pace | None:
+        """How fast the first worker to measure paints (its probe as it started); None until then."""
+        return self.paced.result() if self.paced.done() and not self.paced.cancelled() else None
 
     @property
     def start_error(self) -> str | None:
@@ -175,12 +182,34 @@ class QueuedPool:
         with self._lock:
             return len(self._jobs)
 
+    def _mark_closing(self) -> None:
+        """The pool is closing: no more jobs, no more starts, and no probe still to come; the caller holds
+        the lock."""
+        self._closing = True
+        self._closed.set()
+        self.paced.cancel()
+
     def _drop_pending(self, why: str) -> None:
         """Resolve every queued job as cancelled, `why` as its detail; the caller holds the lock."""
         while self._pending:
             job = self._pending.popleft()
             del self._jobs[job.spec.job_id]
             job.resolve(Outcome(job.spec.job_id, "cancelled", detail=why))
+
+    def _measured(self, index: int, pace: Pace | None) -> None:
+        """Worker `index` probed its pace as it started (None: it did not); the first is the pool's."""
+        if pace is None:
+            return
+        logger.info(
+            "engine %s %d paints %.3f s per iteration at 512 px in %s (%s)",
+            self.worker_noun,
+            index,
+            pace.seconds,
+            pace.precision,
+            pace.why,
+        )
+        with contextlib.suppress(InvalidStateError):
+            self.paced.set_result(pace)
 
     def _worker_started(self, index: int) -> None:
         """Worker `index` is ready: its failures are over, and its next one waits the shortest time."""

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.host.files import write_atomic
-from engine.workers.jobs import JobSpec, Outcome, ProgressEvent, failure_of
+from engine.params import StyleParams
+from engine.workers.jobs import JobSpec, Outcome, Pace, ProgressEvent, failure_of
 
 if TYPE_CHECKING:
     from engine.workers.runner import Runner
@@ -40,7 +41,14 @@ def actor_folder(token: str) -> Path:
 class RayActor:
     """Lives in a Ray worker process: holds the network and runs one job at a time, `cancel` beside it."""
 
-    def __init__(self, weights: bytes, decoder: bytes | None, threads: int, token: str) -> None:
+    def __init__(
+        self,
+        weights: bytes,
+        decoder: bytes | None,
+        threads: int,
+        token: str,
+        probe: StyleParams | None = None,
+    ) -> None:
         import ray
 
         if not ray.get_gpu_ids():
@@ -57,23 +65,27 @@ class RayActor:
         self._cancel = 0
         self._runner: Runner | None = None
         self._failure: str | None = None
+        self._pace: Pace | None = None
         try:
             folder = self._folder
             weights_path = write_atomic(folder / "vgg19.npz", weights, False)
             decoder_path = None if decoder is None else write_atomic(folder / "decoder.npz", decoder, False)
             self._runner = Runner(weights_path, threads, decoder_path)  # checks the sha256 of what arrived
             weights_path.unlink()
+            self._pace = None if probe is None else self._runner.probe(probe)
         except Exception as exc:  # told to the pool by `ready`, in a line fit for its log
             self._failure = f"{type(exc).__name__}: {exc}"
         finally:
             if self._runner is None:  # it will never run a job: nothing in the folder is needed
                 self._cleanup()
 
-    def ready(self) -> tuple[str, str, int, str | None]:
-        """Where the actor runs (host name, Ray node id, process id), and why it cannot work, if so."""
+    def ready(self) -> tuple[str, str, int, str | None, Pace | None]:
+        """Where the actor runs (host name, Ray node id, process id), why it cannot work if so, and its
+        pace if it probed one."""
         import ray
 
-        return socket.gethostname(), ray.get_runtime_context().get_node_id(), os.getpid(), self._failure
+        node = ray.get_runtime_context().get_node_id()
+        return socket.gethostname(), node, os.getpid(), self._failure, self._pace
 
     def cancel(self, seq: int) -> None:
         """Stop the job `seq` if it runs now or starts later."""

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.host.files import write_atomic
+from engine.params import StyleParams
 from engine.workers.jobs import Failure, Outcome, failure_of
 from engine.workers.queued import START_BACKOFF, QueuedJob, QueuedPool, existing_weights
 from engine.workers.ray_actor import ActorItem, RayActor, actor_folder
@@ -74,8 +75,10 @@ class RayPool(QueuedPool):
         decoder_path: Path | None = None,
         start_backoff: tuple[float, float] = START_BACKOFF,
         ready_timeout: float = READY_TIMEOUT,
+        probe: StyleParams | None = None,  # a job each actor times as it starts, as `LocalPool`'s
     ) -> None:
         super().__init__(start_backoff)
+        self.probe = probe
         self.weights_path = existing_weights(weights_path)
         self.decoder_path = decoder_path  # the AdaIN decoder, for "preview" jobs
         self.cpus_per_worker = cpus_per_worker
@@ -142,8 +145,7 @@ class RayPool(QueuedPool):
         with self._lock:
             if self._closing:
                 return
-            self._closing = True
-            self._closed.set()
+            self._mark_closing()
             self._drop_pending("the engine is shutting down")
             running = [(slot.actor, slot.job.seq) for slot in self._slots if slot.job is not None]
             runs, slots = list(self._runs), list(self._slots)
@@ -195,7 +197,8 @@ class RayPool(QueuedPool):
 
     def _spawn(self, index: int) -> _Slot:
         token = uuid.uuid4().hex[:16]
-        slot = _Slot(index, self._actor_class.remote(*self._files, self.cpus_per_worker, token), token)
+        actor = self._actor_class.remote(*self._files, self.cpus_per_worker, token, self.probe)
+        slot = _Slot(index, actor, token)
         threading.Thread(
             target=self._await_ready, args=(slot,), name=f"ray-actor-{index}", daemon=True
         ).start()
@@ -204,17 +207,19 @@ class RayPool(QueuedPool):
     def _await_ready(self, slot: _Slot) -> None:
         import ray
 
+        ready = slot.actor.ready.remote()
         try:
-            host, node_id, pid, failure = ray.get(slot.actor.ready.remote(), timeout=self.ready_timeout)
+            host, node_id, pid, failure, pace = ray.get(ready, timeout=self.ready_timeout)
         except ray.exceptions.GetTimeoutError:
-            host, node_id, pid, failure = "", "", 0, f"not ready after {self.ready_timeout:g} s"
+            host, node_id, pid, failure, pace = "", "", 0, f"not ready after {self.ready_timeout:g} s", None
         except ray.exceptions.RayError as exc:
-            host, node_id, pid, failure = "", "", 0, _reason(exc)
+            host, node_id, pid, failure, pace = "", "", 0, _reason(exc), None
         if failure is not None:
             _kill(slot)
             if not self._closing:
                 self._retry(slot, self._start_failed(slot.index, failure))
             return
+        self._measured(slot.index, pace)
         with self._lock:
             slot.ready, slot.pid, slot.node_id = True, pid, node_id
             slot.where = f"{host} pid {pid} node {node_id[:8]}"

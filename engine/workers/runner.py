@@ -24,7 +24,7 @@ from engine.params import Losses, StyleParams
 from engine.precision import resolve
 from engine.stylize import Cancelled, iterate
 from engine.weights import WeightsError, read_decoder, read_vgg
-from engine.workers.jobs import Failure, ImageRole, JobSpec, Outcome, ProgressEvent, failure_of
+from engine.workers.jobs import Failure, ImageRole, JobSpec, Outcome, Pace, ProgressEvent, failure_of
 
 if TYPE_CHECKING:
     from engine.adain import AdaIN
@@ -84,6 +84,19 @@ class Runner:
                 raise WeightsError("previews need the AdaIN decoder, and none was given")
             self._adain = AdaIN(self.weights, read_decoder(self.decoder_path))
         return self._adain
+
+    def probe(self, params: StyleParams) -> Pace | None:
+        """How fast this worker paints jobs like `params` (engine.pace), measured through the code jobs run
+        through; `auto` precision is settled first, so the jobs that follow run as the probe did. None if
+        the probe failed: the worker takes jobs all the same, and estimates wait for the first one."""
+        from engine.pace import probe
+
+        try:
+            seconds, choice = probe(self.network, params)
+        except Exception:
+            logger.exception("the pace probe failed")
+            return None
+        return Pace(seconds, choice.dtype, choice.why)
 
     def run(
         self,

@@ -26,7 +26,7 @@ from typing import Self
 from engine.host.files import write_atomic
 from engine.images import ImageProblem
 from engine.params import Losses
-from engine.workers.jobs import Failure, JobHandle, JobSpec, Outcome, ProgressCallback, ProgressEvent
+from engine.workers.jobs import Failure, JobHandle, JobSpec, Outcome, Pace, ProgressCallback, ProgressEvent
 from engine.workers.queued import QueuedJob, QueuedPool
 
 __all__ = ["Scripted", "ScriptedBackend"]
@@ -77,10 +77,12 @@ class ScriptedBackend(QueuedPool):
 
     worker_noun = "scripted worker"
 
-    def __init__(self, size: int = 1, default: Scripted | None = None) -> None:
+    def __init__(self, size: int = 1, default: Scripted | None = None, pace: Pace | None = None) -> None:
+        """`pace`: what its workers claim to have probed as they started (None: no probe)."""
         if size < 1:
             raise ValueError(f"size must be at least 1, not {size}")
         super().__init__()
+        self._measured(0, pace)
         self.size = size
         self.default = default or Scripted()
         self.submitted: list[JobSpec] = []  # every spec submitted, in order
@@ -145,7 +147,7 @@ class ScriptedBackend(QueuedPool):
         with self._lock:
             if self._closing:
                 return
-            self._closing = True
+            self._mark_closing()
             self._drop_pending("the engine is shutting down")
             runs, threads = list(self._runs.values()), list(self._threads)
             for run in runs:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import DEFAULT_SIZE_CPU, Config, ConfigError
+from bot.config import DEFAULT_SIZE_UNMEASURED, Config, ConfigError
 from tests.timing import scaled
 
 
@@ -75,11 +75,14 @@ def test_every_variable_is_read() -> None:
     assert config.default_size == 512
 
 
-def test_the_default_size_is_the_cpus_unless_set_and_never_above_the_maximum() -> None:
+def test_the_default_size_waits_for_the_pace_unless_set_and_is_never_above_the_maximum() -> None:
     token = {"TELEGRAM_BOT_TOKEN": "123:abc"}
-    assert Config.from_env(token).default_size == DEFAULT_SIZE_CPU == 1024
+    # Until a worker has measured the host's pace (bot/app.py), the smallest size the pace can choose.
+    assert Config.from_env(token).default_size == DEFAULT_SIZE_UNMEASURED == 512
+    assert Config.from_env(token).target_seconds == 180.0
+    assert Config.from_env({**token, "BOT_TARGET_SECONDS": "60"}).target_seconds == 60.0
     assert Config.from_env(token).max_image_size == 2048
-    assert Config.from_env({**token, "MAX_IMAGE_SIZE": "768"}).default_size == 768
+    assert Config.from_env({**token, "MAX_IMAGE_SIZE": "256"}).default_size == 256
     assert Config.from_env({**token, "DEFAULT_IMAGE_SIZE": "2048"}).default_size == 2048
 
 
@@ -95,6 +98,7 @@ def test_the_default_size_is_the_cpus_unless_set_and_never_above_the_maximum() -
         ({"MAX_IMAGE_SIZE": "99999"}, "MAX_IMAGE_SIZE must be between 64 and 4096"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL must be"),
         ({"BOT_PROGRESS_INTERVAL": "-1"}, "BOT_PROGRESS_INTERVAL must be at least 0"),
+        ({"BOT_TARGET_SECONDS": "soon"}, "BOT_TARGET_SECONDS must be a number"),
         ({"BOT_PREVIEWS": "sometimes"}, "BOT_PREVIEWS must be on or off"),
         ({"BOT_DAILY_LIMIT_PER_USER": "0"}, "BOT_DAILY_LIMIT_PER_USER must be between 1 and any, not 0"),
         ({"BOT_RETENTION_DAYS": "0"}, "BOT_RETENTION_DAYS must be between 1 and 365, not 0"),

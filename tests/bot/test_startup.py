@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -75,3 +76,61 @@ def test_weights_that_cannot_be_read_are_named_at_start(tmp_path: Path) -> None:
     assert "weights.mat" in done.stderr
     assert fake.token not in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _check(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "--check"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_passes_against_the_bot_api_and_starts_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with FakeTelegram().run_in_thread() as fake:
+        done = _check(os.environ | fake.env() | {"BOT_DATA_DIR": str(data)}, tmp_path)
+        assert fake.calls("getMe")  # it asked Telegram who the token belongs to
+        assert fake.calls("getUpdates") == []  # and did not start to poll
+    assert done.returncode == 0, done.stderr
+    assert f"data directory: {data.resolve()} is writable" in done.stdout
+    assert "Telegram: the token is @" in done.stdout
+    assert done.stdout.strip().splitlines()[-1].startswith("ready to start")
+    assert fake.token not in done.stdout + done.stderr
+    assert list(data.iterdir()) == []  # its test file is gone; no database was created
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"TELEGRAM_BOT_TOKEN": "not-a-token"}, "TELEGRAM_BOT_TOKEN is not a bot token"),
+        (
+            {"TELEGRAM_BOT_TOKEN": "5000000001:AAWrongTokenWrongTokenWrongTokenWrongTo"},
+            "Telegram refused TELEGRAM_BOT_TOKEN",
+        ),
+        ({"BOT_DATA_DIR": "{file}/data"}, "cannot be written"),
+        ({"TELEGRAM_API_URL": "http://127.0.0.1:{closed}/bot"}, "cannot be reached"),
+    ],
+    ids=["malformed token", "refused token", "unwritable data dir", "unreachable API"],
+)
+def test_check_fails_clearly_on_each_problem(tmp_path: Path, change: dict[str, str], reason: str) -> None:
+    afile = tmp_path / "a-file"
+    afile.write_text("not a folder")
+    with socket.socket() as closed:  # a port nothing listens on once it is closed
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    values = {k: v.format(file=afile, closed=port) for k, v in change.items()}
+    with FakeTelegram().run_in_thread() as fake:
+        env = os.environ | fake.env() | {"BOT_DATA_DIR": str(tmp_path / "data")} | values
+        done = _check(env, tmp_path)
+        assert fake.calls("getUpdates") == []
+    assert done.returncode == 2, done.stdout
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("neural-style-bot --check: ")
+    assert reason in last
+    assert "Traceback" not in done.stderr
+    for token in (fake.token, values.get("TELEGRAM_BOT_TOKEN", fake.token)):
+        assert token.split(":")[-1] not in done.stdout + done.stderr

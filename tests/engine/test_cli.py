@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,22 @@ def write_image(path: Path, height: int, width: int, seed: int) -> Path:
 def images(tmp_path: Path) -> tuple[Path, Path]:
     """A landscape content (24×40) and a square style (20×20) PNG."""
     return write_image(tmp_path / "content.png", 24, 40, 1), write_image(tmp_path / "style.png", 20, 20, 2)
+
+
+@pytest.fixture(scope="module")
+def precision_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache folder for the module: `auto` is measured once with the tiny network, then read."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(autouse=True)
+def own_precision_cache(precision_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI settles `auto` precision in this process: in the module's cache, and forgotten after the test,
+    so that neither the user's cache nor the other tests' `auto` see a decision of the tiny network."""
+    from engine import precision
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(precision_cache))
+    monkeypatch.setattr(precision, "_settled", None)
 
 
 def run(*args: str | Path) -> int:
@@ -356,3 +373,80 @@ def test_the_original_weights_files_work_as_the_network(
     assert run(content, style, "-o", out, "--network", network, "--iterations", "2") == 0
     with Image.open(out) as result:
         assert result.size == (40, 24)
+
+
+def test_a_big_painting_takes_the_bots_schedule_and_says_how_long(
+    tmp_path: Path, images: tuple[Path, Path], tiny_weights_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    content, style = images  # 40 px wide: above a 24-px base it is painted coarse to fine
+    out = tmp_path / "big.png"
+
+    code = run(
+        content,
+        style,
+        "-o",
+        out,
+        "--network",
+        tiny_weights_file,
+        "--max-size",
+        "40",
+        "--multiscale-base",
+        "24",
+    )
+
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "40 px: lbfgs, 100 iterations at 24 px and fewer at each finer scale" in err
+    assert re.search(r"about \d+ min \([0-9.]+ s per iteration at 512 px here\)", err), err
+    with Image.open(out) as result:
+        assert result.size == (40, 24)
+    chosen = run(
+        content,
+        style,
+        "-o",
+        out,
+        "--network",
+        tiny_weights_file,
+        "--iterations",
+        "3",
+        "--multiscale-base",
+        "24",
+    )
+    assert chosen == 0
+    assert "lbfgs, 100 iterations" not in capsys.readouterr().err  # the user chose: the library's defaults
+
+
+def test_doctor_prints_every_section_measured_by_a_worker(
+    tiny_weights_file: Path, tiny_decoder_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weights = ("--network", tiny_weights_file, "--decoder", tiny_decoder_file)
+
+    code = run("doctor", *weights, "--target-seconds", "1e9", "--max-size", "1024")
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    headings = [line for line in out.splitlines() if not line.startswith(" ")]
+    assert headings[:5] == [
+        "Devices",
+        "Weights",
+        "Pace (a worker started as the bot starts its painters)",
+        "Painting time, 100 iterations (coarse to fine above 512 px)",
+        "Default size: 1024 px, the largest painted within 1e+09 s (BOT_TARGET_SECONDS)",
+    ]
+    assert headings[5:] == ["Memory and disk"]
+    assert "CPU: " in out
+    assert f"VGG-19: {tiny_weights_file} (synthetic), read and verified" in out
+    assert "AdaIN decoder: synthetic, read and verified with the VGG-19" in out
+    # The worker settled `auto` (measured or cached) and timed the bot's kind of job.
+    assert re.search(r"precision auto: (float32|bfloat16) \(", out), out
+    assert re.search(r"[0-9.]+ s per iteration at 512 px \(L-BFGS, margin 16\)", out), out
+    assert re.findall(r"^ +(\d+) px  \d", out, re.MULTILINE) == ["512", "768", "1024"]
+
+
+def test_doctor_without_weights_says_what_to_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run("doctor", "--network", tmp_path / "absent.npz")
+
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "neural-style weights fetch" in out
+    assert "Pace" not in out  # no worker is started without weights

@@ -313,6 +313,25 @@ async def test_queue_position_without_history_has_no_estimate(store: Store) -> N
     assert (position.position, position.running, position.estimate) == (1, 0, None)
 
 
+async def test_the_callers_pace_estimates_until_a_job_of_the_lane_has_finished(
+    store: Store, clock: FakeClock
+) -> None:
+    first = await submit(store, iterations=100)
+    second = await submit(store, iterations=100)
+
+    # Nothing has finished: the caller's pace (2 s per unit) over both jobs' work, on two workers.
+    position = await store.jobs.queue_position(second.id, workers=2, pace=2.0)
+    assert position is not None
+    assert position.estimate == pytest.approx((100 + 100) * 2.0 / 2)
+
+    await store.jobs.claim_next()
+    clock.advance(10)  # 100 units in 10 s: history, 0.1 s per unit, now wins over the caller's pace
+    await store.jobs.finish(first.id, Path("r.png"))
+    position = await store.jobs.queue_position(second.id, pace=2.0)
+    assert position is not None
+    assert position.estimate == pytest.approx(100 * 0.1)
+
+
 async def _job_at(store: Store, stage: str) -> int:
     """A job brought to `stage` by the normal transitions; returns its id."""
     job = await submit(store)

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 # A wait longer than any test: a worker whose start failed is not tried again while the test runs.
 NEVER = (600.0, 600.0)
+# What each worker of the module's pools times as it starts: the bot's kind of job (float32, so that no
+# test measures the precision on the machine's own cache).
+PROBE = StyleParams(optimizer="lbfgs", margin=16, precision="float32")
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +43,13 @@ def ray_cluster() -> Iterator[None]:
 def pool(request: pytest.FixtureRequest, tiny_weights_file: Path) -> Iterator[Painting]:
     """A pool of two workers on the tiny weights: local processes or Ray actors."""
     if request.param == "local":
-        with LocalPool(tiny_weights_file, workers=2, threads_per_worker=1) as local:
+        with LocalPool(tiny_weights_file, workers=2, threads_per_worker=1, probe=PROBE) as local:
             yield local
         return
     request.getfixturevalue("ray_cluster")
     from engine.workers import RayPool
 
-    with RayPool(tiny_weights_file, workers=2) as actors:
+    with RayPool(tiny_weights_file, workers=2, probe=PROBE) as actors:
         wait_until(lambda: len(actors.worker_pids()) == 2)
         yield actors
 
@@ -56,6 +59,15 @@ def running_pid(pool: Painting, job_id: str) -> int:
     if isinstance(pool, LocalPool):
         return next(w.process.pid for w in pool._workers if w.job and w.job.spec.job_id == job_id)
     return next(s.pid for s in pool._slots if s.job and s.job.spec.job_id == job_id)
+
+
+def test_a_worker_measures_its_pace_before_it_is_ready(pool: Painting) -> None:
+    pace = pool.paced.result(scaled(120))
+    assert pool.pace == pace
+    assert (pace.precision, pace.why) == ("float32", "as configured")
+    # Seconds per L-BFGS evaluation at 512 px of the narrow test network: more than nothing, and far
+    # less than the real network's seconds.
+    assert 0.0 < pace.seconds < 5.0
 
 
 def test_two_jobs_run_at_once_with_progress(

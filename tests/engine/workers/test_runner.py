@@ -43,6 +43,27 @@ def spec(tmp_path: Path) -> JobSpec:
     )
 
 
+def test_the_probe_settles_auto_precision_for_the_jobs_that_follow(
+    runner: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine import precision
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # this test's own cache: nothing measured yet
+    monkeypatch.setattr(precision, "_settled", None)
+
+    pace = runner.probe(StyleParams(optimizer="lbfgs", margin=16))
+
+    decided = precision.read_cached(
+        precision.host_key(), None, tmp_path / "neural-style-bot" / "precision.json"
+    )
+    assert decided is not None
+    assert (pace.precision, pace.why) == (decided.dtype, decided.why.removesuffix(" (cached)"))
+    assert precision.resolve("auto").name == pace.precision  # the worker's jobs run as its probe did
+    assert pace.seconds > 0.0
+    as_set = runner.probe(StyleParams(optimizer="lbfgs", precision="float32"))
+    assert (as_set.precision, as_set.why) == ("float32", "as configured")
+
+
 def test_done_job_writes_its_output(runner: Runner, spec: JobSpec) -> None:
     outcome = runner.run(spec, lambda event: None, lambda: False)
     assert (outcome.status, outcome.output) == ("done", spec.output)

@@ -12,7 +12,7 @@ import pytest
 
 from engine.images import ImageProblem, load_image
 from engine.params import StyleParams
-from engine.workers import EngineBackend, Failure, JobSpec, ProgressEvent, Scripted, ScriptedBackend
+from engine.workers import EngineBackend, Failure, JobSpec, Pace, ProgressEvent, Scripted, ScriptedBackend
 
 
 def spec(job_id: str, tmp_path: Path, iterations: int = 10) -> JobSpec:
@@ -37,9 +37,20 @@ def backend() -> Iterator[ScriptedBackend]:
 
 def test_it_is_an_engine_backend() -> None:
     chosen: EngineBackend = ScriptedBackend()  # mypy checks the protocol; this checks it at run time too
-    offered = {"ready", "healthy", "start_error", "submit", "submit_async", "cancel", "busy", "close"}
+    offered = {"ready", "healthy", "start_error", "pace", "paced", "submit", "submit_async", "cancel", "busy"}
     assert offered <= set(dir(chosen))
     chosen.close()
+
+
+def test_its_pace_is_the_one_given_and_a_closed_backend_waits_for_none() -> None:
+    pace = Pace(0.5, "float32", "as configured")
+    with ScriptedBackend(pace=pace) as paced:
+        assert (paced.pace, paced.paced.result(0)) == (pace, pace)
+    unpaced = ScriptedBackend()
+    assert unpaced.pace is None
+    unpaced.close()
+    assert unpaced.paced.cancelled()  # whoever waited for a pace stops waiting
+    assert unpaced.pace is None
 
 
 def test_done_writes_the_output_and_reports_the_progress(backend: ScriptedBackend, tmp_path: Path) -> None:

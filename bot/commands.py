@@ -133,7 +133,8 @@ async def status(update: Update, context: BotContext) -> None:
     for job in jobs:
         lane = dispatcher.lane(job.request.fast)
         painters = lane.ready, lane.size
-        position = await store.jobs.queue_position(job.id, lane.ready or lane.size)
+        pace = lane.pace.seconds if lane.pace is not None else None  # before any job of the lane finished
+        position = await store.jobs.queue_position(job.id, lane.ready or lane.size, pace)
         lines.append(
             texts.status(
                 job.status,

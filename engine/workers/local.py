@@ -183,7 +183,7 @@ class LocalPool(QueuedPool):
                 self.decoder_path,
                 env,
                 self.threads,
-                self.probe,
+                self._probe_for_start(),
             ),
             name=f"engine-worker-{index}",
             daemon=True,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
+from engine.params import StyleParams
 from engine.workers.jobs import Failure, JobHandle, JobSpec, Outcome, Pace, ProgressCallback, ProgressEvent
 
 __all__ = ["START_BACKOFF", "QueuedJob", "QueuedPool", "existing_weights"]
@@ -94,7 +95,9 @@ class QueuedPool:
         self._failing: dict[int, str] = {}  # by worker index, latest last: why it failed, until it starts
         # Called, on one of the pool's threads, each time a worker becomes ready to take a job.
         self.on_ready: Callable[[], None] | None = None
-        # The first worker's probe; cancelled by `close` if none came.
+        # A job each worker times as it starts (None: none), and the first worker's measure; `close`
+        # cancels the future if none came.
+        self.probe: StyleParams | None = None
         self.paced: Future[Pace] = Future()
 
     def start(self) -> Self:
@@ -181,6 +184,11 @@ class QueuedPool:
         """How many jobs are queued or running in the pool."""
         with self._lock:
             return len(self._jobs)
+
+    def _probe_for_start(self) -> StyleParams | None:
+        """What a starting worker is to probe: the pool's probe until one worker has measured its pace; a
+        worker started again after a crash is not made to measure it again."""
+        return None if self.paced.done() else self.probe
 
     def _mark_closing(self) -> None:
         """The pool is closing: no more jobs, no more starts, and no probe still to come; the caller holds

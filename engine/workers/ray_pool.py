@@ -197,7 +197,7 @@ class RayPool(QueuedPool):
 
     def _spawn(self, index: int) -> _Slot:
         token = uuid.uuid4().hex[:16]
-        actor = self._actor_class.remote(*self._files, self.cpus_per_worker, token, self.probe)
+        actor = self._actor_class.remote(*self._files, self.cpus_per_worker, token, self._probe_for_start())
         slot = _Slot(index, actor, token)
         threading.Thread(
             target=self._await_ready, args=(slot,), name=f"ray-actor-{index}", daemon=True

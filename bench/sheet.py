@@ -1,4 +1,6 @@
-"""A contents × styles contact sheet of default outputs, to look at before trusting the defaults.
+"""The contents × styles quality sheet: every photo painted in every style, to judge settings by eye.
+
+(Not the sheet of preset styles the bot sends for /styles.)
 
     python bench/sheet.py [--images DIR] [--size 256] [--iterations N] [--optimizer adam|lbfgs]
                           [--multiscale | --no-multiscale] [--diagonal] [--output /tmp/sheet.png]

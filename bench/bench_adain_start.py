@@ -11,6 +11,7 @@ real weights. Reports wall-clock seconds for each (the AdaIN run includes its fe
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -21,7 +22,9 @@ from engine.stylize import iterate
 from engine.vgg import VGG19
 from engine.weights import load_decoder, load_vgg
 
-IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.images import IMAGES, need
 
 
 def run(size: int, iterations: int, content_name: str, style_name: str, images: Path) -> dict[str, float]:
@@ -68,6 +71,7 @@ def main() -> None:
     parser.add_argument("--style", default="starry_night.jpg")
     parser.add_argument("--images", type=Path, default=IMAGES)
     args = parser.parse_args()
+    need(args.images, [args.content, args.style])
     rows = [run(size, args.iterations, args.content, args.style, args.images) for size in args.sizes]
     print("| " + " | ".join(rows[0]) + " |")
     print("|" + "---:|" * len(rows[0]))

@@ -64,7 +64,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.bench_ray import uptime  # noqa: E402
-from bench.bench_speed import DEFAULT_IMAGES  # noqa: E402
+from bench.images import IMAGES, need  # noqa: E402
 
 if TYPE_CHECKING:
     import numpy as np
@@ -84,7 +84,7 @@ CROP = REPO / "BENCHMARKS_big_crop.jpg"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
+    p.add_argument("--images", type=Path, default=IMAGES)
     p.add_argument("--content", default="tubingen.jpg")
     p.add_argument("--out", type=Path, default=Path("/tmp/big"))
     parts = p.add_subparsers(dest="part", required=True)
@@ -474,6 +474,10 @@ def report(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = parse_args(argv)
+    need(
+        args.images,
+        [args.content, *(getattr(args, name) for name in ("style", "style2") if hasattr(args, name))],
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     {"job": job, "all": every, "report": report}[args.part](args)
     return 0

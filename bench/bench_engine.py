@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from engine.vgg import VGG19
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_IMAGES = REPO.parent / "shared" / "images"
+sys.path.insert(0, str(REPO))
+
+from bench.images import IMAGES, need  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class Row:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="folder with the two images")
+    p.add_argument("--images", type=Path, default=IMAGES, help="folder with the two images")
     p.add_argument("--content", default="tubingen.jpg")
     p.add_argument("--style", default="starry_night.jpg")
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="long sides to measure")
@@ -51,6 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.warmup < 1 or args.iterations < 1:
         p.error("--warmup and --iterations must be at least 1")
+    need(args.images, [args.content, args.style])
     return args
 
 

@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.bench_ray import uptime  # noqa: E402
-from bench.bench_speed import DEFAULT_IMAGES  # noqa: E402
+from bench.images import IMAGES, need  # noqa: E402
 
 BEFORE_TREE = Path("/tmp/before")
 MARGIN = 16  # the bot's (bot/requests.py)
@@ -51,7 +51,7 @@ MARGIN = 16  # the bot's (bot/requests.py)
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
+    p.add_argument("--images", type=Path, default=IMAGES)
     p.add_argument("--content", default="tubingen.jpg")
     p.add_argument("--style", default="starry_night.jpg")
     parts = p.add_subparsers(dest="part", required=True)
@@ -492,6 +492,7 @@ def quality(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    need(args.images, [args.content, args.style])
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if getattr(args, "no_amx", False):  # read by oneDNN when TensorFlow first runs a kernel
         os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX512_CORE_BF16"

@@ -27,7 +27,9 @@ from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-DEFAULT_IMAGES = REPO.parent / "shared" / "images"
+
+from bench.images import IMAGES, need  # noqa: E402
+
 PAIRS = ("tubingen.jpg:starry_night.jpg", "golden_gate.jpg:the_scream.jpg")
 COLOURS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207))
 
@@ -51,7 +53,7 @@ class Curve:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
+    p.add_argument("--images", type=Path, default=IMAGES)
     p.add_argument("--pairs", nargs="+", default=list(PAIRS), help="CONTENT:STYLE file names")
     p.add_argument("--size", type=int, default=256, help="long side")
     p.add_argument("--every", type=int, default=10, help="iterations between two scored previews")
@@ -62,7 +64,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--plot", type=Path, default=REPO / "BENCHMARKS_quality.png")
     p.add_argument("--json", type=Path, default=Path("/tmp/bench_quality.json"))
     p.add_argument("--report", action="store_true", help="only redo the table and plot from --json")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not args.report:
+        need(args.images, [name for pair in args.pairs for name in pair.split(":")])
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

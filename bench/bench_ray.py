@@ -30,7 +30,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_IMAGES = REPO.parent / "shared" / "images"
+sys.path.insert(0, str(REPO))
+
+from bench.images import IMAGES, need  # noqa: E402
+
 RAY_CLI = Path(sys.executable).with_name("ray")
 # Token authentication (Ray's default for a new cluster) for the nodes and this driver alike, token in ~/.ray.
 os.environ.update(RAY_AUTH_MODE="token", RAY_USAGE_STATS_ENABLED="0")
@@ -38,7 +41,7 @@ os.environ.update(RAY_AUTH_MODE="token", RAY_USAGE_STATS_ENABLED="0")
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="folder with the two images")
+    p.add_argument("--images", type=Path, default=IMAGES, help="folder with the two images")
     p.add_argument("--content", default="tubingen.jpg")
     p.add_argument("--style", default="starry_night.jpg")
     p.add_argument("--size", type=int, default=128, help="long side of the output, px")
@@ -148,7 +151,7 @@ def uptime() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    sys.path.insert(0, str(REPO))
+    need(args.images, [args.content, args.style])
     from engine.weights import resolve_weights_path
 
     weights = resolve_weights_path(args.weights)

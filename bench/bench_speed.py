@@ -27,12 +27,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-DEFAULT_IMAGES = REPO.parent / "shared" / "images"
+
+from bench.images import IMAGES, need  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
+    p.add_argument("--images", type=Path, default=IMAGES)
     p.add_argument("--content", default="tubingen.jpg")
     p.add_argument("--style", default="starry_night.jpg")
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--xla-sizes", type=int, nargs="*", default=[256], help="sizes to try XLA at (slow)")
     args_ = p.parse_args(argv)
+    need(args_.images, [args_.content, args_.style])
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     import numpy as np

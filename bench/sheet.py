@@ -1,4 +1,6 @@
-"""A contents × styles contact sheet of default outputs, to look at before trusting the defaults.
+"""The contents × styles quality sheet: every photo painted in every style, to judge settings by eye.
+
+(Not the sheet of preset styles the bot sends for /styles.)
 
     python bench/sheet.py [--images DIR] [--size 256] [--iterations N] [--optimizer adam|lbfgs]
                           [--multiscale | --no-multiscale] [--diagonal] [--output /tmp/sheet.png]
@@ -20,7 +22,10 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_IMAGES = REPO.parent / "shared" / "images"
+sys.path.insert(0, str(REPO))
+
+from bench.images import IMAGES, need  # noqa: E402
+
 CONTENTS = ("golden_gate.jpg", "tubingen.jpg", "hoovertowernight.jpg")
 STYLES = ("starry_night.jpg", "the_scream.jpg", "woman-with-hat-matisse.jpg")
 LABEL = 16  # pixels under each tile for its caption
@@ -31,7 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from engine.params import StyleParams
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="folder with the images")
+    p.add_argument("--images", type=Path, default=IMAGES, help="folder with the images")
     p.add_argument("--contents", nargs="+", default=list(CONTENTS))
     p.add_argument("--styles", nargs="+", default=list(STYLES))
     p.add_argument("--size", type=int, default=256, help="long side of each output")
@@ -61,6 +66,7 @@ def tile(image: Image.Image, size: int, caption: str) -> Image.Image:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = parse_args(argv)
+    need(args.images, [*args.contents, *args.styles])
     from engine.adain import AdaIN, initial_from_adain
     from engine.images import load_image, to_uint8
     from engine.params import StyleParams

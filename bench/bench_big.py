@@ -34,7 +34,7 @@ are at most 1200 px wide, and a finer scale never enlarges a style beyond its ow
           2048; with --variant, the 2048 job with other base iterations and finer scales getting another
           share of the previous scale's iterations (engine.multiscale.FINER_SHARE). Then `report`.
   report  the tables for BENCHMARKS.md; the held-out style distance of every result shrunk to 512 px;
-          BENCHMARKS_big_sheet.jpg and BENCHMARKS_big_crop.jpg in the repository root.
+          docs/images/benchmarks/big_sheet.jpg and big_crop.jpg.
 
 Held-out style distance: Grams (float32, engine.vgg.gram) at VGG-19 layers the objective does not use
 (HELD_OUT), each as ‖G(result) − G(style)‖² / ‖G(style)‖², averaged over the layers; the style sized as
@@ -78,8 +78,8 @@ ARM = 512  # results are compared shrunk to this long side
 # Pillow's filters the distance is also taken with, so a result fitted to one way of shrinking (the levels'
 # filter) does not pass unseen: a viewer shrinks with any of them. Lanczos is the main measure.
 SHRINKS = {"lanczos": 1, "bilinear": 2, "bicubic": 3, "box": 4}  # PIL.Image.Resampling values
-SHEET = REPO / "BENCHMARKS_big_sheet.jpg"
-CROP = REPO / "BENCHMARKS_big_crop.jpg"
+SHEET = REPO / "docs/images/benchmarks/big_sheet.jpg"
+CROP = REPO / "docs/images/benchmarks/big_crop.jpg"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     quality = parts.add_parser("quality", help="float32 against bfloat16 results")
     quality.add_argument("--adam", type=int, default=300, help="Adam iterations (0: skip)")
     quality.add_argument("--lbfgs", type=int, default=100, help="L-BFGS iterations")
-    quality.add_argument("--picture", type=Path, default=REPO / "BENCHMARKS_precision_512.jpg")
+    quality.add_argument("--picture", type=Path, default=REPO / "docs/images/benchmarks/precision_512.jpg")
     return p.parse_args(argv)
 
 

@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lbfgs", type=int, default=300, help="L-BFGS evaluations")
     p.add_argument("--ms-adam", type=int, default=600, help="multi-scale Adam's iterations (0 = skip)")
     p.add_argument("--ms-lbfgs", type=int, nargs="+", default=[300], help="multi-scale L-BFGS budgets")
-    p.add_argument("--plot", type=Path, default=REPO / "BENCHMARKS_quality.png")
+    p.add_argument("--plot", type=Path, default=REPO / "docs/images/benchmarks/quality.png")
     p.add_argument("--json", type=Path, default=Path("/tmp/bench_quality.json"))
     p.add_argument("--report", action="store_true", help="only redo the table and plot from --json")
     args = p.parse_args(argv)

@@ -19,7 +19,7 @@ from engine.budget import REFERENCE_SIZE, SIZES, estimates, largest_within
 from engine.memory import free_memory
 from engine.params import Precision, StyleParams
 from engine.weights import WeightsError, check_pair, load_decoder, load_vgg, resolve_weights_path
-from engine.workers.jobs import Pace
+from engine.workers import Pace
 
 # The bot's kind of job, which the probe times: L-BFGS with a 16-pixel mirrored margin (bot/painting.py).
 BOT_MARGIN = 16
@@ -105,7 +105,7 @@ def doctor(args: argparse.Namespace, say: Callable[[str], None] = print) -> int:
 
 def _probe(weights: Path, params: StyleParams, timeout: float) -> tuple[Pace | None, str | None]:
     """A one-worker `LocalPool` started with `params` as its probe: its pace, or why there is none."""
-    from engine.workers.local import LocalPool
+    from engine.workers import LocalPool
 
     pool = LocalPool(weights, workers=1, probe=params).start()
     try:

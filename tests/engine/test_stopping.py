@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from engine.images import save_image
 from engine.params import StyleParams
 from engine.stopping import STOP_TOLERANCE, Plateau, stop_tolerance
 from engine.stylize import Progress, iterate, stylize
 from engine.vgg import VGG19
+from engine.workers import JobSpec, ProgressEvent
+from engine.workers.runner import Runner
 from tests.engine.conftest import smooth_image
 
 # The tiny network's L-BFGS run on 16 × 16 px: its objective still falls about 2 % per 10 iterations after
@@ -118,3 +123,19 @@ def test_coarse_to_fine_stops_each_scale_on_its_own_and_numbers_on(network: VGG1
     base = [s for s in steps if s.scale == 1]
     assert base[-1].iteration < 80  # the base stopped early
     assert len(steps) - 1 <= steps[-1].ran < 140
+
+
+@pytest.mark.parametrize("tolerance", [0.0, LOOSE])
+def test_a_job_reports_its_end_at_the_total_whether_or_not_it_stopped_early(
+    tiny_weights_file: Path, tmp_path: Path, tolerance: float
+) -> None:
+    save_image(smooth_image(16, 16, 1), tmp_path / "c.png")
+    save_image(smooth_image(16, 16, 2), tmp_path / "s.png")
+    params = small(stop_tolerance=tolerance)
+    spec = JobSpec("9", tmp_path / "c.png", (tmp_path / "s.png",), tmp_path / "out.png", params)
+    events: list[ProgressEvent] = []
+    outcome = Runner(tiny_weights_file, threads=1).run(spec, events.append, lambda: False)
+    assert outcome.status == "done"
+    assert (events[-1].iteration, events[-1].total) == (80, 80)
+    assert [e.iteration for e in events[:-1]] == list(range(1, len(events)))
+    assert (len(events) < 80) == (tolerance > 0)

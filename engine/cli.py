@@ -15,6 +15,7 @@ import numpy as np
 from engine.images import OUTPUT_FORMATS, ImageError, ImageProblem, save_image
 from engine.inputs import load_inputs
 from engine.params import StyleParams
+from engine.stopping import STOP_TOLERANCE, STOP_WINDOW
 from engine.weights import (
     DecoderWeights,
     VGGWeights,
@@ -105,6 +106,12 @@ def stylize_parser() -> argparse.ArgumentParser:
         help="coarse to fine: weight of the style matched on the image shrunk to the coarser scales (0: off)",
     )
     p.add_argument("--pooling", choices=("max", "avg"), default=DEFAULTS.pooling)
+    p.add_argument(
+        "--stop-tolerance",
+        type=float,
+        help=f"end a scale once its objective falls by less than this share over {STOP_WINDOW} iterations "
+        f"(0: run every iteration; unset: {STOP_TOLERANCE:g} with lbfgs, 0 with adam)",
+    )
     p.add_argument(
         "--precision",
         choices=("auto", "float32", "bfloat16"),

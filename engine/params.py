@@ -81,6 +81,11 @@ class StyleParams:
     # machine, cached) or on GPUs of compute capability ≥ 8.0 (see engine.precision). The image, Grams,
     # losses and optimiser state are float32 whatever this says.
     precision: Precision = "auto"
+    # Early stopping, per scale: a scale ends once its lowest objective has fallen by less than this share
+    # over the last `engine.stylize.STOP_WINDOW` iterations; `iterations` is then the most a painting
+    # takes. 0 = off (every iteration runs); None = the optimizer's default (engine.stylize.STOP_TOLERANCE
+    # for L-BFGS, off for Adam, which stays anishathalye/neural-style's).
+    stop_tolerance: float | None = None
 
     def __post_init__(self) -> None:
         problems = _problems(self)
@@ -155,6 +160,8 @@ def _problems(p: StyleParams) -> list[str]:
         problems.append("preview_every must not be negative")
     if p.precision not in ("auto", "float32", "bfloat16"):
         problems.append("precision must be 'auto', 'float32' or 'bfloat16'")
+    if p.stop_tolerance is not None and not 0.0 <= p.stop_tolerance < 1.0:
+        problems.append("stop_tolerance must be within [0, 1)")
     if not 0 <= p.margin <= 256:
         problems.append("margin must be within [0, 256] pixels")
     return problems

@@ -23,6 +23,7 @@ from engine.lbfgs import LbfgsStats, lbfgs
 from engine.multiscale import levels, schedule
 from engine.objective import LevelInput, Objective
 from engine.params import Losses, StyleParams
+from engine.stopping import Plateau, stop_tolerance
 from engine.vgg import VGG19
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,9 @@ class Progress:
     scale: int = 1  # coarse to fine: which scale this iteration ran at, 1-based, of `scales`
     scales: int = 1
     side: int = 0  # the long side in pixels that scale optimises (0: not given)
+    # Iterations that have run, over all scales: `iteration` less the budget of scales that stopped early
+    # (StyleParams.stop_tolerance). The last Progress has iteration == total whenever the painting ends.
+    ran: int = 0
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class Result:
 
     image: np.ndarray  # (H, W, 3) float32 RGB 0..255, the lowest-loss image seen
     losses: Losses  # of that image
-    iterations: int
+    iterations: int  # that ran: fewer than the budget when the painting stopped early
     seconds: float
 
 
@@ -136,7 +140,9 @@ def iterate(
     plan = plan or [(side, params.iterations)]
     total = sum(budget for _, budget in plan)
     cancel = should_cancel or (lambda: False)
+    tolerance = stop_tolerance(params)
     offset = 0
+    ran = 0
     batch: np.ndarray | None = None
     losses: Losses | None = None
     margin = 0
@@ -164,21 +170,26 @@ def iterate(
             g - offset for g in wanted if params.preview_every and g % params.preview_every == 0
         )
         fn = compiled(objective)
+        # A scale that stops early leaves the rest of its budget unrun; the next one gets all of its own.
+        plateau = Plateau(tolerance)
         steps: Steps
         if params.optimizer == "lbfgs":
             warmup = LBFGS_WARMUP if index == 0 else 0  # a finer scale starts from a stylised image
-            steps = _lbfgs(fn, objective, first, budget, warmup, params, previews, cancel)
+            steps = _lbfgs(fn, objective, first, budget, warmup, params, previews, cancel, plateau)
         else:
-            steps = _adam(fn, objective, first, budget, params, previews, cancel, steps_per_call)
-        where = _Scale(index + 1, len(plan), long_side)
+            steps = _adam(fn, objective, first, budget, params, previews, cancel, steps_per_call, plateau)
+        where = _Scale(index + 1, len(plan), long_side, ran)
         batch, losses = yield from _report(
-            steps, offset, total, scale_content, margin, params, network, cancel, where
+            steps, offset, total, scale_content, margin, params, network, cancel, where, plateau
         )
+        if plateau.count < budget:
+            logger.debug("scale %d converged after %d of %d iterations", where.index, plateau.count, budget)
         offset += budget
+        ran += plateau.count
     assert batch is not None
     assert losses is not None
     image = _finish(network, crop(batch, margin), target, params)
-    yield Progress(total, total, losses, image, len(plan), len(plan), side)
+    yield Progress(total, total, losses, image, len(plan), len(plan), side, ran)
 
 
 @dataclass(frozen=True)
@@ -186,6 +197,7 @@ class _Scale:
     index: int  # 1-based
     count: int
     side: int
+    ran: int  # iterations run before this scale
 
 
 def coarser_levels(
@@ -236,8 +248,10 @@ def _report(
     network: VGG19,
     cancel: Callable[[], bool],
     where: _Scale,
+    plateau: Plateau,
 ) -> Generator[Progress, None, tuple[np.ndarray, Losses]]:
-    """Relay one scale's events as `Progress` numbered across all scales; return the scale's best."""
+    """Relay one scale's events as `Progress` numbered across all scales, feeding each to `plateau`;
+    return the scale's best."""
     try:
         while True:
             try:
@@ -248,9 +262,13 @@ def _report(
                 return stop.value
             if cancel():
                 raise Cancelled
+            plateau.add(losses.total)
             if offset + index < total:
                 preview = None if image is None else _finish(network, crop(image, margin), content, params)
-                yield Progress(offset + index, total, losses, preview, where.index, where.count, where.side)
+                ran = where.ran + plateau.count
+                yield Progress(
+                    offset + index, total, losses, preview, where.index, where.count, where.side, ran
+                )
     finally:
         steps.close()
 
@@ -264,9 +282,10 @@ def _lbfgs(
     params: StyleParams,
     previews: frozenset[int],
     cancel: Callable[[], bool],
+    converged: Callable[[], bool],
 ) -> Steps:
     """`warmup` Adam steps as anishathalye/neural-style takes them, then L-BFGS bounded to valid pixels for
-    the rest of the budget.
+    the rest of the budget, or until `converged` says so.
 
     From the content image, L-BFGS alone can creep for dozens of evaluations at 512 px: its line
     search stops where the first pixel reaches the bounds. Two Adam steps (each moves every pixel by
@@ -277,9 +296,9 @@ def _lbfgs(
     image = start
     if warmup:
         early = frozenset(p for p in previews if p <= warmup)
-        best = yield from _adam(fn, objective, start, warmup, params, early, cancel, None)
+        best = yield from _adam(fn, objective, start, warmup, params, early, cancel, None, converged)
         image = best[0]
-    if evaluations > warmup:
+    if evaluations > warmup and not converged():
         network = objective.network
         low, high = -network.mean_pixel, 255.0 - network.mean_pixel
         later = frozenset(p - warmup for p in previews if p > warmup)
@@ -288,7 +307,10 @@ def _lbfgs(
         def loss_and_grad(batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             return fn.loss_and_grad(batch, objective.targets, objective.coefficients)
 
-        steps = lbfgs(loss_and_grad, image, low, high, evaluations - warmup, later, cancel, stats)
+        def ends() -> bool:
+            return cancel() or converged()
+
+        steps = lbfgs(loss_and_grad, image, low, high, evaluations - warmup, later, ends, stats)
         try:
             while True:
                 try:
@@ -320,9 +342,10 @@ def _adam(
     previews: frozenset[int],
     cancel: Callable[[], bool],
     steps_per_call: int | None,
+    converged: Callable[[], bool],
 ) -> Steps:
-    """Adam as anishathalye/neural-style runs it, several steps per compiled call; previews end a call so
-    they are exact."""
+    """Adam as anishathalye/neural-style runs it, several steps per compiled call, until `iterations` or
+    `converged`; previews end a call so they are exact."""
     image = tf.constant(start)
     zeros = tf.zeros_like(image)
     state: AdamState = (image, zeros, zeros, tf.constant(0.0), image, tf.fill((4,), np.inf))
@@ -330,7 +353,7 @@ def _adam(
     per_call = steps_per_call or 1
     adaptive = steps_per_call is None and bool(tf.config.list_logical_devices("GPU"))
     done = 0
-    while done < iterations:
+    while done < iterations and not converged():
         if cancel():
             raise Cancelled
         n = min(per_call, iterations - done, *(p - done for p in previews if p > done))
@@ -374,4 +397,4 @@ def stylize(
             progress(last)
     assert last is not None
     assert last.image is not None
-    return Result(last.image, last.losses, last.total, time.perf_counter() - began)
+    return Result(last.image, last.losses, last.ran, time.perf_counter() - began)

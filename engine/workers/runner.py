@@ -165,27 +165,29 @@ class Runner:
         save_image(image, job.spec.output)
 
     def _optimise(self, job: _Job, params: StyleParams) -> Losses:
-        """The optimisation, from an AdaIN start if `params` ask for one, reporting every iteration but the
-        last; the result is saved as the job's output and its final losses returned."""
+        """The optimisation, from an AdaIN start if `params` ask for one, reporting every iteration; the last
+        event has iteration == total, also when the painting stopped early (its bar ends at 100 %). The
+        result is saved as the job's output and its final losses returned."""
         start = None
         if params.initial == "adain":
             from engine.adain import initial_from_adain
 
             start = initial_from_adain(self.adain(), job.content, job.styles, params, job.spec.alpha)
         for step in iterate(self.network, job.content, job.styles, params, job.should_cancel, start=start):
-            if step.iteration < step.total:
-                job.report(
-                    ProgressEvent(
-                        job.spec.job_id,
-                        step.iteration,
-                        step.total,
-                        step.losses,
-                        scale=step.scale,
-                        scales=step.scales,
-                        side=step.side,
-                    )
+            job.report(
+                ProgressEvent(
+                    job.spec.job_id,
+                    step.iteration,
+                    step.total,
+                    step.losses,
+                    scale=step.scale,
+                    scales=step.scales,
+                    side=step.side,
                 )
+            )
         assert step.image is not None
+        if step.ran < step.total:
+            logger.info("job %s: converged after %d of %d iterations", job.spec.job_id, step.ran, step.total)
         save_image(step.image, job.spec.output)
         return step.losses
 

@@ -81,8 +81,8 @@ def test_two_jobs_run_at_once_with_progress(
     assert not (a.future.done() and b.future.done())
     first, second = a.result(scaled(120)), b.result(scaled(120))
     assert (first.status, second.status) == ("done", "done")
-    # Every iteration's event reached the caller, in order.
-    assert [e.iteration for e in events["a"]] == list(range(1, 300))
+    # Every iteration's event reached the caller, in order, the last one too.
+    assert [e.iteration for e in events["a"]] == list(range(1, 301))
     assert all(e.total == 300 for e in events["a"])
     # The result is where the caller asked.
     assert first.output == tmp_path / "a.png"
@@ -151,7 +151,7 @@ async def test_async_caller_gets_progress_on_its_loop(
 
     def on_progress(event: ProgressEvent) -> None:
         seen_on_loop.append(asyncio.get_running_loop() is loop)
-        if event.iteration == event.total - 1:
+        if event.iteration == event.total:
             all_seen.set()
 
     handle = pool.submit_async(spec("async", images, tmp_path, 20), on_progress)
@@ -159,7 +159,7 @@ async def test_async_caller_gets_progress_on_its_loop(
     # The last events may be relayed to the loop after the outcome: wait for them, not for a set time.
     await asyncio.wait_for(all_seen.wait(), scaled(10))
     assert outcome.status == "done"
-    assert len(seen_on_loop) == 19
+    assert len(seen_on_loop) == 20
     assert all(seen_on_loop)
 
 

@@ -266,8 +266,8 @@ def _schedule(args: argparse.Namespace) -> dict[str, object]:
 def _settle(network: VGG19, params: StyleParams, content: np.ndarray) -> None:
     """Settle what `auto` precision means here as a worker does (measured once per machine); for a
     painting above the base scale, time a few of its iterations and say how long it will take."""
-    from engine.budget import work
-    from engine.pace import PROBE_SIDE, seconds_per_iteration, settle_precision
+    from engine.budget import REFERENCE_SIZE, work
+    from engine.pace import seconds_per_iteration, settle_precision
 
     if params.precision == "auto":
         settle_precision(network)
@@ -275,10 +275,11 @@ def _settle(network: VGG19, params: StyleParams, content: np.ndarray) -> None:
     if side <= params.multiscale_base or not params.multiscale:
         return
     # The base scale's compiled functions serve the painting too: only the timed iterations are extra.
-    pace = seconds_per_iteration(network, params, PROBE_SIDE)
+    pace = seconds_per_iteration(network, params, REFERENCE_SIZE)
     seconds = work(side, params.iterations, params.multiscale_base) * pace
     print(
-        f"neural-style: about {seconds / 60:.0f} min ({pace:.2f} s per iteration at {PROBE_SIDE} px here)",
+        f"neural-style: about {seconds / 60:.0f} min"
+        f" ({pace:.2f} s per iteration at {REFERENCE_SIZE} px here)",
         file=sys.stderr,
     )
 

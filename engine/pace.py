@@ -2,9 +2,9 @@
 
 A worker calls `probe` before it takes jobs (engine.workers.runner): it settles what `auto` precision
 means here (engine.precision: both formats timed at 256 px unless a decision is cached), then times a few
-iterations of the job it was given at `PROBE_SIDE` on a synthetic picture. That pace, in seconds per unit
-of work (engine.budget), gives the wait estimates before any job has finished and the size a host
-paints within a time budget.
+iterations of the job it was given at `PROBE_SIDE` on a synthetic picture, scaled to the unit's size.
+That pace, in seconds per unit of work (engine.budget), gives the wait estimates before any job has
+finished and the size a host paints within a time budget.
 """
 
 from __future__ import annotations
@@ -27,20 +27,32 @@ from engine.vgg import VGG19
 
 logger = logging.getLogger(__name__)
 
-PROBE_SIDE = REFERENCE_SIZE  # the probe's long side: its seconds per iteration are the unit of work's
+# The probe's long side: half the unit's, so a worker's start spends a quarter of the time on it. An
+# iteration's time grows with the canvas's pixels (BENCHMARKS.md, engine speed: 256 against 512 px took
+# 3.84× for 4× the pixels), so the unit's time is the probe's scaled by the two canvases' pixels.
+PROBE_SIDE = REFERENCE_SIZE // 2
 # Iterations timed after the untimed first ones. Three of the bot's L-BFGS evaluations at 512 px are a
 # few seconds on a CPU; their median is steady to a few per cent.
 TIMED = 3
 
 
 def probe(network: VGG19, params: StyleParams) -> tuple[float, precision.Choice]:
-    """Seconds per iteration of a job like `params` at `PROBE_SIDE`, and what `auto` precision means here
-    (measured first when `params` ask for `auto`)."""
+    """Seconds per iteration of a job like `params` at the unit's size (timed at `PROBE_SIDE`), and what
+    `auto` precision means here (measured first when `params` ask for `auto`)."""
     choice = settle_precision(network) if params.precision == "auto" else None
-    seconds = seconds_per_iteration(network, params, PROBE_SIDE)
+    seconds = seconds_per_iteration(network, params, PROBE_SIDE) * canvas_ratio(params.margin)
     if choice is None:
         choice = precision.Choice(params.precision, "as configured")
     return seconds, choice
+
+
+def canvas_ratio(margin: int) -> float:
+    """The unit's canvas pixels over the probe's: 4:3 pictures framed by `margin` on every side."""
+
+    def canvas(side: int) -> int:
+        return (side + 2 * margin) * (side * 3 // 4 + 2 * margin)
+
+    return canvas(REFERENCE_SIZE) / canvas(PROBE_SIDE)
 
 
 def settle_precision(network: VGG19) -> precision.Choice:

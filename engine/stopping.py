@@ -16,8 +16,8 @@ from engine.params import StyleParams
 # many iterations.
 STOP_WINDOW = 10
 # L-BFGS's tolerance unless StyleParams.stop_tolerance says otherwise; Adam's is 0, every iteration, as
-# anishathalye/neural-style. The bot's job stopped so scores within 2 % of the full run's objective and
-# held-out style distance at 512 and 1024 px (bench/notes/early-stopping.md).
+# anishathalye/neural-style. At 512 px the bot's job stopped so scores within 2 % of the full run's
+# objective and held-out style distance (bench/notes/early-stopping.md; 1024 px is not measured yet).
 STOP_TOLERANCE = 0.005
 
 

@@ -58,6 +58,10 @@ class ProgressEvent:
     scale: int = 1  # coarse to fine: the scale being painted, 1-based, of `scales`, at long side `side`
     scales: int = 1
     side: int = 0
+    # An animation: the frame being painted, 1-based, of `frames`; `iteration` and `total` count over the
+    # whole clip. 0 for a picture.
+    frame: int = 0
+    frames: int = 0
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,7 @@ class Failure(StrEnum):
     """Why a job failed, for the caller to word in its own voice; `Outcome.detail` says more, for the log."""
 
     BAD_IMAGE = "bad_image"  # an input is not an image the engine can use: `Outcome.problem` says why
+    BAD_CLIP = "bad_clip"  # an animation that could not be decoded past its header (checked before queueing)
     OUT_OF_MEMORY = "out_of_memory"  # the picture is too large for the engine's memory
     NO_DISK_SPACE = "no_disk_space"  # the engine's disk is full
     WORKER_DIED = "worker_died"  # its worker stopped under it (killed, out of memory); `crashed` is set

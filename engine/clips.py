@@ -251,9 +251,11 @@ class ClipWriter:
         self._count = 0
 
     def __enter__(self) -> ClipWriter:
-        tmp = self._stack.enter_context(replacing(self.path))
-        self._container = av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"})
-        self._stack.callback(self._container.close)
+        with ExitStack() as stack:  # unwound here if the container cannot be opened
+            tmp = stack.enter_context(replacing(self.path))
+            self._container = av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"})
+            stack.callback(self._container.close)
+            self._stack = stack.pop_all()
         return self
 
     def write(self, frame: np.ndarray) -> None:

@@ -24,7 +24,15 @@ ENCODERS = {
     "ffv1": ("ffv1", "yuv420p"),
 }
 # The container FFmpeg writes for each suffix.
-CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".webm": "webm", ".mkv": "matroska", ".gif": "gif"}
+CONTAINERS = {
+    ".mp4": "mp4",
+    ".m4v": "mp4",
+    ".mov": "mov",
+    ".webm": "webm",
+    ".mkv": "matroska",
+    ".gif": "gif",
+    ".avi": "avi",  # a container the engine refuses
+}
 
 BACKGROUND = 40  # grey level of the frame
 SQUARE = (230, 200, 60)  # RGB of the square: bright on every channel after YUV 4:2:0 and GIF's palette
@@ -51,10 +59,10 @@ def square_frame(index: int, frames: int = 8, size: tuple[int, int] = (64, 48)) 
     return image
 
 
-def square_centre_x(frame: np.ndarray) -> float:
-    """Where the square is across a decoded frame: the mean column of its bright pixels."""
-    columns = np.nonzero(frame.mean(axis=2) > (BACKGROUND + min(SQUARE)) / 2)[1]
-    return float(columns.mean())
+def square_centre(frame: np.ndarray) -> tuple[float, float]:
+    """Where the square is in a decoded (H, W, 3) frame: (x, y), the mean column and row of its pixels."""
+    rows, columns = np.nonzero(frame.mean(axis=2) > (BACKGROUND + min(SQUARE)) / 2)
+    return float(columns.mean()), float(rows.mean())
 
 
 def write_test_clip(

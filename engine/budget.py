@@ -43,3 +43,19 @@ def largest_within(pace: float, iterations: int, target: float, max_size: int) -
     if none is, as a painting below it is not worth making."""
     fitting = [side for side, seconds in estimates(pace, iterations, max_size).items() if seconds <= target]
     return max(fitting, default=SIZES[0])
+
+
+# A fast clip frame's optical flow (two DIS flows and their consistency, engine.flow) as a share of its
+# feed-forward pass at the same size (bench/notes/animations.md).
+FLOW_SHARE = 0.5
+
+
+def clip_work(side: int, frames: int, iterations: int, frame_iterations: int, fast: bool) -> float:
+    """A clip's cost at long side `side`: painted, the first frame as a picture and each later one
+    `frame_iterations` single-scale iterations (engine.animate); fast, each frame's pixels once (as a fast
+    picture counts) plus the flow from the frame before. The flow beside an optimisation's iterations is
+    left out."""
+    pixels = (side / REFERENCE_SIZE) ** 2
+    if fast:
+        return pixels * (frames + (frames - 1) * FLOW_SHARE)
+    return work(side, iterations) + (frames - 1) * frame_iterations * pixels

@@ -10,7 +10,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from engine.objective import Coefficients, Objective, Structure, Targets, objective_parts
+from engine.objective import Coefficients, Objective, Structure, Targets, objective_parts, temporal_loss
 from engine.vgg import VGG19
 
 # Adam's state between calls: image, m, v, t, best image so far, its (content, style, tv, total).
@@ -29,7 +29,10 @@ class Compiled:
     def __init__(self, network: VGG19, structure: Structure, jit_compile: bool = False) -> None:
         def parts(image: tf.Tensor, targets: Targets, coefficients: Coefficients) -> tf.Tensor:
             content, style, tv = objective_parts(network, structure, image, targets, coefficients)
-            return tf.stack([content, style, tv, content + style + tv])  # (4,)
+            total = content + style + tv
+            if structure.temporal:  # a clip frame's: counted in the total, as `Losses` has no part for it
+                total += temporal_loss(image, targets[3])
+            return tf.stack([content, style, tv, total])  # (4,)
 
         def loss_and_grad(
             image: tf.Tensor, targets: Targets, coefficients: Coefficients
@@ -103,12 +106,14 @@ def _signatures(network: VGG19, structure: Structure) -> tuple[Any, ...]:
     )
     # Each coarser level's size is a tensor, not a constant, so its shape does not retrace either.
     level = (tf.TensorSpec((2,), tf.int32), grams)
+    temporal = (image, tf.TensorSpec((1, None, None, 1), tf.float32)) if structure.temporal else ()
     targets = (
         tuple(
             tf.TensorSpec((1, None, None, channels(layer)), tf.float32) for layer in structure.content_layers
         ),
         grams,
         (level,) * structure.levels,
+        temporal,
     )
     coefficients = (
         tf.TensorSpec((len(structure.content_layers),), tf.float32),

@@ -55,14 +55,20 @@ class Structure:
     styles: int
     dtype: str = "float32"  # of the convolutions ("float32" or "bfloat16"); Grams and losses are float32
     levels: int = 0  # coarser levels whose style is matched too (coarse to fine, see engine.multiscale)
+    temporal: bool = False  # a clip frame's temporal term (see `temporal_loss`)
 
 
 # Per style image, one (c, c) Gram per style layer.
 Grams = tuple[tuple[tf.Tensor, ...], ...]
 # A coarser level: the (2,) int32 canvas size the image is shrunk to, and the style's Grams at that size.
 Level = tuple[tf.Tensor, Grams]
-# Content targets (one (1, h, w, c) per content layer), the style's Grams, and the coarser levels'.
-Targets = tuple[tuple[tf.Tensor, ...], Grams, tuple[Level, ...]]
+# A clip frame's temporal target: () for a picture, else the previous painted frame warped to this one,
+# preprocessed (1, H, W, 3), and each pixel's weight (1, H, W, 1): the temporal weight where the flow is
+# reliable, 0 where it is not.
+Temporal = tuple[tf.Tensor, ...]
+# Content targets (one (1, h, w, c) per content layer), the style's Grams, the coarser levels', and the
+# temporal target.
+Targets = tuple[tuple[tf.Tensor, ...], Grams, tuple[Level, ...], Temporal]
 # Each term's weight: (content layers,), (styles, style layers), the TV weight and the coarser levels'
 # weight (× the style's), all float32.
 Coefficients = tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]
@@ -78,6 +84,11 @@ class Objective:
     the image shrunk to each level's size, against the style sized for a painting of that size, weighted
     `params.multiscale_levels` × the style's own weights and counted in the style loss.
 
+    With `temporal` (a clip's frame after the first: the previous painted frame warped to this one and the
+    (H, W) mask of where the flow is reliable, both at the canvas's size) the objective adds
+    `temporal_loss`, weighted `params.temporal_weight`. `grams` are the style's targets when the caller
+    already has them (a clip's frames share them); else they are taken from `styles`.
+
     Targets and weights are tensors handed to the compiled functions as arguments, so one trace serves
     every job with the same `Structure` (see `compiled`).
     """
@@ -89,13 +100,21 @@ class Objective:
         styles: Sequence[np.ndarray],
         params: StyleParams,
         levels: Sequence[LevelInput] = (),
+        grams: Grams | None = None,
+        temporal: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         content_weights, style_weights, blend = layer_weights(params, len(styles))
         levels = levels if params.multiscale_levels > 0 else ()  # weight 0: exactly the plain objective
         self.network = network
         dtype = resolve(params.precision)
         self.structure = Structure(
-            params.pooling, tuple(content_weights), tuple(style_weights), len(styles), dtype.name, len(levels)
+            params.pooling,
+            tuple(content_weights),
+            tuple(style_weights),
+            len(styles),
+            dtype.name,
+            len(levels),
+            temporal is not None,
         )
 
         # Targets in the same number format as the image's features, so a perfect match scores zero.
@@ -109,10 +128,16 @@ class Objective:
 
         content_batch = tf.constant(network.preprocess(content))
         feats = network.features(content_batch, content_weights, params.pooling, dtype)
+        previous: Temporal = ()
+        if temporal is not None:
+            warped, mask = temporal
+            weights = params.temporal_weight * mask[np.newaxis, :, :, np.newaxis]
+            previous = (tf.constant(network.preprocess(warped)), tf.constant(weights, tf.float32))
         self.targets: Targets = (
             tuple(feats[layer] for layer in content_weights),
-            style_grams(styles),
+            style_grams(styles) if grams is None else grams,
             tuple((tf.constant(shape, tf.int32), style_grams(sized)) for shape, sized in levels),
+            previous,
         )
         self.coefficients: Coefficients = (
             tf.constant([params.content_weight * w for w in content_weights.values()], tf.float32),
@@ -133,7 +158,7 @@ def objective_parts(
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """anishathalye/neural-style's three weighted losses (the coarser levels' in the style loss); only the
     layers up to the deepest one used are computed."""
-    content_targets, style_targets, level_targets = targets
+    content_targets, style_targets, level_targets, _ = targets
     content_coef, style_coef, tv_coef, level_coef = coefficients
     dtype = tf.as_dtype(structure.dtype)
     layers = set(structure.content_layers) | set(structure.style_layers)
@@ -149,6 +174,13 @@ def objective_parts(
         level = style_loss([found[layer] for layer in structure.style_layers], grams, style_coef)
         style += level_coef * level
     return content, style, tv_coef * total_variation(image)
+
+
+def temporal_loss(image: tf.Tensor, temporal: Temporal) -> tf.Tensor:
+    """Ruder et al. 2016's short-term temporal loss: mean over pixels and channels of weight · (x − w)²,
+    w the previous painted frame warped to this one (both preprocessed, so in pixel units)."""
+    warped, weights = temporal
+    return tf.reduce_mean(weights * tf.square(image - warped))
 
 
 def style_loss(features: Sequence[tf.Tensor], targets: Grams, coefficients: tf.Tensor) -> tf.Tensor:

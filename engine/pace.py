@@ -20,9 +20,10 @@ import tensorflow as tf
 from engine import precision
 from engine.budget import REFERENCE_SIZE
 from engine.compiled import compiled
+from engine.descent import LBFGS_WARMUP
 from engine.objective import Objective
 from engine.params import Precision, StyleParams
-from engine.stylize import LBFGS_WARMUP, iterate
+from engine.stylize import iterate
 from engine.vgg import VGG19
 
 logger = logging.getLogger(__name__)

@@ -86,6 +86,12 @@ class StyleParams:
     # takes. 0 = off (every iteration runs); None = the optimizer's default (engine.stylize.STOP_TOLERANCE
     # for L-BFGS, off for Adam, which stays anishathalye/neural-style's).
     stop_tolerance: float | None = None
+    # A clip's frames after the first (engine.animate): each starts from the previous painted frame warped
+    # by the optical flow and runs this many iterations (the first frame runs `iterations`).
+    frame_iterations: int = 20
+    # Weight of the temporal term on those frames: the mean squared distance, in pixel units, to the
+    # previous painted frame warped to this one, where the flow is reliable (Ruder et al. 2016).
+    temporal_weight: float = 0.05
 
     def __post_init__(self) -> None:
         problems = _problems(self)
@@ -116,7 +122,8 @@ class StyleParams:
 
 @dataclass(frozen=True)
 class Losses:
-    """The weighted parts of the objective and their sum, as a run reports them."""
+    """The weighted parts of the objective and their sum, as a run reports them; on a clip's frames after
+    the first the total also counts the temporal term (engine.animate), which has no part of its own."""
 
     content: float
     style: float
@@ -128,6 +135,8 @@ def _problems(p: StyleParams) -> list[str]:
     problems = []
     if p.iterations < 1:
         problems.append("iterations must be at least 1")
+    if p.frame_iterations < 1:
+        problems.append("frame_iterations must be at least 1")
     if p.max_size < 16:
         problems.append("max_size must be at least 16 pixels")
     if p.multiscale_base < 16:
@@ -137,7 +146,7 @@ def _problems(p: StyleParams) -> list[str]:
     if not 0.0 <= p.initial_noiseblend <= 1.0:
         problems.append("initial_noiseblend must be within [0, 1]")
     names = ("content_weight", "style_weight", "tv_weight", "style_layer_weight_exp", "epsilon")
-    for name in (*names, "multiscale_levels"):
+    for name in (*names, "multiscale_levels", "temporal_weight"):
         if getattr(p, name) < 0:
             problems.append(f"{name} must not be negative")
     if p.learning_rate <= 0:

@@ -3,7 +3,8 @@ anishathalye/neural-style.
 
 The objective (engine.objective) is anishathalye/neural-style's term for term. Adam runs as it does
 there, several compiled steps per call (engine.compiled); L-BFGS (engine.lbfgs, on the device) takes
-loss and gradient from one compiled function; either can run coarse to fine (engine.multiscale).
+loss and gradient from one compiled function (both: engine.descent); either can run coarse to fine
+(engine.multiscale).
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow as tf
 
-from engine.compiled import AdamState, Compiled, compiled
+from engine.compiled import compiled
+from engine.descent import LBFGS_WARMUP, Cancelled, Steps, adam, lbfgs_after_adam
 from engine.images import fit_long_side, fitted_size, preserve_colors, resize
 from engine.inputs import style_size
-from engine.lbfgs import LbfgsStats, lbfgs
 from engine.multiscale import levels, schedule
 from engine.objective import LevelInput, Objective
 from engine.params import Losses, StyleParams
@@ -27,10 +27,6 @@ from engine.stopping import Plateau, stop_tolerance
 from engine.vgg import VGG19
 
 logger = logging.getLogger(__name__)
-
-
-class Cancelled(Exception):
-    """The caller asked to stop; raised out of the optimisation between two iterations."""
 
 
 @dataclass(frozen=True)
@@ -106,17 +102,6 @@ def initial_image(
     return (network.preprocess(base) * (1.0 - blend) + noise * blend).astype(np.float32)
 
 
-# L-BFGS starts after this many Adam steps on the first scale (see `_lbfgs`).
-LBFGS_WARMUP = 2
-# On a GPU, Adam runs this many steps per call at most: enough to keep it busy between host round trips.
-MAX_STEPS_PER_CALL = 50
-# There, a call lasts about this long, so progress and cancellation stay this responsive.
-SECONDS_PER_CALL = 1.0
-
-# (evaluation within the scale, its losses, preview image or None) events and the scale's best at the end.
-Steps = Generator[tuple[int, Losses, np.ndarray | None], None, tuple[np.ndarray, Losses]]
-
-
 def iterate(
     network: VGG19,
     content: np.ndarray,
@@ -175,9 +160,9 @@ def iterate(
         steps: Steps
         if params.optimizer == "lbfgs":
             warmup = LBFGS_WARMUP if index == 0 else 0  # a finer scale starts from a stylised image
-            steps = _lbfgs(fn, objective, first, budget, warmup, params, previews, cancel, plateau)
+            steps = lbfgs_after_adam(fn, objective, first, budget, warmup, params, previews, cancel, plateau)
         else:
-            steps = _adam(fn, objective, first, budget, params, previews, cancel, steps_per_call, plateau)
+            steps = adam(fn, objective, first, budget, params, previews, cancel, steps_per_call, plateau)
         where = _Scale(index + 1, len(plan), long_side, ran)
         batch, losses = yield from _report(
             steps, offset, total, scale_content, margin, params, network, cancel, where, plateau
@@ -273,111 +258,9 @@ def _report(
         steps.close()
 
 
-def _lbfgs(
-    fn: Compiled,
-    objective: Objective,
-    start: np.ndarray,
-    evaluations: int,
-    warmup: int,
-    params: StyleParams,
-    previews: frozenset[int],
-    cancel: Callable[[], bool],
-    converged: Callable[[], bool],
-) -> Steps:
-    """`warmup` Adam steps as anishathalye/neural-style takes them, then L-BFGS bounded to valid pixels for
-    the rest of the budget, or until `converged` says so.
-
-    From the content image, L-BFGS alone can creep for dozens of evaluations at 512 px: its line
-    search stops where the first pixel reaches the bounds. Two Adam steps (each moves every pixel by
-    about the learning rate) get it clear; see BENCHMARKS.md.
-    """
-    warmup = min(warmup, evaluations)
-    best: tuple[np.ndarray, Losses] | None = None
-    image = start
-    if warmup:
-        early = frozenset(p for p in previews if p <= warmup)
-        best = yield from _adam(fn, objective, start, warmup, params, early, cancel, None, converged)
-        image = best[0]
-    if evaluations > warmup and not converged():
-        network = objective.network
-        low, high = -network.mean_pixel, 255.0 - network.mean_pixel
-        later = frozenset(p - warmup for p in previews if p > warmup)
-        stats = LbfgsStats()
-
-        def loss_and_grad(batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            return fn.loss_and_grad(batch, objective.targets, objective.coefficients)
-
-        def ends() -> bool:
-            return cancel() or converged()
-
-        steps = lbfgs(loss_and_grad, image, low, high, evaluations - warmup, later, ends, stats)
-        try:
-            while True:
-                try:
-                    index, losses, preview = next(steps)
-                except StopIteration as stop:
-                    found: tuple[np.ndarray, Losses] = stop.value
-                    break
-                yield warmup + index, losses, preview
-        finally:
-            steps.close()
-            logger.debug("L-BFGS: %s", stats)
-        if best is None or found[1].total <= best[1].total:
-            best = found
-    assert best is not None
-    return best
-
-
 def _finish(network: VGG19, batch: np.ndarray, content: np.ndarray, params: StyleParams) -> np.ndarray:
     out = np.clip(network.unprocess(batch), 0.0, 255.0)
     return preserve_colors(content, out) if params.preserve_colors else out
-
-
-def _adam(
-    fn: Compiled,
-    objective: Objective,
-    start: np.ndarray,
-    iterations: int,
-    params: StyleParams,
-    previews: frozenset[int],
-    cancel: Callable[[], bool],
-    steps_per_call: int | None,
-    converged: Callable[[], bool],
-) -> Steps:
-    """Adam as anishathalye/neural-style runs it, several steps per compiled call, until `iterations` or
-    `converged`; previews end a call so they are exact."""
-    image = tf.constant(start)
-    zeros = tf.zeros_like(image)
-    state: AdamState = (image, zeros, zeros, tf.constant(0.0), image, tf.fill((4,), np.inf))
-    hyper = tf.constant([params.learning_rate, params.beta1, params.beta2, params.epsilon], tf.float32)
-    per_call = steps_per_call or 1
-    adaptive = steps_per_call is None and bool(tf.config.list_logical_devices("GPU"))
-    done = 0
-    while done < iterations and not converged():
-        if cancel():
-            raise Cancelled
-        n = min(per_call, iterations - done, *(p - done for p in previews if p > done))
-        began = time.perf_counter()
-        if n == 1:
-            state, values = fn.adam_step(state, objective.targets, objective.coefficients, hyper)
-            rows = values.numpy()[np.newaxis]
-        else:
-            state, history = fn.adam_steps(
-                state, tf.constant(n), objective.targets, objective.coefficients, hyper
-            )
-            rows = history.numpy()  # (n, 4): the losses of the images the n steps started from
-        if adaptive and done > 0:  # the first call also traced: not a fair timing
-            seconds = time.perf_counter() - began
-            per_call = max(1, min(MAX_STEPS_PER_CALL, int(n * SECONDS_PER_CALL / max(seconds, 1e-6))))
-        for row in rows:
-            done += 1
-            yield done, Losses(*(float(x) for x in row)), state[0].numpy() if done in previews else None
-    # Each step scores the image it started from; score the final image too and keep the best.
-    final = fn.parts(state[0], objective.targets, objective.coefficients).numpy()
-    best = state[5].numpy()
-    if not np.isfinite(best[3]) or final[3] <= best[3]:
-        return state[0].numpy(), Losses(*(float(x) for x in final))
-    return state[4].numpy(), Losses(*(float(x) for x in best))
 
 
 def stylize(

@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine.descent import Cancelled
 from engine.host.devices import configure_tensorflow
 from engine.images import ImageError, save_image
 from engine.inputs import load_inputs
 from engine.memory import LEAST_SIDE, fitting_side, free_memory
 from engine.params import Losses, StyleParams
 from engine.precision import resolve
-from engine.stylize import Cancelled, iterate
+from engine.stylize import iterate
 from engine.weights import WeightsError, read_decoder, read_vgg
 from engine.workers.jobs import Failure, ImageRole, JobSpec, Outcome, Pace, ProgressEvent, failure_of
 

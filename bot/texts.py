@@ -9,6 +9,7 @@ from __future__ import annotations
 import gettext
 
 from bot.admin_texts import AdminTexts
+from bot.clip_texts import ClipTexts
 from bot.translation import Text, Translated
 from engine.images import ImageProblem
 from engine.workers.jobs import Failure, Outcome
@@ -18,12 +19,13 @@ COMMAND_NAMES = ("start", "help", "styles", "style", "options", "status", "cance
 
 
 class Texts(Translated):
-    """The bot's texts in one language (`bot.i18n.texts_for` gives the one for a user), and in `admin`
-    the texts only admins see."""
+    """The bot's texts in one language (`bot.i18n.texts_for` gives the one for a user); in `admin` the
+    texts only admins see, in `clips` those about animations and videos."""
 
     def __init__(self, language: str, translations: gettext.NullTranslations) -> None:
         super().__init__(language, translations)
         self.admin = AdminTexts(language, translations)
+        self.clips = ClipTexts(language, translations)
 
     # Help and the command menu.
 
@@ -36,6 +38,7 @@ class Texts(Translated):
             "/options — size, colours, style strength and brush size\n"
             "/status — your picture's progress · /cancel — stop it"
         )
+        text += "\n" + self.clips.in_help
         if admin:
             text += "\n\n" + self._(
                 "Admin: /iterations [N] · /addstyle NAME (as a photo caption, or replying to one) · "
@@ -152,14 +155,21 @@ class Texts(Translated):
         return self.queued(position, None) + self.space + restarting
 
     def progress(
-        self, iteration: int, total: int, width: int = 12, scale: tuple[int, int, int] | None = None
+        self,
+        iteration: int,
+        total: int,
+        width: int = 12,
+        scale: tuple[int, int, int] | None = None,
+        frame: tuple[int, int] | None = None,
     ) -> str:
         """The progress bar; `scale` (which, of how many, long side) when a big painting runs coarse to
-        fine."""
+        fine, `frame` (which, of how many) when a clip is painted."""
         fraction = 0.0 if total <= 0 else min(1.0, iteration / total)
         filled = round(fraction * width)
         bar = "█" * filled + "░" * (width - filled)
         text = self._("Painting… {bar} {percent}%", bar=bar, percent=round(fraction * 100))
+        if frame is not None and frame[1] > 0:
+            return text + "\n" + self.clips.frame(*frame)
         if scale is None or scale[1] <= 1:
             return text
         index, count, side = scale
@@ -230,6 +240,8 @@ class Texts(Translated):
             return self._("the server ran out of disk space")
         if failure == Failure.WORKER_DIED:
             return self._("the painter stopped while working on it (it may have run out of memory)")
+        if failure == Failure.BAD_CLIP:
+            return self.clips.damaged
         if failure == Failure.INVALID_SETTINGS:
             return self._("its settings are invalid")
         return self._("something went wrong while painting it")
@@ -383,7 +395,4 @@ class Texts(Translated):
         "/options brush small|medium|large · /options fast on|off"
     )
     fast_unavailable = Text("Fast mode isn't available on this bot right now.")
-
-    # Errors.
-
     something_wrong = Text("Sorry, something went wrong on my side. Please try again.")

@@ -17,7 +17,7 @@ from babel.messages.pofile import read_po
 LOCALE_DIR = Path(__file__).parent / "locale"
 DOMAIN = "bot"
 # The modules whose texts the catalogues translate (what `pybabel extract` reads, see README.md).
-SOURCES = ("bot/texts.py", "bot/admin_texts.py", "bot/translation.py")
+SOURCES = ("bot/texts.py", "bot/admin_texts.py", "bot/clip_texts.py", "bot/translation.py")
 
 
 def catalogue_path(language: str) -> Path:

@@ -18,7 +18,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import admin, commands, intake, options, thumbnails
+from bot import admin, animations, commands, intake, options, thumbnails
 from bot.config import Config
 from bot.context import CONTEXT_TYPES, BotApplication, BotData, Handler
 from bot.dispatcher import Dispatcher
@@ -88,6 +88,9 @@ def build_application(config: Config) -> BotApplication:
     names = [name for command, _ in public for name in ((command,) if isinstance(command, str) else command)]
     groups = filters.ChatType.GROUPS & filters.UpdateType.MESSAGE
     app.add_handler(CommandHandler(names, commands.private_only, filters=groups))
+    # A GIF comes as an animation (an MP4) with a document beside it; GIF and video files as documents.
+    clips = filters.ANIMATION | filters.VIDEO | filters.VIDEO_NOTE | filters.Document.VIDEO
+    app.add_handler(MessageHandler(private & (clips | filters.Document.GIF), animations.clip))
     images = private & (filters.PHOTO | filters.Document.IMAGE)
     app.add_handler(MessageHandler(images & filters.CaptionRegex(ADDSTYLE_CAPTION), admin.addstyle_caption))
     app.add_handler(MessageHandler(images, intake.image))

@@ -6,6 +6,8 @@ a stop or a crash therefore edits that message again instead of sending another 
 without a status message gets its result as a new message, and that send is repeated only when it
 certainly did nothing (`nothing_sent`).
 
+A painted clip replaces the status picture as an animation (an H.264 MP4 without sound, which loops).
+
 Telegram recompresses photos (to 1280 px on the long side in most clients), so a result longer than that
 also goes out, once, as a file at full size: the reply that says the painting is there.
 """
@@ -18,7 +20,14 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import httpx
-from telegram import Bot, InlineKeyboardMarkup, InputMediaDocument, InputMediaPhoto, ReplyParameters
+from telegram import (
+    Bot,
+    InlineKeyboardMarkup,
+    InputMediaAnimation,
+    InputMediaDocument,
+    InputMediaPhoto,
+    ReplyParameters,
+)
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.i18n import texts_for
@@ -197,7 +206,7 @@ class Messenger:
         Returns the id of the message that shows it (None when a new message's answer was lost) and
         whether it went as a photo; None when the job ended here (blocked, refused).
         """
-        as_photo = result.photo is not None
+        as_photo = result.photo is not None or result.seconds is not None  # shown, not a file
         delay = RETRY_FIRST_SECONDS
         while True:
             try:
@@ -256,6 +265,8 @@ class Messenger:
         photo = result.photo if as_photo else None
         data = photo if photo is not None else result.document
         timeout = upload_timeout(len(data))
+        if as_photo and result.seconds is not None:
+            return await self._put_animation(job, result, caption, target, timeout)
         if target is not None:
             media = (
                 InputMediaPhoto(data, caption=caption)
@@ -284,6 +295,42 @@ class Messenger:
                 write_timeout=timeout,
                 read_timeout=timeout,
             )
+        return message.message_id
+
+    async def _put_animation(
+        self, job: Job, result: Result, caption: str, target: int | None, wait: float
+    ) -> int | None:
+        """A painted clip as an animation (it loops in every client), in message `target` or a new one."""
+        width, height, duration = result.width, result.height, round(result.seconds or 0)
+        if target is not None:
+            media = InputMediaAnimation(
+                result.document,
+                caption=caption,
+                filename=result.filename,
+                width=width,
+                height=height,
+                duration=duration,
+            )
+            await self.bot.edit_message_media(
+                media,
+                chat_id=job.chat_id,
+                message_id=target,
+                reply_markup=None,
+                write_timeout=wait,
+                read_timeout=wait,
+            )
+            return target
+        message = await self.bot.send_animation(
+            job.chat_id,
+            animation=result.document,
+            filename=result.filename,
+            caption=caption,
+            width=width,
+            height=height,
+            duration=duration,
+            write_timeout=wait,
+            read_timeout=wait,
+        )
         return message.message_id
 
     async def _send_full_size(

@@ -21,6 +21,7 @@ from bot.config import Config
 from bot.delivery import Messenger
 from bot.keyboards import cancel_keyboard
 from bot.painting import preview_alpha, style_params
+from engine.clips import is_clip
 from engine.workers.jobs import EngineBackend, Failure, JobSpec, Outcome, ProgressEvent
 from storage import Job, JobStatus, Store
 
@@ -234,9 +235,11 @@ class Dispatcher:
             params = style_params(job.request, self.config.precision)
         except (TypeError, ValueError) as exc:
             return Outcome.failed(str(job.id), Failure.INVALID_SETTINGS, str(exc))
-        # A fast job is its preview: one feed-forward pass instead of the optimisation.
+        # A fast job is its preview: one feed-forward pass instead of the optimisation (for a clip, one
+        # per frame); a clip's result is an MP4.
         mode: Literal["stylize", "preview"] = "preview" if job.request.fast else "stylize"
-        output = self.store.files.result_path(job.id, ".jpg" if mode == "preview" else ".png")
+        suffix = ".mp4" if is_clip(job.content_path) else ".jpg" if mode == "preview" else ".png"
+        output = self.store.files.result_path(job.id, suffix)
         alpha = preview_alpha(job.request)
         spec = JobSpec(str(job.id), job.content_path, job.style_paths, output, params, mode, alpha)
 
@@ -278,7 +281,12 @@ class Dispatcher:
                 # Cancelled in the store behind our back (another process, an admin tool): stop the worker.
                 running.pool.cancel(str(running.job.id))
                 return
-            text = texts.progress(event.iteration, event.total, scale=(event.scale, event.scales, event.side))
+            text = texts.progress(
+                event.iteration,
+                event.total,
+                scale=(event.scale, event.scales, event.side),
+                frame=(event.frame, event.frames),
+            )
             if text == running.last_text:
                 continue
             running.last_edit = time.monotonic()

@@ -11,8 +11,9 @@ from telegram import Bot, Message, Update, User
 from telegram.error import TelegramError
 
 from bot import thumbnails
+from bot.clip_plan import plan_clip
 from bot.context import BotContext, sender
-from bot.cost import work
+from bot.cost import clip_work, work
 from bot.i18n import texts_for
 from bot.keyboards import cancel_keyboard
 from bot.painting import new_request
@@ -41,13 +42,23 @@ async def image(update: Update, context: BotContext) -> None:
         await inbox.done(update.update_id)
 
 
+# The attachments a picture or clip message may carry, in the order one is taken: Telegram sends a GIF as an
+# animation with the same file as a document beside it.
+MEDIA = ("photo", "animation", "video", "video_note", "document")
+
+
 def inbox_item(update: Update) -> InboxItem:
-    """What handling a picture message again needs (the handlers' filters guarantee the file)."""
+    """What handling a picture or clip message again needs (the handlers' filters guarantee the file)."""
     message, user = sender(update)
     photo = message.photo[-1] if message.photo else None
-    attachment = photo or message.document
-    if attachment is None:
+    media = next((kind for kind in MEDIA if getattr(message, kind)), None)
+    attachment = photo or message.animation or message.video or message.video_note or message.document
+    if attachment is None or media is None:
         raise ValueError(f"update {update.update_id} carries no picture")
+    sized = photo or message.animation or message.video
+    size = (sized.width, sized.height) if sized is not None else None
+    if message.video_note is not None:
+        size = (message.video_note.length, message.video_note.length)
     return InboxItem(
         update_id=update.update_id,
         chat_id=message.chat_id,
@@ -60,9 +71,11 @@ def inbox_item(update: Update) -> InboxItem:
         file_id=attachment.file_id,
         file_unique_id=attachment.file_unique_id,
         file_size=attachment.file_size,
-        width=photo.width if photo else None,
-        height=photo.height if photo else None,
-        mime_type=message.document.mime_type if photo is None and message.document else None,
+        width=size[0] if size else None,
+        height=size[1] if size else None,
+        mime_type=getattr(attachment, "mime_type", None),
+        media=media,
+        duration=attachment.to_dict().get("duration"),
     )
 
 
@@ -81,10 +94,17 @@ def replayed(item: InboxItem, bot: Bot) -> Update:
         message["from"]["language_code"] = item.language_code
     if item.caption is not None:
         message["caption"] = item.caption
-    if item.width is not None and item.height is not None:
+    media = item.media or ("photo" if item.width is not None and item.height is not None else "document")
+    if item.mime_type is not None and media != "photo":
+        file["mime_type"] = item.mime_type
+    if media == "photo":
         message["photo"] = [{**file, "width": item.width, "height": item.height}]
+    elif media == "video_note":
+        message["video_note"] = {**file, "length": item.width, "duration": item.duration}
+    elif media in ("animation", "video"):
+        message[media] = {**file, "width": item.width, "height": item.height, "duration": item.duration}
     else:
-        message["document"] = {**file, "mime_type": item.mime_type} if item.mime_type else file
+        message["document"] = file
     return Update.de_json({"update_id": item.update_id, "message": message}, bot)
 
 
@@ -240,6 +260,19 @@ async def submit(message: Message, author: User, context: BotContext, update_id:
         context.features,
     )
     size = session.content_size
+    note = None
+    if session.content_frames is not None:
+        measured = dispatcher.lane(False).pace
+        pace = measured.seconds if measured is not None else None
+        plan = plan_clip(request, session, context.config, context.features, pace, texts)
+        if plan.request is None:
+            await store.sessions.reset(message.chat_id)
+            await message.reply_text(plan.note or "")
+            return
+        request, note = plan.request, plan.note
+        cost = clip_work(request, request.max_size, session.content_frames)
+    else:
+        cost = work(request, max(size) if size is not None else request.max_size)
     job = await store.jobs.submit(
         message.chat_id,
         author.id,
@@ -248,7 +281,7 @@ async def submit(message: Message, author: User, context: BotContext, update_id:
         request,
         content_size=size,
         handled_update=update_id,
-        work=work(request, max(size) if size is not None else request.max_size),
+        work=cost,
         held=True,
     )
     logger.info("job %d: queued for chat %d", job.id, message.chat_id)
@@ -259,6 +292,8 @@ async def submit(message: Message, author: User, context: BotContext, update_id:
         pace = lane.pace.seconds if lane.pace is not None else None
         position = await store.jobs.queue_position(job.id, lane.size, pace)
         text = texts.queued(position.position, position.estimate) if position else texts.progress(0, 1)
+        if note is not None:
+            text += "\n" + note
         try:
             thumbnail = await thumbnails.status_picture(session.content_path)
         except thumbnails.ThumbnailError as exc:

@@ -1,4 +1,5 @@
-"""A finished painting as Telegram takes it: a photo to show and a full-size file, each within its limits."""
+"""A finished painting as Telegram takes it: a photo to show and a full-size file, each within its limits;
+a painted clip as an animation."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from engine.clips import inspect_clip, is_clip
 from engine.images import ALLOWED_FORMATS
 
 # Telegram's limits for a photo (bytes; width + height; long side over short side); anything beyond goes out
@@ -28,9 +30,10 @@ class Result:
 
     photo: bytes | None = field(repr=False)  # shown as a photo; None: it goes as a document only
     document: bytes = field(repr=False)  # the full-size file
-    filename: str  # painting-<job id>.png (or .jpg)
+    filename: str  # painting-<job id>.png (or .jpg, or .mp4)
     width: int
     height: int
+    seconds: float | None = None  # a painted clip: an animation (H.264 MP4) this long; None for a picture
 
     @property
     def large(self) -> bool:
@@ -43,10 +46,16 @@ def prepare(
 ) -> Result:
     """The result at `path` as a photo and a full-size file, each within Telegram's limits.
 
-    The file is the result itself, or a JPEG of it when it is over `upload_limit`. The photo is the
-    result where Telegram takes it as one; for a large result that it would not take, a JPEG, downscaled
-    only as far as the photo limits need. A small result Telegram would not take goes as a document only.
+    A clip is sent as it is, as an animation. For a picture, the file is the result itself, or a JPEG
+    of it when it is over `upload_limit`. The photo is the result where Telegram takes it as one; for a
+    large result that it would not take, a JPEG, downscaled only as far as the photo limits need. A small
+    result Telegram would not take goes as a document only.
     """
+    if is_clip(path):
+        info = inspect_clip(path)
+        return Result(
+            None, path.read_bytes(), f"painting-{job_id}.mp4", info.width, info.height, info.seconds
+        )
     data = path.read_bytes()
     with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as img:
         width, height = img.size

@@ -36,6 +36,7 @@ THUMBNAIL_SIDE = 320
 # costs about 20 MB at most (an RGBA picture and its RGB copy are 4 bytes a pixel each; a progressive
 # JPEG's coefficients 3–6).
 SMALL_PIXELS = 2_000_000
+CLIP = "clip"  # the `fmt` of an animation or video: its first frame is the status picture
 # Modes resized as they are; any other becomes RGB first (palette, 16-bit and CMYK resize poorly or not
 # at all, and alpha is dropped before resizing, not weighted into the colours).
 _RESIZABLE_MODES = ("L", "RGB")
@@ -56,7 +57,8 @@ async def status_picture(path: Path) -> bytes:
     Raises `ThumbnailError` when none can be made; the next call is unaffected.
     """
     try:
-        fmt, here = await asyncio.to_thread(made_here, path)
+        # A clip's first frame is decoded by FFmpeg, in the child: the bot process decodes no video.
+        fmt, here = (CLIP, False) if _is_clip(path) else await asyncio.to_thread(made_here, path)
         if here:
             return await asyncio.to_thread(thumbnail, path, fmt)
         return await _CHILD.thumbnail(path, fmt)
@@ -92,8 +94,16 @@ def made_here(path: Path) -> tuple[str, bool]:
 
 
 def thumbnail(path: Path, fmt: str) -> bytes:
-    """The status picture of a `fmt` picture (a Pillow format name): decoded as small as the format
-    allows (a JPEG at 1/2, 1/4 or 1/8 scale), reduced, turned upright and saved as a JPEG."""
+    """The status picture of a `fmt` picture (a Pillow format name, or `CLIP`: its first frame): decoded
+    as small as the format allows (a JPEG at 1/2, 1/4 or 1/8 scale), reduced, turned upright and saved as
+    a JPEG."""
+    if fmt == CLIP:
+        from engine.clips import first_frame
+
+        frame = first_frame(path, THUMBNAIL_SIDE)  # (H, W, 3) float32 0..255
+        buffer = io.BytesIO()
+        Image.fromarray(frame.clip(0, 255).astype("uint8")).save(buffer, format="JPEG", quality=85)
+        return buffer.getvalue()
     with Image.open(path, formats=(fmt,)) as img:
         img.draft("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE))
         small: Image.Image = img if img.mode in _RESIZABLE_MODES else img.convert("RGB")
@@ -103,6 +113,13 @@ def thumbnail(path: Path, fmt: str) -> bytes:
     buffer = io.BytesIO()
     upright.save(buffer, format="JPEG", quality=85)
     return buffer.getvalue()
+
+
+def _is_clip(path: Path) -> bool:
+    # Imported here: engine.clips brings numpy and FFmpeg, which the child needs only for a clip.
+    from engine.clips import is_clip
+
+    return is_clip(path)
 
 
 def close() -> None:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+import httpx
 from telegram import Animation, Document, Message, Update, Video, VideoNote
 from telegram.error import TelegramError
 
@@ -24,6 +25,11 @@ from engine.clips import ClipError, ClipInfo, ClipLimits, inspect_clip
 logger = logging.getLogger(__name__)
 
 Attachment = Animation | Video | VideoNote | Document
+
+# A download may wait this long for each read (the file is sent as fast as Telegram's servers go), and
+# is written to disk in chunks of this many bytes.
+DOWNLOAD_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+CHUNK = 64 * 1024
 
 
 async def clip(update: Update, context: BotContext) -> None:
@@ -94,10 +100,12 @@ async def download_clip(message: Message, texts: Texts, context: BotContext) -> 
     path = await asyncio.to_thread(files.incoming, ".mp4")
     try:
         file = await clip_file.get_file()
-        await file.download_to_drive(path)
+        if file.file_path is None:
+            raise TelegramError("Telegram gave no file path")
+        await stream_to(file.file_path, path)
         info = await asyncio.to_thread(inspect_clip, path, ClipLimits(max_seconds=limit))
         return await asyncio.to_thread(files.save_downloaded, path, info.suffix), info
-    except TelegramError as exc:
+    except (TelegramError, httpx.HTTPError) as exc:
         path.unlink(missing_ok=True)
         logger.warning("chat %d: clip download failed: %s", message.chat_id, exc)
         await message.reply_text(texts.download_failed)
@@ -108,6 +116,19 @@ async def download_clip(message: Message, texts: Texts, context: BotContext) -> 
     finally:
         path.unlink(missing_ok=True)  # gone already when it was saved under its hash
     return None
+
+
+async def stream_to(url: str, path: Path) -> None:
+    """Write the file at `url` to `path` as it arrives, a chunk at a time: unlike PTB's downloads, which
+    return the whole file as bytes, a 20 MB clip never sits in the bot's memory."""
+    async with (
+        httpx.AsyncClient(timeout=DOWNLOAD_TIMEOUT) as client,
+        client.stream("GET", url) as response,
+    ):
+        response.raise_for_status()
+        with path.open("wb") as out:
+            async for chunk in response.aiter_bytes(CHUNK):
+                out.write(chunk)
 
 
 def seconds_of(clip_file: Attachment) -> int | None:

@@ -3,6 +3,7 @@ painting, refused where they break a limit (and nothing of them kept), painted a
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,32 @@ def test_a_clip_message_comes_back_whole_from_the_inbox(kind: str, fields: dict[
     assert again.message is not None
     assert again.message.to_dict()[kind] == clip
     assert inbox_item(again) == item
+
+
+def padded(clip: bytes, size: int) -> bytes:
+    """The clip grown to `size` bytes by an MP4 `free` box after it, which readers skip: a clip as large
+    as a bot may download, made in milliseconds."""
+    pad = size - len(clip)
+    return clip + pad.to_bytes(4, "big") + b"free" + bytes(pad - 8)
+
+
+async def test_a_20_mb_clip_is_streamed_to_disk_not_held_in_memory(
+    fake: FakeTelegram, bot: BotApplication, tmp_path: Path
+) -> None:
+    data = padded(clip_bytes(tmp_path, frames=6), 20 * 1024 * 1024 - 4096)
+    # Served in chunks of 1 MB (the fake's own copies stay small too), within two seconds.
+    fake.throttle_downloads(10 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        await fake.user_sends_clip(USER, USER, data, "video", width=64, height=48, duration=0)
+        await fake.wait_for_message(USER, text_containing("Got your clip"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    session = await store_of(bot).sessions.get(USER)
+    assert session.content_path is not None
+    assert session.content_path.read_bytes() == data  # all of it, on disk
+    # Everything this process allocated meanwhile, the fake Telegram's chunks included: a bot that read
+    # the download into memory would add 20 MB at least.
+    assert peak < 8 * 1024 * 1024, f"{peak / 2**20:.1f} MiB allocated at the peak"

@@ -65,6 +65,12 @@ class Config:
     default_image_size: int | None = None
     target_seconds: float = 180.0  # the painting time the default size is chosen for
     max_image_size: int = 2048
+    # Animations and videos (bot/animations.py): the longest clip taken, the long side its frames are
+    # painted at, and how long a clip may hold a worker in painted mode; a clip painted more slowly than
+    # that on this host is painted in fast mode (AdaIN per frame) instead.
+    max_animation_seconds: float = 10.0
+    max_animation_size: int = 480
+    animation_target_seconds: float = 300.0
     log_level: str = "INFO"
     progress_interval: float = 3.0  # seconds between two edits of a status message
     max_queued_per_user: int = 3
@@ -135,6 +141,11 @@ class Config:
             default_image_size=_int(env, "DEFAULT_IMAGE_SIZE", 0, low=0, high=4096) or None,
             max_image_size=_int(env, "MAX_IMAGE_SIZE", cls.max_image_size, low=64, high=4096),
             target_seconds=_float(env, "BOT_TARGET_SECONDS", cls.target_seconds, low=1.0),
+            max_animation_seconds=_float(env, "MAX_ANIMATION_SECONDS", cls.max_animation_seconds, low=1.0),
+            max_animation_size=_int(env, "MAX_ANIMATION_SIZE", cls.max_animation_size, low=64, high=2048),
+            animation_target_seconds=_float(
+                env, "ANIMATION_TARGET_SECONDS", cls.animation_target_seconds, low=1.0
+            ),
             log_level=level,
             progress_interval=_float(env, "BOT_PROGRESS_INTERVAL", cls.progress_interval, low=0.0),
             max_queued_per_user=_int(env, "BOT_MAX_QUEUED_PER_USER", cls.max_queued_per_user, low=1),

@@ -11,7 +11,9 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-EXTENSIONS = frozenset({".jpg", ".png", ".webp"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".png", ".webp"})
+CLIP_EXTENSIONS = frozenset({".mp4", ".mov", ".webm", ".mkv", ".gif"})  # animations and videos
+EXTENSIONS = IMAGE_EXTENSIONS | CLIP_EXTENSIONS
 """The only file extensions callers may choose from."""
 
 
@@ -34,6 +36,30 @@ class DataDir:
     def save_upload(self, data: bytes, ext: str) -> Path:
         """Store a user's image under its content hash and return its path."""
         return self._save_by_hash(self.uploads, data, ext)
+
+    def incoming(self, ext: str) -> Path:
+        """A new empty file in uploads/ to download a large file into, before `save_downloaded` names it.
+
+        A crash in between leaves it behind as a `.tmp-` file, which the disk janitor counts as the bot's.
+        """
+        fd, name = tempfile.mkstemp(dir=self.uploads, prefix=".tmp-", suffix=_checked(ext))
+        os.close(fd)
+        return Path(name)
+
+    def save_downloaded(self, source: Path, ext: str) -> Path:
+        """Move a file downloaded by `incoming` to its content hash's name, flushed to disk; its path.
+
+        The file is hashed in chunks: a clip of many megabytes is never held in memory.
+        """
+        digest = hashlib.sha256()
+        with source.open("rb") as file:
+            while chunk := file.read(1 << 20):
+                digest.update(chunk)
+            os.fsync(file.fileno())
+        path = self.uploads / f"{digest.hexdigest()}{_checked(ext)}"
+        os.replace(source, path)
+        _sync_folder(path.parent)
+        return path
 
     def save_preset(self, data: bytes, ext: str) -> Path:
         """Store a preset's image under its content hash and return its path."""
@@ -87,7 +113,12 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    folder = os.open(path.parent, os.O_RDONLY)
+    _sync_folder(path.parent)
+
+
+def _sync_folder(path: Path) -> None:
+    """Flush a folder's entries (a rename into it) to disk."""
+    folder = os.open(path, os.O_RDONLY)
     try:
         os.fsync(folder)
     finally:

@@ -122,6 +122,7 @@ class Session:
     content_path: Path | None = None
     content_size: tuple[int, int] | None = None  # (width, height) in pixels
     content_message_id: int | None = None  # the message the content photo came in
+    content_frames: int | None = None  # the frames to paint when the content is a clip; None for a photo
     style_path: Path | None = None  # the uploaded style, or the chosen preset's image
     style_preset: str | None = None  # the preset's name when the style is a preset
     options: Options = field(default_factory=Options)
@@ -210,7 +211,8 @@ class InboxItem:
     """A picture message being handled: what handling it again after a restart needs.
 
     A private chat's message from `user_id`, carrying one file: a photo (its largest size, with `width`
-    and `height`) or an image document (with its `mime_type`).
+    and `height`), a document (with its `mime_type`), or an animation, video or video note (with its size
+    and `duration`); `media` says which.
     """
 
     update_id: int
@@ -227,6 +229,10 @@ class InboxItem:
     width: int | None = None
     height: int | None = None
     mime_type: str | None = None
+    # "photo", "document", "animation", "video" or "video_note"; None (rows from before animations): a
+    # photo when it has a size, else a document.
+    media: str | None = None
+    duration: int | None = None  # seconds, of an animation, video or video note
     attempts: int = 0  # runs that have started handling it, this one included
 
 

@@ -226,7 +226,16 @@ V9 = (
     "ALTER TABLE inbox_items RENAME TO inbox",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9)
+# Version 10: animations. An inbox message says which kind of attachment it carries (photo, document,
+# animation, video or video note; NULL on older rows: a photo when it has a size, else a document) and a
+# clip's duration; a session whose content is a clip knows how many frames it paints.
+V10 = (
+    "ALTER TABLE inbox ADD COLUMN media TEXT",
+    "ALTER TABLE inbox ADD COLUMN duration INTEGER",
+    "ALTER TABLE sessions ADD COLUMN content_frames INTEGER",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -27,9 +27,16 @@ class Sessions:
         return _session(row) if row is not None else Session(chat_id=chat_id, user_id=None)
 
     async def set_content(
-        self, chat_id: int, user_id: int, path: Path, size: tuple[int, int], message_id: int | None = None
+        self,
+        chat_id: int,
+        user_id: int,
+        path: Path,
+        size: tuple[int, int],
+        message_id: int | None = None,
+        frames: int | None = None,
     ) -> Session:
-        """Record the content photo, its (width, height) and the message it came in.
+        """Record the content photo (or clip, with the `frames` it paints), its (width, height) and the
+        message it came in.
 
         The message id makes the change idempotent for the caller: a replayed update whose message is
         already the session's content has been applied.
@@ -37,11 +44,14 @@ class Sessions:
         width, height = size
         if width < 1 or height < 1:
             raise ValueError(f"image size must be positive, got {size}")
+        if frames is not None and frames < 1:
+            raise ValueError(f"a clip paints at least one frame, got {frames}")
         return await self._update(
             chat_id,
             user_id,
-            "content_path = ?, content_width = ?, content_height = ?, content_message_id = ?",
-            (str(path), width, height, message_id),
+            "content_path = ?, content_width = ?, content_height = ?, content_message_id = ?,"
+            " content_frames = ?",
+            (str(path), width, height, message_id, frames),
         )
 
     async def set_style_upload(self, chat_id: int, user_id: int, path: Path) -> Session:
@@ -126,7 +136,7 @@ class Sessions:
 # What forgetting a chat's inputs sets: the photos go, the options stay.
 CLEAR_INPUTS = (
     "content_path = NULL, content_width = NULL, content_height = NULL, content_message_id = NULL,"
-    " style_path = NULL, style_preset_id = NULL"
+    " content_frames = NULL, style_path = NULL, style_preset_id = NULL"
 )
 
 
@@ -139,6 +149,7 @@ def _session(row: sqlite3.Row) -> Session:
         content_path=Path(content) if content is not None else None,
         content_size=(row["content_width"], row["content_height"]) if content is not None else None,
         content_message_id=row["content_message_id"] if content is not None else None,
+        content_frames=row["content_frames"] if content is not None else None,
         style_path=Path(style) if style is not None else None,
         style_preset=row["preset_name"],
         options=Options(

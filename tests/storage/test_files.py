@@ -29,6 +29,25 @@ def test_uploads_are_named_by_content_hash(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.rglob("*") if p.name.startswith(".tmp")) == []
 
 
+def test_a_download_is_named_by_its_hash_once_complete(tmp_path: Path) -> None:
+    files = DataDir(tmp_path)
+    files.create()
+    data = bytes(range(256)) * 9000  # over two of the chunks it is hashed in
+
+    incoming = files.incoming(".mp4")
+    assert incoming.parent == files.uploads
+    assert incoming.name.startswith(".tmp-")
+    assert incoming in set(files.managed_files())  # a crash before naming it leaves the janitor's file
+    incoming.write_bytes(data)
+    path = files.save_downloaded(incoming, ".mp4")
+
+    assert path == files.uploads / f"{hashlib.sha256(data).hexdigest()}.mp4"
+    assert path.read_bytes() == data
+    assert not incoming.exists()
+    with pytest.raises(ValueError, match="extension"):
+        files.incoming(".exe")
+
+
 def test_an_upload_is_on_disk_with_its_folder_entry_before_it_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

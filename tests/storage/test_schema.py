@@ -277,7 +277,7 @@ async def test_version_4_jobs_and_chats_read_back_with_the_medium_brush(tmp_path
         changed = await store.sessions.set_options(10, 1, replace(session.options, brush="large"))
         assert changed.options.brush == "large"
 
-    assert _version(path) == SCHEMA_VERSION == 9
+    assert _version(path) == SCHEMA_VERSION == 10
     with sqlite3.connect(path) as conn:  # old rows: their iterations at their size, as counted before
         assert conn.execute("SELECT work FROM jobs ORDER BY id").fetchall() == [
             (100.0,),
@@ -335,9 +335,25 @@ async def test_version_8_inbox_updates_come_back_as_fields(tmp_path: Path) -> No
         items = await store.inbox.take_unfinished()
 
     assert items == [
-        InboxItem(41, 5, 5, "Ann", "ru", 410, 1750000000.0, None, "big", "b", 9000, 1280, 853, None, 1),
         InboxItem(
-            42, 5, 6, "Bo", None, 420, 1750000001.0, "/style monet", "doc", "d", 5, None, None, "image/png", 1
+            41, 5, 5, "Ann", "ru", 410, 1750000000.0, None, "big", "b", 9000, 1280, 853, None, attempts=1
+        ),
+        InboxItem(
+            42,
+            5,
+            6,
+            "Bo",
+            None,
+            420,
+            1750000001.0,
+            "/style monet",
+            "doc",
+            "d",
+            5,
+            None,
+            None,
+            "image/png",
+            attempts=1,
         ),
     ]
 

@@ -14,6 +14,21 @@ async def test_new_chat_has_an_empty_session(store: Store) -> None:
     assert await store.sessions.get(1) == Session(chat_id=1, user_id=None)
 
 
+async def test_a_clip_as_content_keeps_its_frames_until_reset(store: Store) -> None:
+    session = await store.sessions.set_content(1, 7, Path("/u/a.mp4"), (480, 270), 5, frames=36)
+    assert (session.content_path, session.content_size, session.content_frames) == (
+        Path("/u/a.mp4"),
+        (480, 270),
+        36,
+    )
+    photo = await store.sessions.set_content(1, 7, Path("/u/b.jpg"), (640, 480), 6)
+    assert photo.content_frames is None  # a photo after the clip is a photo
+    with pytest.raises(ValueError, match="frame"):
+        await store.sessions.set_content(1, 7, Path("/u/a.mp4"), (480, 270), 7, frames=0)
+    await store.sessions.set_content(1, 7, Path("/u/a.mp4"), (480, 270), 8, frames=36)
+    assert (await store.sessions.reset(1)).content_frames is None
+
+
 async def test_content_then_uploaded_style(store: Store, clock: FakeClock) -> None:
     session = await store.sessions.set_content(1, 7, Path("/u/a.jpg"), (640, 480))
     assert (session.content_path, session.content_size, session.ready) == (

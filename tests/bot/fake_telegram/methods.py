@@ -115,17 +115,21 @@ class Methods(State):
         if record is None or record.kind == "text":
             raise ApiError(400, "Bad Request: there is no media in the message to edit")
         media = params.get("media")
-        if not isinstance(media, dict) or media.get("type") not in ("photo", "document"):
+        if not isinstance(media, dict) or media.get("type") not in ("photo", "document", "animation"):
             raise ApiError(400, "Bad Request: can't parse InputMedia")
         value = media.get("media", "")
         if isinstance(value, str) and value.startswith("attach://"):
             value = params.get(value.removeprefix("attach://"))
-        for stale in ("photo", "document", "caption", "caption_entities", "reply_markup"):
+        for stale in ("photo", "document", "animation", "caption", "caption_entities", "reply_markup"):
             message.pop(stale, None)
         if media["type"] == "photo":
             sizes = self._resolve_photo(value)
             message["photo"] = sizes
             update = self._photo_record(sizes)
+        elif media["type"] == "animation":
+            animation = self._resolve_animation(value, media)
+            message["animation"] = animation
+            update = self._clip_record(animation)
         else:
             document = self._resolve_document(value)
             message["document"] = document
@@ -161,6 +165,13 @@ class Methods(State):
         content: JSON = {"document": document} | self._caption(params)
         return self._bot_message(
             params, "document", content, content.get("caption"), **self._document_record(document)
+        )
+
+    def _send_animation(self, params: JSON) -> JSON:
+        animation = self._resolve_animation(params.get("animation"), params)
+        content: JSON = {"animation": animation} | self._caption(params)
+        return self._bot_message(
+            params, "animation", content, content.get("caption"), **self._clip_record(animation)
         )
 
     def _send_media_group(self, params: JSON) -> list[JSON]:

@@ -87,12 +87,12 @@ class BotMessage:
 
     chat_id: int
     message_id: int
-    kind: str  # "text", "photo" or "document"
+    kind: str  # "text", "photo", "document" or "animation"
     date: int
     history: list[Version]
     reply_to_message_id: int | None = None
     media_group_id: str | None = None
-    data: bytes | None = field(default=None, repr=False)  # uploaded bytes of a photo or document
+    data: bytes | None = field(default=None, repr=False)  # uploaded bytes of a photo, document or animation
     file_id: str | None = None  # of the largest photo size or of the document
     file_name: str | None = None
     mime_type: str | None = None

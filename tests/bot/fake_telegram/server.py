@@ -54,6 +54,7 @@ class FakeTelegram(Methods, Users, Network, Inspection, Webhook):
                 "deleteMessage": self._delete_message,
                 "sendPhoto": self._send_photo,
                 "sendDocument": self._send_document,
+                "sendAnimation": self._send_animation,
                 "sendMediaGroup": self._send_media_group,
                 "getFile": self._get_file,
                 "answerCallbackQuery": self._answer_callback_query,

@@ -27,7 +27,9 @@ from tests.bot.fake_telegram.protocol import (
     Upload,
     WebhookPost,
     downscaled,
+    file_json,
     image_size,
+    int_param,
     photo_size,
 )
 
@@ -70,6 +72,7 @@ class State:
         self._files: dict[str, StoredFile] = {}
         self._photos: dict[str, list[JSON]] = {}  # any size's file_id -> all sizes of that photo
         self._documents: dict[str, JSON] = {}
+        self._clips: dict[str, JSON] = {}  # file_id -> the animation, video or video note object
         self._users: dict[int, JSON] = {}
         self._queries: dict[str, JSON | None] = {}  # callback query id -> its answer, None until answered
         self._commands: dict[tuple[str, str], list[JSON]] = {}
@@ -197,6 +200,36 @@ class State:
         self._documents[stored.file_id] = document
         return document
 
+    def _store_clip(self, data: bytes, kind: str, fields: JSON, size: int | None = None) -> JSON:
+        """An animation, video or video note: the file plus the `fields` Telegram reports for its kind."""
+        stored = self._new_file(data, kind, "mp4", size)
+        clip = file_json(stored) | fields
+        self._clips[stored.file_id] = clip
+        return clip
+
+    def _resolve_animation(self, value: object, params: JSON) -> JSON:
+        if isinstance(value, Upload):
+            if len(value.data) > UPLOAD_LIMIT:
+                raise ApiError(413)
+            if not value.data:
+                raise ApiError(400, "Bad Request: file must be non-empty")
+            fields = {name: int_param(params, name, 0) for name in ("width", "height", "duration")}
+            mime = {"mime_type": value.mime_type, "file_name": value.file_name}
+            return self._store_clip(value.data, "animation", fields | mime)
+        if isinstance(value, str) and value in self._clips:
+            return self._clips[value]
+        raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+
+    def _clip_record(self, clip: JSON) -> JSON:
+        return {
+            "data": self._files[clip["file_id"]].data,
+            "file_id": clip["file_id"],
+            "file_name": clip.get("file_name"),
+            "mime_type": clip.get("mime_type"),
+            "width": clip.get("width"),
+            "height": clip.get("height"),
+        }
+
     def _resolve_photo(self, value: object) -> list[JSON]:
         if isinstance(value, Upload):
             if len(value.data) > PHOTO_LIMIT:
@@ -244,7 +277,11 @@ class State:
         """
         with self._lock:
             self._files[file_id].size = size
-            candidates = [*self._photos.get(file_id, []), self._documents.get(file_id, {})]
+            candidates = [
+                *self._photos.get(file_id, []),
+                self._documents.get(file_id, {}),
+                self._clips.get(file_id, {}),
+            ]
             for item in candidates:
                 if item.get("file_id") == file_id:
                     item["file_size"] = size

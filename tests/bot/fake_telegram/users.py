@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Sequence
+from typing import Literal
 
 from tests.bot.fake_telegram.chats import Chats
 from tests.bot.fake_telegram.protocol import JSON, UserAction, caption_content, command_entities, file_json
@@ -33,9 +34,8 @@ class Users(Chats):
         """Queue a user's message as an update of `kind`, unless privacy mode hides it from the bot."""
         seen = self._bot_sees(message)
         update_id = self._push_update(kind, message) if seen else 0
-        file_id = next(
-            (message[k]["file_id"] for k in ("document", "sticker", "voice") if k in message), None
-        )
+        kinds = ("animation", "video", "video_note", "document", "sticker", "voice")
+        file_id = next((message[k]["file_id"] for k in kinds if k in message), None)
         if "photo" in message:
             file_id = message["photo"][-1]["file_id"]
         return UserAction(update_id, message["message_id"], file_id, delivered=seen)
@@ -135,6 +135,44 @@ class Users(Chats):
         return self._user_message(
             chat_id, user_id, {"document": document} | caption_content(caption), reply_to
         )
+
+    async def user_sends_clip(
+        self,
+        chat_id: int,
+        user_id: int,
+        data: bytes,
+        kind: Literal["animation", "video", "video_note"],
+        *,
+        width: int,
+        height: int,
+        duration: int,
+        caption: str | None = None,
+        file_size: int | None = None,
+    ) -> UserAction:
+        """A GIF (Telegram sends the bot an `animation`, an MP4, with the same file as a `document`
+        beside it), a video, or a round video note (square: one `length`, no caption), as Telegram reports
+        them: size and duration from the sender's client, claiming `file_size` bytes if given."""
+        mime = {"mime_type": "video/mp4"}
+        if kind == "video_note":
+            if width != height:
+                raise ValueError("a video note is square")
+            fields: JSON = {"length": width, "duration": duration}
+        else:
+            fields = {"width": width, "height": height, "duration": duration} | mime
+        if kind == "animation":
+            fields["file_name"] = "animation.gif.mp4"
+        with self._lock:
+            clip = self._store_clip(data, kind, fields, file_size)
+        content: JSON = {kind: clip}
+        if kind == "animation":
+            content["document"] = (
+                {k: clip[k] for k in ("file_id", "file_unique_id", "file_size")}
+                | {"file_name": clip["file_name"]}
+                | mime
+            )
+        if kind != "video_note":
+            content |= caption_content(caption)
+        return self._user_message(chat_id, user_id, content)
 
     async def user_sends_sticker(self, chat_id: int, user_id: int) -> UserAction:
         with self._lock:

@@ -48,7 +48,7 @@ class FrameStep:
     frames: int
     iteration: int  # over the whole clip; the last step has iteration == total
     total: int
-    losses: Losses | None = None  # the optimisation's (None in fast mode)
+    losses: Losses | None = None  # the optimisation's (None in fast mode and for a given first frame)
     image: np.ndarray | None = None  # (H, W, 3) float32 RGB 0..255, the finished frame, on its last step
 
 
@@ -71,24 +71,31 @@ def paint(
     params: StyleParams,
     should_cancel: Callable[[], bool] | None = None,
     start: Painter | None = None,
+    first: np.ndarray | None = None,
 ) -> Iterator[FrameStep]:
     """Paint up to `count` frames (H, W, 3) RGB 0..255, each scaled to `params.max_size`, yielding after
     every iteration; a frame's last step carries its painting. `start` gives a frame's own start (the
     AdaIN image of `initial="adain"`): the first frame's, and the occluded pixels' of the later ones
-    (else the frame itself). Raises `Cancelled` when `should_cancel` says so, between any two iterations."""
+    (else the frame itself). `first` is the first frame's painting when the caller already has it (a
+    clip continued, settings compared on one clip): it is not painted again and counts no iterations.
+    Raises `Cancelled` when `should_cancel` says so, between any two iterations."""
     cancel = should_cancel or (lambda: False)
     total = 0
     done = 0
     clip = _Clip(network, params, styles, cancel)
     painted = 0
+    losses: Losses | None = None
     for index, raw in enumerate(islice(frames, count)):
         if cancel():
             raise Cancelled
         frame = fit_long_side(raw, params.max_size)
         if index == 0:
-            total = painted_total(max(frame.shape[:2]), count, params)
-            image, losses = yield from clip.first(frame, start, count, total)
-            done = first_budget(max(frame.shape[:2]), params)
+            done = 0 if first is not None else first_budget(max(frame.shape[:2]), params)
+            total = done + (count - 1) * params.frame_iterations
+            if first is None:
+                image, losses = yield from clip.first(frame, start, count, total)
+            else:
+                image, losses = resize(first, frame.shape[:2]), None
         else:
             where = (index + 1, count, done, total)
             image, losses = yield from clip.later(frame, motion(clip.source, frame), start, where)

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine.clips import first_frame, is_clip
 from engine.images import OUTPUT_FORMATS, ImageError, ImageProblem, save_image
-from engine.inputs import load_inputs
+from engine.inputs import load_inputs, load_styles
 from engine.params import StyleParams
 from engine.stopping import STOP_TOLERANCE, STOP_WINDOW
 from engine.weights import (
@@ -50,9 +51,16 @@ def stylize_parser() -> argparse.ArgumentParser:
         "Run `neural-style weights fetch` once first.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("content", type=Path, help="the photo to repaint")
+    p.add_argument(
+        "content",
+        type=Path,
+        help="the photo to repaint, or a clip (.mp4, .mov, .webm, .mkv, .gif): painted frame by frame to an "
+        ".mp4 output without sound (its first frame alone to a picture output)",
+    )
     p.add_argument("styles", type=Path, nargs="+", metavar="style", help="one or more style images")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output file (.png, .jpg or .webp)")
+    p.add_argument(
+        "-o", "--output", type=Path, required=True, help="output file (.png, .jpg or .webp; .mp4 for a clip)"
+    )
     p.add_argument(
         "--network", type=Path, help="weights .npz, .mat or .pth (default: $VGG_WEIGHTS, else the cache)"
     )
@@ -134,11 +142,26 @@ def stylize_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--initial-noiseblend", type=float, default=DEFAULTS.initial_noiseblend)
     p.add_argument("--seed", type=int, help="seed of the start noise, for reproducible runs")
+    p.add_argument(
+        "--frame-iterations",
+        type=int,
+        default=DEFAULTS.frame_iterations,
+        help="a clip: iterations of each frame after the first, which starts from the previous one",
+    )
+    p.add_argument(
+        "--temporal-weight",
+        type=float,
+        default=DEFAULTS.temporal_weight,
+        help="a clip: weight of keeping each frame close to the previous one where the motion is known",
+    )
     p.add_argument("--checkpoint-output", help="write checkpoints to this pattern, e.g. out_%%d.png")
     p.add_argument("--checkpoint-iterations", type=int, default=100)
     p.add_argument("--threads", type=int, help="CPU threads for TensorFlow (default: all)")
     p.add_argument(
-        "--fast", action="store_true", help="write the one-pass AdaIN result alone, without optimising"
+        "--fast",
+        action="store_true",
+        help="write the one-pass AdaIN result alone, without optimising (a clip: per frame, steadied "
+        "along the motion)",
     )
     p.add_argument("--alpha", type=float, default=1.0, help="style strength of the AdaIN result, 0..1")
     p.add_argument(
@@ -195,10 +218,17 @@ def _stylize(args: argparse.Namespace) -> int:
         params = StyleParams(**{**_schedule(args), **chosen})
         if args.checkpoint_output:
             params = params.with_overrides(preview_every=args.checkpoint_iterations)
-        if args.output.suffix.lower() not in OUTPUT_FORMATS:
-            message = f"{args.output.name}: output must end in .png, .jpg, .jpeg or .webp"
+        whole_clip = is_clip(args.content) and args.output.suffix.lower() == ".mp4"
+        if args.output.suffix.lower() not in OUTPUT_FORMATS and not whole_clip:
+            message = f"{args.output.name}: output must end in .png, .jpg, .jpeg or .webp (.mp4 for a clip)"
             raise ImageError(ImageProblem.NOT_ALLOWED_FORMAT, args.output.name, message)
-        content, styles = load_inputs(args.content, args.styles, params)
+        if whole_clip:
+            content, styles = np.zeros((0, 0, 3), np.float32), []  # decoded frame by frame later
+        elif is_clip(args.content):  # a picture of its first frame
+            content = first_frame(args.content, params.max_size)
+            styles = load_styles(args.styles, content.shape, params)
+        else:
+            content, styles = load_inputs(args.content, args.styles, params)
         if not 0.0 <= args.alpha <= 1.0:
             raise ValueError("alpha must be within [0, 1]")
         weights = load_vgg(args.network)
@@ -212,6 +242,10 @@ def _stylize(args: argparse.Namespace) -> int:
         from engine.host.devices import configure_tensorflow
 
         configure_tensorflow(args.threads)
+    if whole_clip:
+        from engine.cli_clip import paint_clip
+
+        return paint_clip(args, params, weights, decoder)
     if args.fast:
         assert decoder is not None
         return _fast(args, params, content, styles, weights, decoder)

@@ -52,12 +52,23 @@ def load_inputs(
     name the images `content_name` and `style_name` (default: their paths).
     """
     image = load_image(content, name=content_name, max_side=params.max_size)
+    return image, load_styles(styles, image.shape, params, style_name)
+
+
+def load_styles(
+    styles: Sequence[Path | bytes],
+    content: tuple[int, ...],
+    params: StyleParams,
+    style_name: str | None = None,
+) -> list[np.ndarray]:
+    """The styles as (H, W, 3) float32 for a content of shape `content` (H, W, …), as `load_inputs`
+    decodes them (a clip's frames are the content)."""
     scales = params.style_scales or (1.0,) * len(styles)
     if len(scales) != len(styles):
         raise ValueError(f"{len(scales)} style scales for {len(styles)} style images")
     loaded = []
     for style, scale in zip(styles, scales, strict=True):
         info = inspect_image(style, style_name, verify=False)
-        height, width = style_size((info.height, info.width), image.shape, scale)
+        height, width = style_size((info.height, info.width), content, scale)
         loaded.append(load_image(style, name=style_name, max_side=max(height, width)))
-    return image, loaded
+    return loaded

@@ -1,6 +1,8 @@
 """The in-process runner: set TensorFlow up once, hold the network, and run jobs to an `Outcome`.
 
 Every worker runs jobs through it: a process of `LocalPool`, an actor of `RayPool`, or a test calling it.
+A clip's content (engine.clips) with an .mp4 output is painted frame by frame (engine.animate), its
+frames decoded and written one at a time; with a picture output, its first frame is painted as a picture.
 """
 
 from __future__ import annotations
@@ -11,15 +13,17 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine.clips import ClipError, ClipLimits, ClipWriter, first_frame, inspect_clip, is_clip, read_frames
 from engine.descent import Cancelled
 from engine.host.devices import configure_tensorflow
 from engine.images import ImageError, save_image
-from engine.inputs import load_inputs
+from engine.inputs import load_inputs, load_styles
 from engine.memory import LEAST_SIDE, fitting_side, free_memory
 from engine.params import Losses, StyleParams
 from engine.precision import resolve
@@ -36,6 +40,12 @@ logger = logging.getLogger(__name__)
 CONTENT_NAME = "the photo"
 STYLE_NAME = "the style picture"
 IMAGE_ROLES: dict[str, ImageRole] = {CONTENT_NAME: "content", STYLE_NAME: "style"}
+
+# A clip job's limits were checked by the bot before it was queued; the worker reads its header for its
+# frame rate and count only.
+UNLIMITED = ClipLimits(max_seconds=math.inf, max_side=2**31, min_side=1)
+# A fast clip's progress events: a feed-forward frame has no objective.
+NO_LOSSES = Losses(0.0, 0.0, 0.0, 0.0)
 
 # Words in TensorFlow's errors (any case) that mean an allocation failed on the device. Only
 # ResourceExhaustedError says so by its type; the others come as InternalError or UnknownError.
@@ -114,7 +124,7 @@ class Runner:
         try:
             # Decoded straight to the sizes the run uses (a 40-megapixel photo is never held at full size
             # in float), and named as the user knows them: these messages reach the log, paths need not.
-            content, styles = load_inputs(spec.content, spec.styles, spec.params, CONTENT_NAME, STYLE_NAME)
+            content, styles = _inputs(spec)
             params, shrunk_to = _fit(spec, content.shape)
             if shrunk_to is not None and shrunk_to < LEAST_SIDE:
                 detail = f"{content.shape[1]}×{content.shape[0]} would need more memory than is free"
@@ -146,6 +156,8 @@ class Runner:
     def _paint(self, job: _Job, params: StyleParams) -> Losses | None:
         """Paint the job's content as `params` say and save it to its output; the final losses of an
         optimisation, None for a feed-forward preview."""
+        if _whole_clip(job.spec):
+            return self._animate(job, params)
         if job.spec.mode == "preview":
             self._preview(job, params)
             return None
@@ -153,8 +165,12 @@ class Runner:
 
     def _preview(self, job: _Job, params: StyleParams) -> None:
         """One AdaIN feed-forward pass, saved as the job's output."""
-        image = self.adain().preview(
-            job.content,
+        save_image(self._feed_forward(job, params, job.content), job.spec.output)
+
+    def _feed_forward(self, job: _Job, params: StyleParams, content: np.ndarray) -> np.ndarray:
+        """`content` painted in one AdaIN pass with the job's styles and strength."""
+        return self.adain().preview(
+            content,
             job.styles,
             alpha=job.spec.alpha,
             blend_weights=params.style_blend_weights,
@@ -163,7 +179,55 @@ class Runner:
             style_scales=params.style_scales,
             precision=params.precision,
         )
-        save_image(image, job.spec.output)
+
+    def _animate(self, job: _Job, params: StyleParams) -> Losses | None:
+        """Paint the whole clip to the job's .mp4 at its painted frame rate: fast (AdaIN per frame) for a
+        preview job, else the optimisation; the last frame's losses (None if fast). Frames are decoded
+        and written one at a time; on any error, cancellation included, no output is left."""
+        from engine.animate import fast, paint
+
+        spec = job.spec
+        info = inspect_clip(spec.content, UNLIMITED)
+        frames = read_frames(spec.content, params.max_size)
+        if spec.mode == "preview":
+            steps = fast(
+                frames,
+                info.frames,
+                partial(self._feed_forward, job, params),
+                params.max_size,
+                job.should_cancel,
+            )
+        else:
+            start = None
+            if params.initial == "adain":
+                from engine.adain import initial_from_adain
+
+                start = partial(
+                    initial_from_adain, self.adain(), styles=job.styles, params=params, alpha=spec.alpha
+                )
+            steps = paint(self.network, frames, info.frames, job.styles, params, job.should_cancel, start)
+        losses = None
+        side = max(job.content.shape[:2])
+        try:
+            with ClipWriter(spec.output, info.painted_fps()) as writer:
+                for step in steps:
+                    if step.image is not None:
+                        writer.write(step.image)
+                    losses = step.losses or losses
+                    event = ProgressEvent(
+                        spec.job_id,
+                        step.iteration,
+                        step.total,
+                        step.losses or losses or NO_LOSSES,
+                        side=side,
+                        frame=step.frame,
+                        frames=step.frames,
+                    )
+                    job.report(event)
+        finally:
+            frames.close()
+        logger.info("job %s: painted %d frames at %d px", spec.job_id, step.frame, side)
+        return losses
 
     def _optimise(self, job: _Job, params: StyleParams) -> Losses:
         """The optimisation, from an AdaIN start if `params` ask for one, reporting every iteration; the last
@@ -204,10 +268,27 @@ class _Job:
     should_cancel: Callable[[], bool]
 
 
+def _whole_clip(spec: JobSpec) -> bool:
+    """Whether the job paints a whole clip (else a picture: a photo, or a clip's first frame)."""
+    return is_clip(spec.content) and spec.output.suffix.lower() == ".mp4"
+
+
+def _inputs(spec: JobSpec) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The content (a clip's first frame) and the styles, decoded no larger than the run uses them."""
+    if not is_clip(spec.content):
+        return load_inputs(spec.content, spec.styles, spec.params, CONTENT_NAME, STYLE_NAME)
+    frame = first_frame(spec.content, spec.params.max_size)
+    return frame, load_styles(spec.styles, frame.shape, spec.params, STYLE_NAME)
+
+
 def _ended_by(spec: JobSpec, exc: Exception, seconds: float) -> Outcome:
-    """The outcome of a job stopped by `exc`: cancelled, a bad image, or a failure named for the caller."""
+    """The outcome of a job stopped by `exc`: cancelled, a bad image or clip, or a failure named for the
+    caller."""
     if isinstance(exc, Cancelled):
         return Outcome(spec.job_id, "cancelled", seconds=seconds)
+    if isinstance(exc, ClipError):
+        logger.warning("job %s: the clip could not be read: %s", spec.job_id, exc)
+        return Outcome.failed(spec.job_id, Failure.BAD_CLIP, str(exc), seconds=seconds)
     if isinstance(exc, ImageError):
         return Outcome.bad_image(spec.job_id, exc, IMAGE_ROLES.get(exc.name, "output"))
     failure = Failure.OUT_OF_MEMORY if out_of_memory(exc) else failure_of(exc)

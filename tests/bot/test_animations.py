@@ -158,7 +158,7 @@ async def test_a_painted_clip_comes_back_as_an_animation_in_the_status_message(
     assert (info.width, info.height) == (48, 32)
     assert shown[0].text is not None
     assert shown[0].text.startswith("Here it is!")
-    progress = [v.text or "" for v in fake.message(USER, queued.message_id).edits]
+    progress = [version.text or "" for version in shown[0].history]
     assert any("Frame " in text and " of 4" in text for text in progress), progress
     await fake.wait_for_message(USER, lambda m: m.text == texts.ready)
     assert job.status == JobStatus.DELIVERED

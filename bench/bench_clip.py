@@ -20,6 +20,7 @@ with frame (a)'s. Peak memory is the process's (ru_maxrss), so it only grows fro
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import resource
 import sys
@@ -41,15 +42,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--iterations", type=int, default=100, help="of the first frame (L-BFGS, as the bot)")
     p.add_argument("--frame-iterations", type=int, nargs="*", default=[10, 20, 40])
     p.add_argument("--temporal-weights", type=float, nargs="*", default=[])
-    p.add_argument("--alone", type=int, default=4, help="frames painted on their own, for (a)")
+    p.add_argument("--alone", type=int, default=4, help="frames painted on their own, for (a); 0: fast only")
     p.add_argument("--blends", type=float, nargs="*", default=[0.3, 0.5, 0.6, 0.7, 0.8])
     p.add_argument("--strip", type=Path, help="write a strip of frames (PNG) here")
+    p.add_argument("--keep", type=Path, help="keep the frames painted alone here (.npz), and reuse them")
     p.add_argument("--threads", type=int)
     return p.parse_args(argv)
 
 
 def clip(picture: np.ndarray, side: int, frames: int) -> list[np.ndarray]:
-    """`frames` frames of a 3-second pan (a quarter of the width) and 10 % zoom at 12 fps, long side `side`."""
+    """`frames` frames of a 3-second pan (a fifth of the width) and 10 % zoom at 12 fps, long side `side`."""
     from engine.images import resize
 
     height, width = picture.shape[:2]
@@ -97,13 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     frames = clip(picture, args.side, args.frames)
     began = time.perf_counter()
-    moves = [motion(a, b) for a, b in zip(frames[:-1], frames[1:], strict=True)]
+    moves = [motion(a, b) for a, b in itertools.pairwise(frames)]
     flow_seconds = (time.perf_counter() - began) / max(1, len(moves))
     source = flicker(frames, moves)
     network = VGG19(weights)
     params = StyleParams(iterations=args.iterations, max_size=args.side, optimizer="lbfgs", margin=16, seed=0)
     print(
-        f"{len(frames)} frames of {frames[0].shape[1]}×{frames[0].shape[0]}; flow {flow_seconds:.3f} s per frame"
+        f"{len(frames)} frames of {frames[0].shape[1]}×{frames[0].shape[0]}; "
+        f"flow {flow_seconds:.3f} s per frame"
     )
     print(f"source flicker {source:.2f}")
     rows: list[str] = []
@@ -115,29 +118,45 @@ def main(argv: list[str] | None = None) -> int:
     alone: list[np.ndarray] = []
     alone_obj: list[float] = []
     alone_s: list[float] = []
+    kept = np.load(args.keep) if args.keep and args.keep.is_file() else {}
     for frame in frames[: args.alone]:
         start = time.perf_counter()
+        name = f"{args.side}-{len(alone)}"
+        if name in kept:  # (image, objective, seconds) of an earlier run with these settings
+            print(f"alone frame {len(alone) + 1}: kept in {args.keep}")
+            alone.append(kept[name])
+            alone_obj.append(float(kept[name + "-objective"]))
+            alone_s.append(float(kept[name + "-seconds"]))
+            continue
         last = list(paint(network, [frame], 1, [style], params))[-1]
         alone_s.append(time.perf_counter() - start)
-        assert last.image is not None and last.losses is not None
+        assert last.image is not None
+        assert last.losses is not None
         alone.append(last.image)
         alone_obj.append(objective(last.losses))
         print(f"alone frame {len(alone)}: {alone_s[-1]:.1f} s, objective {alone_obj[-1]:.4g}", flush=True)
-    first = alone[0]
-    a_flicker = flicker(alone, moves[: len(alone) - 1])
-    rows.append(
-        f"| (a) each frame alone, {args.iterations} it | {a_flicker:.2f} | {a_flicker / source:.1f}× | "
-        f"{np.mean(alone_s):.1f} | {np.mean(alone_obj[1:]):.4g} | {peak_mb():.0f} |"
-    )
-    print(rows[-1], flush=True)
-
+        if args.keep:
+            kept = {
+                **kept,
+                name: alone[-1],
+                name + "-objective": alone_obj[-1],
+                name + "-seconds": alone_s[-1],
+            }
+            np.savez(args.keep, **kept)
     settings = [(n, params.temporal_weight) for n in args.frame_iterations]
     settings += [(params.frame_iterations, w) for w in args.temporal_weights]
     painted: list[np.ndarray] = []
-    for iterations, weight in settings:
+    if len(alone) > 1:  # one frame alone only starts the painted runs
+        a_flicker = flicker(alone, moves[: len(alone) - 1])
+        rows.append(
+            f"| (a) each frame alone, {args.iterations} it | {a_flicker:.2f} | {a_flicker / source:.1f}× | "
+            f"{np.mean(alone_s):.1f} | {np.mean(alone_obj[1:]):.4g} | {peak_mb():.0f} |"
+        )
+        print(rows[-1], flush=True)
+    for iterations, weight in settings if alone else []:
         run = params.with_overrides(frame_iterations=iterations, temporal_weight=weight)
         start = time.perf_counter()
-        steps = list(paint(network, frames, len(frames), [style], run, first=first))
+        steps = list(paint(network, frames, len(frames), [style], run, first=alone[0]))
         seconds = (time.perf_counter() - start) / (len(frames) - 1)
         images = [s.image for s in steps if s.image is not None]
         later = [objective(s.losses) for s in steps if s.image is not None and s.losses is not None]
@@ -162,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     per_frame = (time.perf_counter() - start) / len(frames)
     score = flicker(own, moves)
     rows.append(
-        f"| (c) fast, no blending | {score:.2f} | {score / source:.1f}× | {per_frame:.2f} | ghost 0 | {peak_mb():.0f} |"
+        f"| (c) fast, no blending | {score:.2f} | {score / source:.1f}× | {per_frame:.2f} | ghost 0 | "
+        f"{peak_mb():.0f} |"
     )
     print(rows[-1], flush=True)
     blended: list[np.ndarray] = own
@@ -186,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| run | flicker | × source | s/frame | objective (later frames) | peak MB |")
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))
-    if args.strip:
+    if args.strip and painted:
         save_image(strip([frames, alone, painted, blended], 4), args.strip)
         print(f"wrote {args.strip}: rows source, alone, painted, fast; frames 1-4")
     return 0

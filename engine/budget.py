@@ -46,8 +46,9 @@ def largest_within(pace: float, iterations: int, target: float, max_size: int) -
 
 
 # A fast clip frame's optical flow (two DIS flows and their consistency, engine.flow) as a share of its
-# feed-forward pass at the same size (bench/notes/animations.md).
-FLOW_SHARE = 0.5
+# feed-forward pass at the same size: 0.017-0.067 s against 1.5-2.8 s at 256 px on a 2-core CPU
+# (bench/notes/animations.md); rounded up.
+FLOW_SHARE = 0.05
 
 
 def clip_work(side: int, frames: int, iterations: int, frame_iterations: int, fast: bool) -> float:

@@ -188,26 +188,21 @@ class AdaIN:
         max_size: int = StyleParams.max_size,
         style_scales: Sequence[float] | None = None,
         precision: str = "auto",
+        target: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray:
         """The content repainted in one pass: (H, W, 3) float32 RGB 0..255 at the content's size.
 
         `content` and `styles` are (H, W, 3) RGB 0..255 at any size. The content is scaled to `max_size`
         and each style to scale × its width, as the optimisation does; `alpha` in [0, 1] is the strength.
-        `precision` is the convolutions' number format, as `StyleParams.precision`.
+        `precision` is the convolutions' number format, as `StyleParams.precision`. `target`: the styles'
+        statistics from `sized_target` for this content size, when already taken (a clip's frames share
+        them; encoding the styles again would cost as much as the frame).
         """
         if not 0.0 <= alpha <= 1.0:
             raise ValueError("alpha must be within [0, 1]")
-        if not styles:
-            raise ValueError("at least one style image is needed")
         content = images.fit_long_side(content, max_size)
         height, width = content.shape[:2]
-        scales = list(style_scales or (1.0,) * len(styles))
-        if len(scales) != len(styles):
-            raise ValueError(f"{len(scales)} style scales for {len(styles)} style images")
-        sized = []
-        for style, scale in zip(styles, scales, strict=True):
-            sized.append(images.resize(style, style_size(style.shape, content.shape, scale)))
-        mean, std = self.style_target(sized, blend_weights, precision)
+        mean, std = target or self.sized_target(content.shape, styles, blend_weights, style_scales, precision)
         _, stylise = self._functions(resolve(precision))
         # The decoder gives 8× the relu4_1 size: reflect-pad the content to a multiple of 8 so nothing
         # is pooled from a partial window, and crop the output back to the content's exact size.
@@ -215,6 +210,27 @@ class AdaIN:
         out = stylise(batch, mean, std, tf.constant(alpha, tf.float32)).numpy()
         image = np.clip(out[0, :height, :width] * 255.0, 0.0, 255.0).astype(np.float32)
         return images.preserve_colors(content, image) if preserve_colors else image
+
+    def sized_target(
+        self,
+        shape: tuple[int, ...],
+        styles: Sequence[np.ndarray],
+        blend_weights: Sequence[float] | None = None,
+        style_scales: Sequence[float] | None = None,
+        precision: str = "auto",
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`style_target` of the styles each sized to scale × the width of a content of `shape`, as
+        `preview` takes them."""
+        if not styles:
+            raise ValueError("at least one style image is needed")
+        scales = list(style_scales or (1.0,) * len(styles))
+        if len(scales) != len(styles):
+            raise ValueError(f"{len(scales)} style scales for {len(styles)} style images")
+        sized = [
+            images.resize(style, style_size(style.shape, shape, scale))
+            for style, scale in zip(styles, scales, strict=True)
+        ]
+        return self.style_target(sized, blend_weights, precision)
 
     def _preprocess(self, image: np.ndarray) -> np.ndarray:
         """(H, W, 3) RGB 0..255 → (1, H, W, 3) mean-subtracted, the input our conv1_1 takes."""

@@ -4,6 +4,7 @@ cancellation and damage mid-clip."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -55,6 +56,24 @@ def test_a_clip_is_painted_to_an_mp4_frame_by_frame(runner: Runner, tmp_path: Pa
         assert outcome.losses is not None
     else:
         assert events[-1].total == FRAMES  # one event per frame
+
+
+def test_a_fast_clip_takes_its_styles_statistics_once(
+    runner: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = runner.adain()
+    taken: list[tuple[int, ...]] = []
+    real = model.sized_target
+
+    def counted(shape: tuple[int, ...], *args: Any, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
+        taken.append(shape)
+        return real(shape, *args, **kwargs)
+
+    monkeypatch.setattr(model, "sized_target", counted)
+    outcome = runner.run(clip_job(tmp_path, "out.mp4", "preview"), lambda event: None, lambda: False)
+
+    assert outcome.status == "done"
+    assert taken == [(36, 48, 3)]  # one size, taken once for all the frames
 
 
 def test_a_picture_output_of_a_clip_is_its_first_frame_painted(runner: Runner, tmp_path: Path) -> None:

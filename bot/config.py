@@ -67,9 +67,10 @@ class Config:
     max_image_size: int = 2048
     # Animations and videos (bot/animations.py): the longest clip taken, the long side its frames are
     # painted at, and how long a clip may hold a worker in painted mode; a clip painted more slowly than
-    # that on this host is painted in fast mode (AdaIN per frame) instead.
+    # that on this host is painted in fast mode (AdaIN per frame) instead. A 2-core CPU host paints a
+    # 10-s clip at 360 px in fast mode in a few minutes (BENCHMARKS.md, Animations).
     max_animation_seconds: float = 10.0
-    max_animation_size: int = 480
+    max_animation_size: int = 360
     animation_target_seconds: float = 300.0
     log_level: str = "INFO"
     progress_interval: float = 3.0  # seconds between two edits of a status message

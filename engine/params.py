@@ -9,6 +9,7 @@ Pooling = Literal["max", "avg"]
 Initial = Literal["content", "noise", "adain"]
 Optimizer = Literal["adam", "lbfgs"]
 Precision = Literal["auto", "float32", "bfloat16"]
+StyleLoss = Literal["gram", "sliced"]
 
 CONTENT_LAYERS: tuple[str, ...] = ("relu4_2", "relu5_2")
 STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -32,6 +33,10 @@ class StyleParams:
     content_weight_blend: float = 1.0
     # Weight of the style loss (the bot's "style strength" multiplies it).
     style_weight: float = 1e6
+    # How the style is matched at each style layer: "gram", anishathalye/neural-style's Gram matrices
+    # (second moments), or "sliced", the sliced Wasserstein distance of the features' whole distribution
+    # (Heitz et al. 2021; engine.sliced), weighted so that `style_weight` means about the same.
+    style_loss: StyleLoss = "gram"
     # Style layer l gets weight exp**l before normalisation; > 1 favours coarse features, < 1 fine ones.
     style_layer_weight_exp: float = 1.0
     # Relative weight of each style image; None = equal. Normalised to sum to 1.
@@ -171,6 +176,8 @@ def _problems(p: StyleParams) -> list[str]:
         problems.append("precision must be 'auto', 'float32' or 'bfloat16'")
     if p.stop_tolerance is not None and not 0.0 <= p.stop_tolerance < 1.0:
         problems.append("stop_tolerance must be within [0, 1)")
+    if p.style_loss not in ("gram", "sliced"):
+        problems.append("style_loss must be 'gram' or 'sliced'")
     if not 0 <= p.margin <= 256:
         problems.append("margin must be within [0, 256] pixels")
     return problems

@@ -77,6 +77,11 @@ class StyleParams:
     seed: int | None = None
     # Emit a preview image every this many iterations (0 = only the final image).
     preview_every: int = 0
+    # The result of each scale is an exponential moving average of its iterates with this decay,
+    # bias-corrected, as crowsonkb/style-transfer-pytorch returns: of the start image and the image after
+    # every Adam step, or L-BFGS's lowest-loss image after every evaluation. It smooths the noise the last
+    # steps leave. 0 = off: the lowest-loss image.
+    average_decay: float = 0.0
     # Pixels of mirrored image optimised around the picture and cropped off the result (at the output
     # size; scaled with coarser scales). The network zero-pads, which paints dark, ragged borders within
     # a few pixels of the edge; a margin takes them off with the crop. 0 = none, as anishathalye/neural-style.
@@ -178,6 +183,8 @@ def _problems(p: StyleParams) -> list[str]:
         problems.append("stop_tolerance must be within [0, 1)")
     if p.style_loss not in ("gram", "sliced"):
         problems.append("style_loss must be 'gram' or 'sliced'")
+    if not 0.0 <= p.average_decay < 1.0:
+        problems.append("average_decay must be within [0, 1)")
     if not 0 <= p.margin <= 256:
         problems.append("margin must be within [0, 256] pixels")
     return problems

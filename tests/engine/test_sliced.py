@@ -87,7 +87,7 @@ def test_optimisation_lowers_the_sliced_objective(network: VGG19, optimizer: str
         style_loss="sliced",
         optimizer=optimizer,  # type: ignore[arg-type]
         seed=0,
-        style_weight=1.0,
+        style_weight=1e8,  # the sliced term is ~1e-8 of its raw distance (engine.sliced.SCALE)
         content_weight=1.0,
         learning_rate=2.0,
     )
@@ -142,3 +142,12 @@ def test_bad_style_loss_and_decay_are_refused() -> None:
     assert StyleParams.from_dict(
         StyleParams(style_loss="sliced", average_decay=0.99).to_dict()
     ) == StyleParams(style_loss="sliced", average_decay=0.99)
+
+
+def test_no_averaging_returns_the_lowest_loss_image(network: VGG19) -> None:
+    content, style = smooth_image(16, 24, 1), smooth_image(16, 16, 2)
+    params = StyleParams(iterations=10, optimizer="lbfgs", seed=0, average_decay=0.0)
+    steps = list(iterate(network, content, [style], params))
+    assert steps[-1].losses.total <= min(s.losses.total for s in steps[:-1])
+    averaged = list(iterate(network, content, [style], params.with_overrides(average_decay=0.9)))
+    assert averaged[-1].losses.total > min(s.losses.total for s in averaged[:-1])

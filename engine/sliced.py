@@ -27,8 +27,8 @@ import tensorflow as tf
 SORT_BUDGET = 2**20
 # The sliced term is multiplied by this, so that a style_weight weighs it as much as the Gram term: on
 # three pairs of the shared images at 512 px, Gram term / sliced term at the content image and at the
-# AdaIN start ranged 0.9e-8–2.5e-8, geometric mean 1.8e-8 (bench/notes/style-loss.md).
-SCALE = 2e-8
+# AdaIN start ranged 0.9e-4–2.5e-4, geometric mean 1.8e-4 (bench/notes/style-loss.md).
+SCALE = 2e-4
 
 
 def draw_directions(channels: int, rng: np.random.Generator) -> np.ndarray:

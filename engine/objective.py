@@ -127,6 +127,7 @@ class Objective:
         directions = {
             layer: draw_directions(int(network.kernels["conv" + layer[4:]].shape[3]), rng)
             for layer in style_weights
+            if params.style_loss == "sliced"
         }
 
         # Targets in the same number format as the image's features, so a perfect match scores zero.

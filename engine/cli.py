@@ -80,6 +80,12 @@ def stylize_parser() -> argparse.ArgumentParser:
         help="share of relu4_2 in the content loss; relu5_2 gets the rest",
     )
     p.add_argument("--style-weight", type=float, default=DEFAULTS.style_weight)
+    p.add_argument(
+        "--style-loss",
+        choices=("gram", "sliced"),
+        default=DEFAULTS.style_loss,
+        help="match the style's Gram matrices, or its features' whole distribution (sliced Wasserstein)",
+    )
     p.add_argument("--style-layer-weight-exp", type=float, default=DEFAULTS.style_layer_weight_exp)
     p.add_argument("--style-blend-weights", type=_floats, help="relative weight of each style image")
     p.add_argument("--tv-weight", type=float, default=DEFAULTS.tv_weight)
@@ -114,6 +120,13 @@ def stylize_parser() -> argparse.ArgumentParser:
         help="coarse to fine: weight of the style matched on the image shrunk to the coarser scales (0: off)",
     )
     p.add_argument("--pooling", choices=("max", "avg"), default=DEFAULTS.pooling)
+    p.add_argument(
+        "--average-decay",
+        type=float,
+        default=DEFAULTS.average_decay,
+        metavar="D",
+        help="each scale returns the moving average of its iterates with this decay, e.g. 0.99 (0: off)",
+    )
     p.add_argument(
         "--stop-tolerance",
         type=float,

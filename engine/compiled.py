@@ -100,9 +100,15 @@ def _signatures(network: VGG19, structure: Structure) -> tuple[Any, ...]:
         return int(network.kernels["conv" + layer[4:]].shape[3])
 
     image = tf.TensorSpec((1, None, None, 3), tf.float32)
+
+    def style_target(layer: str) -> Any:  # a Gram, or the sliced loss's directions and sorted projections
+        square = tf.TensorSpec((channels(layer),) * 2, tf.float32)
+        if structure.style_loss == "sliced":
+            return (square, tf.TensorSpec((None, channels(layer)), tf.float32))
+        return square
+
     grams = tuple(
-        tuple(tf.TensorSpec((channels(layer),) * 2, tf.float32) for layer in structure.style_layers)
-        for _ in range(structure.styles)
+        tuple(style_target(layer) for layer in structure.style_layers) for _ in range(structure.styles)
     )
     # Each coarser level's size is a tensor, not a constant, so its shape does not retrace either.
     level = (tf.TensorSpec((2,), tf.int32), grams)

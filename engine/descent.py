@@ -48,18 +48,42 @@ def lbfgs_after_adam(
     converged: Callable[[], bool],
 ) -> Steps:
     """`warmup` Adam steps as anishathalye/neural-style takes them, then L-BFGS bounded to valid pixels for
-    the rest of the budget, or until `converged` says so.
+    the rest of the budget, or until `converged` says so; with `params.average_decay`, the average of the
+    iterates is previewed and returned (`averaged`).
 
     From the content image, L-BFGS alone can creep for dozens of evaluations at 512 px: its line
     search stops where the first pixel reaches the bounds. Two Adam steps (each moves every pixel by
     about the learning rate) get it clear; see BENCHMARKS.md.
     """
+    if not params.average_decay:
+        return (
+            yield from _lbfgs_after_adam(
+                fn, objective, start, evaluations, warmup, params, previews, cancel, converged
+            )
+        )
+    every = frozenset(range(1, evaluations + 1))
+    steps = _lbfgs_after_adam(fn, objective, start, evaluations, warmup, params, every, cancel, converged)
+    return (yield from averaged(steps, fn, objective, start, params.average_decay, previews))
+
+
+def _lbfgs_after_adam(
+    fn: Compiled,
+    objective: Objective,
+    start: np.ndarray,
+    evaluations: int,
+    warmup: int,
+    params: StyleParams,
+    previews: frozenset[int],
+    cancel: Callable[[], bool],
+    converged: Callable[[], bool],
+) -> Steps:
+    """`lbfgs_after_adam` without the averaging; previews show the lowest-loss image so far."""
     warmup = min(warmup, evaluations)
     best: tuple[np.ndarray, Losses] | None = None
     image = start
     if warmup:
         early = frozenset(p for p in previews if p <= warmup)
-        best = yield from adam(fn, objective, start, warmup, params, early, cancel, None, converged)
+        best = yield from _adam(fn, objective, start, warmup, params, early, cancel, None, converged)
         image = best[0]
     if evaluations > warmup and not converged():
         network = objective.network
@@ -103,7 +127,61 @@ def adam(
     converged: Callable[[], bool],
 ) -> Steps:
     """Adam as anishathalye/neural-style runs it, several steps per compiled call, until `iterations` or
-    `converged`; previews end a call so they are exact."""
+    `converged`; previews end a call so they are exact. With `params.average_decay`, the average of the
+    iterates is previewed and returned (`averaged`), one step per call."""
+    if not params.average_decay:
+        return (
+            yield from _adam(
+                fn, objective, start, iterations, params, previews, cancel, steps_per_call, converged
+            )
+        )
+    every = frozenset(range(1, iterations + 1))
+    steps = _adam(fn, objective, start, iterations, params, every, cancel, steps_per_call, converged)
+    return (yield from averaged(steps, fn, objective, start, params.average_decay, previews))
+
+
+def averaged(
+    steps: Steps,
+    fn: Compiled,
+    objective: Objective,
+    start: np.ndarray,
+    decay: float,
+    previews: frozenset[int],
+) -> Steps:
+    """Relay `steps`, which preview an image at every evaluation, and return the exponential moving average
+    of `start` and those images with its losses; previews on `previews` show the average so far.
+
+    Bias-corrected as crowsonkb/style-transfer-pytorch's EMA: the weights (1 − decay)·decayᵏ are divided by
+    their sum, so the average is an average from the first step. Kept on the host: one multiply-add of the
+    image per evaluation.
+    """
+    total = (1.0 - decay) * start.astype(np.float64)  # Σ weight · image
+    weight = 1.0 - decay  # Σ weight
+    try:
+        for index, losses, image in steps:
+            if image is not None:
+                total = decay * total + (1.0 - decay) * image
+                weight = decay * weight + (1.0 - decay)
+            yield index, losses, (total / weight).astype(np.float32) if index in previews else None
+    finally:
+        steps.close()
+    average = (total / weight).astype(np.float32)
+    values = fn.parts(tf.constant(average), objective.targets, objective.coefficients).numpy()
+    return average, Losses(*(float(x) for x in values))
+
+
+def _adam(
+    fn: Compiled,
+    objective: Objective,
+    start: np.ndarray,
+    iterations: int,
+    params: StyleParams,
+    previews: frozenset[int],
+    cancel: Callable[[], bool],
+    steps_per_call: int | None,
+    converged: Callable[[], bool],
+) -> Steps:
+    """`adam` without the averaging; previews show the image after the step."""
     image = tf.constant(start)
     zeros = tf.zeros_like(image)
     state: AdamState = (image, zeros, zeros, tf.constant(0.0), image, tf.fill((4,), np.inf))

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from engine.params import STYLE_LAYERS, StyleParams
 from engine.precision import resolve
+from engine.sliced import SCALE, draw_directions, sliced_distance, sorted_projections
 from engine.vgg import VGG19, gram
 
 # How the image is shrunk to a coarser level inside the gradient (tf.image.resize, antialiased): bicubic,
@@ -56,10 +57,13 @@ class Structure:
     dtype: str = "float32"  # of the convolutions ("float32" or "bfloat16"); Grams and losses are float32
     levels: int = 0  # coarser levels whose style is matched too (coarse to fine, see engine.multiscale)
     temporal: bool = False  # a clip frame's temporal term (see `temporal_loss`)
+    style_loss: str = "gram"  # StyleParams.style_loss: what the style targets are (see `Grams`)
 
 
-# Per style image, one (c, c) Gram per style layer.
-Grams = tuple[tuple[tf.Tensor, ...], ...]
+# Per style image, one target per style layer: its (c, c) Gram, or with the sliced loss the pair of that
+# layer's (c, c) projection directions and the style's (m, c) sorted projections on them (engine.sliced),
+# so whoever shares the targets (a clip's frames) shares the directions they were taken on.
+Grams = tuple[tuple[tf.Tensor | tuple[tf.Tensor, tf.Tensor], ...], ...]
 # A coarser level: the (2,) int32 canvas size the image is shrunk to, and the style's Grams at that size.
 Level = tuple[tf.Tensor, Grams]
 # A clip frame's temporal target: () for a picture, else the previous painted frame warped to this one,
@@ -115,7 +119,16 @@ class Objective:
             dtype.name,
             len(levels),
             temporal is not None,
+            params.style_loss,
         )
+        # The sliced loss's directions: drawn once per objective (so per scale), the same for every style
+        # and level, and fixed while it is minimised, so L-BFGS's history stays valid.
+        rng = np.random.default_rng(params.seed)
+        directions = {
+            layer: draw_directions(int(network.kernels["conv" + layer[4:]].shape[3]), rng)
+            for layer in style_weights
+            if params.style_loss == "sliced"
+        }
 
         # Targets in the same number format as the image's features, so a perfect match scores zero.
         def style_grams(images: Sequence[np.ndarray]) -> Grams:
@@ -123,7 +136,18 @@ class Objective:
             for style in images:
                 style_batch = tf.constant(network.preprocess(style))
                 sfeats = network.features(style_batch, style_weights, params.pooling, dtype)
-                out.append(tuple(gram(sfeats[layer]) for layer in style_weights))
+                if params.style_loss == "sliced":
+                    out.append(
+                        tuple(
+                            (
+                                tf.constant(directions[layer]),
+                                sorted_projections(sfeats[layer], directions[layer]),
+                            )
+                            for layer in style_weights
+                        )
+                    )
+                else:
+                    out.append(tuple(gram(sfeats[layer]) for layer in style_weights))
             return tuple(out)
 
         content_batch = tf.constant(network.preprocess(content))
@@ -166,12 +190,13 @@ def objective_parts(
     content = tf.constant(0.0)
     for i, (layer, target) in enumerate(zip(structure.content_layers, content_targets, strict=True)):
         content += content_coef[i] * tf.reduce_sum(tf.square(feats[layer] - target)) / _size(target)
-    style = style_loss([feats[layer] for layer in structure.style_layers], style_targets, style_coef)
+    term = sliced_style_loss if structure.style_loss == "sliced" else style_loss
+    style = term([feats[layer] for layer in structure.style_layers], style_targets, style_coef)
     for size, grams in level_targets:
         # (1, h, w, 3): antialiased, so every pixel of the image gets a share of the level's gradient.
         small = tf.image.resize(image, size, method=LEVEL_FILTER, antialias=True)
         found = network.features(small, structure.style_layers, structure.pooling, dtype)
-        level = style_loss([found[layer] for layer in structure.style_layers], grams, style_coef)
+        level = term([found[layer] for layer in structure.style_layers], grams, style_coef)
         style += level_coef * level
     return content, style, tv_coef * total_variation(image)
 
@@ -190,6 +215,16 @@ def style_loss(features: Sequence[tf.Tensor], targets: Grams, coefficients: tf.T
     for s, style_grams in enumerate(targets):
         for j, (ours, target) in enumerate(zip(grams, style_grams, strict=True)):
             loss += coefficients[s, j] * tf.reduce_sum(tf.square(ours - target)) / _size(target)
+    return loss
+
+
+def sliced_style_loss(features: Sequence[tf.Tensor], targets: Grams, coefficients: tf.Tensor) -> tf.Tensor:
+    """Σ over styles s and layers j of coefficients[s, j] · SCALE · the sliced Wasserstein distance of
+    features[j] to the style's sorted projections (engine.sliced)."""
+    loss = tf.constant(0.0)
+    for s, style_targets in enumerate(targets):
+        for j, (ours, (directions, target)) in enumerate(zip(features, style_targets, strict=True)):
+            loss += coefficients[s, j] * SCALE * sliced_distance(ours, directions, target)
     return loss
 
 

@@ -9,6 +9,7 @@ Pooling = Literal["max", "avg"]
 Initial = Literal["content", "noise", "adain"]
 Optimizer = Literal["adam", "lbfgs"]
 Precision = Literal["auto", "float32", "bfloat16"]
+StyleLoss = Literal["gram", "sliced"]
 
 CONTENT_LAYERS: tuple[str, ...] = ("relu4_2", "relu5_2")
 STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -32,6 +33,10 @@ class StyleParams:
     content_weight_blend: float = 1.0
     # Weight of the style loss (the bot's "style strength" multiplies it).
     style_weight: float = 1e6
+    # How the style is matched at each style layer: "gram", anishathalye/neural-style's Gram matrices
+    # (second moments), or "sliced", the sliced Wasserstein distance of the features' whole distribution
+    # (Heitz et al. 2021; engine.sliced), weighted so that `style_weight` means about the same.
+    style_loss: StyleLoss = "gram"
     # Style layer l gets weight exp**l before normalisation; > 1 favours coarse features, < 1 fine ones.
     style_layer_weight_exp: float = 1.0
     # Relative weight of each style image; None = equal. Normalised to sum to 1.
@@ -72,6 +77,11 @@ class StyleParams:
     seed: int | None = None
     # Emit a preview image every this many iterations (0 = only the final image).
     preview_every: int = 0
+    # The result of each scale is an exponential moving average of its iterates with this decay,
+    # bias-corrected, as crowsonkb/style-transfer-pytorch returns: of the start image and the image after
+    # every Adam step, or L-BFGS's lowest-loss image after every evaluation. It smooths the noise the last
+    # steps leave. 0 = off: the lowest-loss image.
+    average_decay: float = 0.0
     # Pixels of mirrored image optimised around the picture and cropped off the result (at the output
     # size; scaled with coarser scales). The network zero-pads, which paints dark, ragged borders within
     # a few pixels of the edge; a margin takes them off with the crop. 0 = none, as anishathalye/neural-style.
@@ -173,6 +183,10 @@ def _problems(p: StyleParams) -> list[str]:
         problems.append("precision must be 'auto', 'float32' or 'bfloat16'")
     if p.stop_tolerance is not None and not 0.0 <= p.stop_tolerance < 1.0:
         problems.append("stop_tolerance must be within [0, 1)")
+    if p.style_loss not in ("gram", "sliced"):
+        problems.append("style_loss must be 'gram' or 'sliced'")
+    if not 0.0 <= p.average_decay < 1.0:
+        problems.append("average_decay must be within [0, 1)")
     if not 0 <= p.margin <= 256:
         problems.append("margin must be within [0, 256] pixels")
     return problems

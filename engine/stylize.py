@@ -49,7 +49,8 @@ class Progress:
 class Result:
     """The output of `stylize`."""
 
-    image: np.ndarray  # (H, W, 3) float32 RGB 0..255, the lowest-loss image seen
+    image: np.ndarray  # (H, W, 3) float32 RGB 0..255: the lowest-loss image seen, or the average of the
+    # iterates with StyleParams.average_decay
     losses: Losses  # of that image
     iterations: int  # that ran: fewer than the budget when the painting stopped early
     seconds: float

@@ -196,7 +196,7 @@ class AdaIN:
         and each style to scale × its width, as the optimisation does; `alpha` in [0, 1] is the strength.
         `precision` is the convolutions' number format, as `StyleParams.precision`. `target`: the styles'
         statistics from `sized_target` for this content size, when already taken (a clip's frames share
-        them; encoding the styles again would cost as much as the frame).
+        them).
         """
         if not 0.0 <= alpha <= 1.0:
             raise ValueError("alpha must be within [0, 1]")
@@ -210,6 +210,32 @@ class AdaIN:
         out = stylise(batch, mean, std, tf.constant(alpha, tf.float32)).numpy()
         image = np.clip(out[0, :height, :width] * 255.0, 0.0, 255.0).astype(np.float32)
         return images.preserve_colors(content, image) if preserve_colors else image
+
+    def frames_painter(
+        self, styles: Sequence[np.ndarray], alpha: float, params: StyleParams
+    ) -> Callable[[np.ndarray], np.ndarray]:
+        """A clip's frames, each painted in one pass as `preview` paints a picture with `params`' options.
+        The styles' statistics depend only on the frame's size, the same for every frame of a clip: they
+        are taken once (encoding the styles again would cost about as much as the frame)."""
+        targets: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+        def paint(frame: np.ndarray) -> np.ndarray:
+            shape = (*images.fitted_size(frame.shape, params.max_size), 3)  # the size `preview` paints at
+            if shape not in targets:
+                targets[shape] = self.sized_target(
+                    shape, styles, params.style_blend_weights, params.style_scales, params.precision
+                )
+            return self.preview(
+                frame,
+                styles,
+                alpha,
+                preserve_colors=params.preserve_colors,
+                max_size=params.max_size,
+                precision=params.precision,
+                target=targets[shape],
+            )
+
+        return paint
 
     def sized_target(
         self,

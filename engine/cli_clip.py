@@ -55,18 +55,7 @@ def paint_clip(
         assert decoder is not None
         model = AdaIN(weights, decoder)
 
-        def stylise(frame: np.ndarray) -> np.ndarray:
-            return model.preview(
-                frame,
-                styles,
-                args.alpha,
-                blend_weights=params.style_blend_weights,
-                preserve_colors=params.preserve_colors,
-                max_size=params.max_size,
-                style_scales=params.style_scales,
-                precision=params.precision,
-            )
-
+        stylise = model.frames_painter(styles, args.alpha, params)
         steps = fast(frames, count, stylise, params.max_size)
     else:
         from engine.vgg import VGG19

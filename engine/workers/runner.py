@@ -22,7 +22,7 @@ import numpy as np
 from engine.clips import ClipError, ClipLimits, ClipWriter, first_frame, inspect_clip, is_clip, read_frames
 from engine.descent import Cancelled
 from engine.host.devices import configure_tensorflow
-from engine.images import ImageError, fitted_size, save_image
+from engine.images import ImageError, save_image
 from engine.inputs import load_inputs, load_styles
 from engine.memory import LEAST_SIDE, fitting_side, free_memory
 from engine.params import Losses, StyleParams
@@ -168,28 +168,8 @@ class Runner:
         save_image(self._feed_forward(job, params)(job.content), job.spec.output)
 
     def _feed_forward(self, job: _Job, params: StyleParams) -> Callable[[np.ndarray], np.ndarray]:
-        """Frames painted in one AdaIN pass each with the job's styles and strength. The styles'
-        statistics depend only on the frame's size, the same for every frame: taken once."""
-        model = self.adain()
-        targets: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
-
-        def paint(frame: np.ndarray) -> np.ndarray:
-            shape = (*fitted_size(frame.shape, params.max_size), 3)  # the size `preview` paints at
-            if shape not in targets:
-                targets[shape] = model.sized_target(
-                    shape, job.styles, params.style_blend_weights, params.style_scales, params.precision
-                )
-            return model.preview(
-                frame,
-                job.styles,
-                alpha=job.spec.alpha,
-                preserve_colors=params.preserve_colors,
-                max_size=params.max_size,
-                precision=params.precision,
-                target=targets[shape],
-            )
-
-        return paint
+        """Pictures (a clip's frames) painted in one AdaIN pass each with the job's styles and strength."""
+        return self.adain().frames_painter(job.styles, job.spec.alpha, params)
 
     def _animate(self, job: _Job, params: StyleParams) -> Losses | None:
         """Paint the whole clip to the job's .mp4 at its painted frame rate: fast (AdaIN per frame) for a

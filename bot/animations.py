@@ -107,7 +107,7 @@ async def download_clip(message: Message, texts: Texts, context: BotContext) -> 
         return await asyncio.to_thread(files.save_downloaded, path, info.suffix), info
     except (TelegramError, httpx.HTTPError) as exc:
         path.unlink(missing_ok=True)
-        logger.warning("chat %d: clip download failed: %s", message.chat_id, exc)
+        logger.warning("chat %d: clip download failed: %s", message.chat_id, _without_url(exc))
         await message.reply_text(texts.download_failed)
     except ClipError as exc:
         path.unlink(missing_ok=True)
@@ -129,6 +129,15 @@ async def stream_to(url: str, path: Path) -> None:
         with path.open("wb") as out:
             async for chunk in response.aiter_bytes(CHUNK):
                 out.write(chunk)
+
+
+def _without_url(exc: Exception) -> str:
+    """What went wrong with a download, without its URL: a file URL carries the bot's token."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"HTTP {exc.response.status_code}"
+    if isinstance(exc, httpx.HTTPError):
+        return type(exc).__name__
+    return str(exc)
 
 
 def seconds_of(clip_file: Attachment) -> int | None:

@@ -116,6 +116,26 @@ async def test_a_clip_refused_by_its_header_leaves_nothing_behind(
     assert await store_of(bot).jobs.get(1) is None
 
 
+@pytest.mark.parametrize("fault", [502, "drop"])
+async def test_a_failed_clip_download_is_answered_and_leaves_nothing(
+    fake: FakeTelegram,
+    bot: BotApplication,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    fault: int | str,
+) -> None:
+    fake.fail_next("download", fault)  # type: ignore[arg-type]
+    await fake.user_sends_clip(USER, USER, clip_bytes(tmp_path), "video", width=64, height=48, duration=0)
+
+    reply = await fake.wait_for_message(USER, text_containing("couldn't fetch"))
+    assert reply.text == texts.download_failed
+    assert kept_uploads(bot) == []
+    assert (await store_of(bot).sessions.get(USER)).content_path is None
+    # The file's URL carries the token: what went wrong is logged without it.
+    assert [r for r in caplog.records if "clip download failed" in r.getMessage()]
+    assert not [r for r in caplog.records if fake.token in r.getMessage()]
+
+
 async def test_a_clip_over_the_download_limit_is_refused_unseen(
     fake: FakeTelegram, bot: BotApplication, tmp_path: Path
 ) -> None:

@@ -261,20 +261,18 @@ class Messenger:
     async def _put(
         self, job: Job, result: Result, caption: str, as_photo: bool, target: int | None
     ) -> int | None:
-        """Show the result in message `target` (or a new message); the id of the message showing it."""
+        """Show the result in message `target` (or a new message); the id of the message showing it.
+
+        Shown (`as_photo`), a picture goes as a photo and a painted clip as an animation (it loops in
+        every client); otherwise either goes as a file.
+        """
         photo = result.photo if as_photo else None
+        animation = as_photo and result.seconds is not None
         data = photo if photo is not None else result.document
         timeout = upload_timeout(len(data))
-        if as_photo and result.seconds is not None:
-            return await self._put_animation(job, result, caption, target, timeout)
         if target is not None:
-            media = (
-                InputMediaPhoto(data, caption=caption)
-                if photo is not None
-                else InputMediaDocument(data, caption=caption, filename=result.filename)
-            )
             await self.bot.edit_message_media(
-                media,
+                _media(result, data, caption, photo is not None, animation),
                 chat_id=job.chat_id,
                 message_id=target,
                 reply_markup=None,
@@ -282,7 +280,19 @@ class Messenger:
                 read_timeout=timeout,
             )
             return target
-        if photo is not None:
+        if animation:
+            message = await self.bot.send_animation(
+                job.chat_id,
+                animation=data,
+                filename=result.filename,
+                caption=caption,
+                width=result.width,
+                height=result.height,
+                duration=round(result.seconds or 0),
+                write_timeout=timeout,
+                read_timeout=timeout,
+            )
+        elif photo is not None:
             message = await self.bot.send_photo(
                 job.chat_id, photo=data, caption=caption, write_timeout=timeout, read_timeout=timeout
             )
@@ -295,42 +305,6 @@ class Messenger:
                 write_timeout=timeout,
                 read_timeout=timeout,
             )
-        return message.message_id
-
-    async def _put_animation(
-        self, job: Job, result: Result, caption: str, target: int | None, wait: float
-    ) -> int | None:
-        """A painted clip as an animation (it loops in every client), in message `target` or a new one."""
-        width, height, duration = result.width, result.height, round(result.seconds or 0)
-        if target is not None:
-            media = InputMediaAnimation(
-                result.document,
-                caption=caption,
-                filename=result.filename,
-                width=width,
-                height=height,
-                duration=duration,
-            )
-            await self.bot.edit_message_media(
-                media,
-                chat_id=job.chat_id,
-                message_id=target,
-                reply_markup=None,
-                write_timeout=wait,
-                read_timeout=wait,
-            )
-            return target
-        message = await self.bot.send_animation(
-            job.chat_id,
-            animation=result.document,
-            filename=result.filename,
-            caption=caption,
-            width=width,
-            height=height,
-            duration=duration,
-            write_timeout=wait,
-            read_timeout=wait,
-        )
         return message.message_id
 
     async def _send_full_size(
@@ -366,6 +340,24 @@ class Messenger:
             except TelegramError as exc:
                 logger.info("job %d: no %s sent: %s", job.id, what, exc)
                 return
+
+
+def _media(
+    result: Result, data: bytes, caption: str, photo: bool, animation: bool
+) -> InputMediaPhoto | InputMediaAnimation | InputMediaDocument:
+    """What an edit puts into the status message: the photo, the animation, or the file."""
+    if photo:
+        return InputMediaPhoto(data, caption=caption)
+    if animation:
+        return InputMediaAnimation(
+            data,
+            caption=caption,
+            filename=result.filename,
+            width=result.width,
+            height=result.height,
+            duration=round(result.seconds or 0),
+        )
+    return InputMediaDocument(data, caption=caption, filename=result.filename)
 
 
 def _shrunk(job: Job) -> tuple[int, int] | None:

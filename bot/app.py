@@ -135,9 +135,8 @@ async def _post_init(app: BotApplication) -> None:
     # their own when there are two or more (see split_gpus).
     painting_gpus, preview_gpus = split_gpus(gpus, previews=config.previews and decoder is not None)
     # Each painter times a few iterations of the bot's own kind of job as it starts (engine.pace).
-    probe = style_params(
-        JobRequest(defaults.iterations, REFERENCE_SIZE, config.optimizer, margin=MARGIN), config.precision
-    )
+    reference = JobRequest(defaults.iterations, REFERENCE_SIZE, config.optimizer, margin=MARGIN)
+    probe = style_params(reference, config.engine_choices)
     pool = _engine_pool(config, weights, decoder, painting_gpus, probe)
     previews = None
     if config.previews and decoder is not None:

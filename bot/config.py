@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Literal, cast
 from urllib.parse import urlsplit
 
+from bot.painting import EngineChoices
 from engine.budget import SIZES
-from engine.params import Precision
+from engine.params import Precision, StyleLoss
 from storage import Limits
 
 
@@ -59,6 +60,12 @@ class Config:
     optimizer: Literal["lbfgs", "adam"] = "lbfgs"
     # The convolutions' number format; "auto": bfloat16 where a worker measured it clearly faster.
     precision: Precision = "auto"
+    # What a painting's style is matched by (docs/engine.md, "Style loss"): "gram", the Gram matrices of
+    # anishathalye/neural-style, or "sliced", the features' whole distribution (sliced Wasserstein).
+    style_loss: StyleLoss = "gram"
+    # 0: a painting is the lowest-loss image the optimiser saw; 0 < d < 1: the moving average of its
+    # iterates with decay d (engine.descent).
+    average_decay: float = 0.0
     default_iterations: int = 100
     # A painting's size unless the chat chose one; None: the largest this host paints within
     # `target_seconds`, from the first worker's probe (bot/app.py), `DEFAULT_SIZE_UNMEASURED` until then.
@@ -118,6 +125,12 @@ class Config:
         precision = env.get("ENGINE_PRECISION", "").strip().lower() or cls.precision
         if precision not in ("auto", "float32", "bfloat16"):
             raise ConfigError(f"ENGINE_PRECISION must be auto, float32 or bfloat16, not {precision!r}")
+        style_loss = env.get("STYLE_LOSS", "").strip().lower() or cls.style_loss
+        if style_loss not in ("gram", "sliced"):
+            raise ConfigError(f"STYLE_LOSS must be gram or sliced, not {style_loss!r}")
+        average_decay = _float(env, "AVERAGE_DECAY", cls.average_decay, low=0.0)
+        if average_decay >= 1.0:
+            raise ConfigError(f"AVERAGE_DECAY must be below 1 (0 turns averaging off), not {average_decay}")
         if backend == "ray" and importlib.util.find_spec("ray") is None:
             raise ConfigError("ENGINE_BACKEND=ray needs Ray: python -m pip install 'neural-style-bot[ray]'")
         api_url = env.get("TELEGRAM_API_URL", cls.api_url).strip() or cls.api_url
@@ -138,6 +151,8 @@ class Config:
             ray_cpus_per_worker=_int(env, "RAY_CPUS_PER_WORKER", cls.ray_cpus_per_worker, low=1),
             optimizer="adam" if optimizer == "adam" else "lbfgs",
             precision=cast(Precision, precision),
+            style_loss=cast(StyleLoss, style_loss),
+            average_decay=average_decay,
             default_iterations=_int(env, "DEFAULT_ITERATIONS", cls.default_iterations, low=1, high=5000),
             default_image_size=_int(env, "DEFAULT_IMAGE_SIZE", 0, low=0, high=4096) or None,
             max_image_size=_int(env, "MAX_IMAGE_SIZE", cls.max_image_size, low=64, high=4096),
@@ -165,6 +180,11 @@ class Config:
     def default_size(self) -> int:
         """The long side of a painting whose chat chose no size (never above MAX_IMAGE_SIZE)."""
         return min(self.default_image_size or DEFAULT_SIZE_UNMEASURED, self.max_image_size)
+
+    @property
+    def engine_choices(self) -> EngineChoices:
+        """What every painting is computed with: ENGINE_PRECISION, STYLE_LOSS and AVERAGE_DECAY."""
+        return EngineChoices(self.precision, self.style_loss, self.average_decay)
 
     @property
     def webhook_path(self) -> str:

@@ -99,7 +99,7 @@ class Dispatcher:
 
     async def _preview(self, job: Job) -> None:
         assert self.previews is not None
-        params = style_params(job.request, self.config.precision)
+        params = style_params(job.request, self.config.engine_choices)
         output = self.store.files.preview_path(job.id)
         alpha = preview_alpha(job.request)
         spec = JobSpec(
@@ -232,7 +232,7 @@ class Dispatcher:
         job = running.job
         logger.info("job %d: running (%d iterations)", job.id, job.iterations)
         try:
-            params = style_params(job.request, self.config.precision)
+            params = style_params(job.request, self.config.engine_choices)
         except (TypeError, ValueError) as exc:
             return Outcome.failed(str(job.id), Failure.INVALID_SETTINGS, str(exc))
         # A fast job is its preview: one feed-forward pass instead of the optimisation (for a clip, one

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.params import Precision, StyleParams
+from engine.params import Precision, StyleLoss, StyleParams
 from storage import JobRequest, Options, Settings
 
 # Pixels of mirrored frame optimised around each picture and cropped off: no dark, ragged edges.
@@ -58,10 +58,22 @@ def new_request(
     )
 
 
-def style_params(request: JobRequest, precision: Precision = "auto") -> StyleParams:
-    """The engine's parameters for a request: its defaults, with what the request chose and the
-    operator's number format (ENGINE_PRECISION; `auto` is decided by each worker's hardware)."""
-    defaults = StyleParams(precision=precision)
+@dataclass(frozen=True)
+class EngineChoices:
+    """How every painting is computed, as the operator set it: the number format (ENGINE_PRECISION;
+    `auto` is decided by each worker's hardware), the style loss (STYLE_LOSS) and the iterate averaging
+    (AVERAGE_DECAY). Read when a job runs, so a restart with new settings paints queued jobs with them."""
+
+    precision: Precision = "auto"
+    style_loss: StyleLoss = "gram"
+    average_decay: float = 0.0
+
+
+def style_params(request: JobRequest, choices: EngineChoices = EngineChoices()) -> StyleParams:
+    """The engine's parameters for a request: its defaults, with what the request and the operator chose."""
+    defaults = StyleParams(
+        precision=choices.precision, style_loss=choices.style_loss, average_decay=choices.average_decay
+    )
     return defaults.with_overrides(
         iterations=request.iterations,
         max_size=request.max_size,

@@ -45,6 +45,8 @@ def test_every_variable_is_read() -> None:
             "BOT_RETENTION_DAYS": "30",
             "BOT_INPUT_RETENTION_DAYS": "0",
             "BOT_MIN_FREE_DISK": "500M",
+            "STYLE_LOSS": "Sliced",
+            "AVERAGE_DECAY": "0.9",
         }
     )
     assert config == Config(
@@ -59,6 +61,8 @@ def test_every_variable_is_read() -> None:
         engine_workers=2,
         optimizer="adam",
         precision="float32",
+        style_loss="sliced",
+        average_decay=0.9,
         default_iterations=150,
         default_image_size=512,
         max_image_size=768,
@@ -95,6 +99,9 @@ def test_the_default_size_waits_for_the_pace_unless_set_and_is_never_above_the_m
         ({"DEFAULT_ITERATIONS": "0"}, "DEFAULT_ITERATIONS must be between 1 and 5000"),
         ({"DEFAULT_OPTIMIZER": "sgd"}, "DEFAULT_OPTIMIZER must be lbfgs or adam"),
         ({"ENGINE_PRECISION": "fp16"}, "ENGINE_PRECISION must be auto, float32 or bfloat16"),
+        ({"STYLE_LOSS": "wasserstein"}, "STYLE_LOSS must be gram or sliced, not 'wasserstein'"),
+        ({"AVERAGE_DECAY": "1"}, "AVERAGE_DECAY must be below 1 .0 turns averaging off., not 1.0"),
+        ({"AVERAGE_DECAY": "-0.5"}, "AVERAGE_DECAY must be at least 0.0, not -0.5"),
         ({"MAX_IMAGE_SIZE": "99999"}, "MAX_IMAGE_SIZE must be between 64 and 4096"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL must be"),
         ({"BOT_PROGRESS_INTERVAL": "-1"}, "BOT_PROGRESS_INTERVAL must be at least 0"),

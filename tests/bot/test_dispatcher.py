@@ -187,10 +187,12 @@ async def test_jobs_run_on_the_ready_workers_while_one_cannot_start(
             await running.stop()
 
 
-async def test_the_operators_precision_reaches_the_engine_with_every_job(
+async def test_the_operators_engine_choices_reach_the_engine_with_every_job(
     store: Store, telegram: Bot, backend: ScriptedBackend, fake: FakeTelegram, tmp_path: Path
 ) -> None:
-    config = Config(token=fake.token, progress_interval=0.0, precision="float32")
+    config = Config(
+        token=fake.token, progress_interval=0.0, precision="float32", style_loss="sliced", average_decay=0.9
+    )
     running = Dispatcher(telegram, store, backend, config)
     running.start()
     try:
@@ -200,7 +202,11 @@ async def test_the_operators_precision_reaches_the_engine_with_every_job(
     finally:
         await running.stop()
     [spec] = backend.submitted
-    assert spec.params.precision == "float32"
+    assert (spec.params.precision, spec.params.style_loss, spec.params.average_decay) == (
+        "float32",
+        "sliced",
+        0.9,
+    )
     assert spec.params.max_size == REQUEST.max_size
 
 

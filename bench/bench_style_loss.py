@@ -45,7 +45,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.bench_big import HeldOut  # noqa: E402
+from bench.bench_big import HeldOut, rss_mb  # noqa: E402
 from bench.bench_ray import uptime  # noqa: E402
 from bench.images import IMAGES  # noqa: E402
 
@@ -105,6 +105,18 @@ def load(args: argparse.Namespace, pair: str) -> tuple[Any, Any]:
     return load_image(args.images / f"{content_name}.jpg"), load_image(args.images / f"{style_name}.jpg")
 
 
+def enlarged(content: Any, size: int) -> Any:
+    """`content` enlarged (Lanczos, the engine's resize) to `size` on its long side when smaller: the engine
+    only shrinks, and the shared photos are at most 1024 px, so a 2048-px job needs its content enlarged
+    (as bench/bench_big.py does; the painting then has no more photographic detail than a 1024 one)."""
+    from engine.images import resize
+
+    factor = size / max(content.shape[:2])
+    if factor <= 1:
+        return content
+    return resize(content, (round(content.shape[0] * factor), round(content.shape[1] * factor)))
+
+
 def models() -> tuple[Any, Any]:
     from engine.adain import AdaIN
     from engine.vgg import VGG19
@@ -157,6 +169,7 @@ def run(args: argparse.Namespace) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     for pair in args.pairs:
         content, style = load(args, pair)
+        content = enlarged(content, args.size)
         held_out = HeldOut(network, content, style)
         for loss in args.losses:
             params = job_params(args.size, loss, average_decay=args.average_decay)
@@ -171,7 +184,9 @@ def run(args: argparse.Namespace) -> None:
             adain_seconds = time.perf_counter() - began
             images: list[Any] = []
             last = None
+            scale_seconds: dict[int, float] = {}
             for last in iterate(network, content, [style], params, start=start):
+                scale_seconds[last.side] = time.perf_counter() - began
                 if single and last.image is not None and last.iteration < last.total:
                     images.append(last.image)
             assert last is not None
@@ -185,6 +200,8 @@ def run(args: argparse.Namespace) -> None:
                 "average_decay": args.average_decay,
                 "seconds": seconds,
                 "adain_seconds": adain_seconds,
+                "seconds_at_side": scale_seconds,  # from the start to each scale's last iteration
+                "peak_rss_mb": rss_mb(),  # this process's, so run one job per process to read it per job
                 "losses": last.losses.__dict__,
                 "held_out": held_out.distances(last.image),
                 "load_before": load_before,
@@ -266,6 +283,7 @@ def timing(args: argparse.Namespace) -> None:
 
     network, _ = models()
     content, style = load(args, PAIRS[0])
+    content = enlarged(content, args.size)
     runs = {}
     for loss in ("gram", "sliced"):
         params = job_params(args.size, loss)

@@ -145,7 +145,7 @@ class UpClose:
 # Where a sheet's 100 % crop is taken, as shares of the painting's width and height (its centre): upper
 # middle, where the shared photos have sky over roofs, the flat area where a mosaic shows first.
 CROP_AT = (0.5, 0.3)
-SHEET_HEIGHT = 240  # px: each whole painting shrunk to this height; the crops are SHEET_HEIGHT square
+SHEET_HEIGHT = 240  # px: each whole painting is shrunk to this height
 
 
 def paintings(folder: Path) -> dict[tuple[int, str], dict[str, Path]]:
@@ -193,7 +193,7 @@ def score(args: argparse.Namespace) -> None:
 
 def sheet(args: argparse.Namespace) -> None:
     """One row per (size, pair) found in the folders: each loss's painting whole (shrunk to SHEET_HEIGHT)
-    and then each one's SHEET_HEIGHT-px crop at 100 % from CROP_AT, labelled; saved as `args.to`."""
+    and then each one's `args.crop`-px square at 100 % from CROP_AT, labelled; saved as `args.to`."""
     from PIL import Image, ImageDraw
 
     rows = []
@@ -203,18 +203,19 @@ def sheet(args: argparse.Namespace) -> None:
                 rows.append(
                     (f"{pair}, {size} px", [Image.open(runs[k]).convert("RGB") for k in ("gram", "sliced")])
                 )
-    c = SHEET_HEIGHT
+    c, h = args.crop, SHEET_HEIGHT
     label = 18
-    wholes = [[round(i.width * c / i.height) for i in images] for _, images in rows]
+    wholes = [[round(i.width * h / i.height) for i in images] for _, images in rows]
     width = max(sum(w) + 2 * c + 4 * 6 for w in wholes)
-    canvas = Image.new("RGB", (width, len(rows) * (c + label + 6)), "white")
+    row = max(c, h) + label + 6
+    canvas = Image.new("RGB", (width, len(rows) * row), "white")
     draw = ImageDraw.Draw(canvas)
     for n, ((title, images), sizes) in enumerate(zip(rows, wholes, strict=True)):
-        top = n * (c + label + 6)
+        top = n * row
         x = 0
         draw.text((2, top + 2), title + ": Gram, sliced (whole); Gram, sliced (100 % crops)", fill="black")
         for image, w in zip(images, sizes, strict=True):
-            canvas.paste(image.resize((w, c), Image.Resampling.LANCZOS), (x, top + label))
+            canvas.paste(image.resize((w, h), Image.Resampling.LANCZOS), (x, top + label))
             x += w + 6
         for image in images:
             left = min(max(0, round(image.width * CROP_AT[0]) - c // 2), image.width - c)
@@ -236,6 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     sheets = parts.add_parser("sheet", help="Gram and sliced paintings side by side, whole and at 100 %")
     sheets.add_argument("folders", nargs="+", type=Path)
     sheets.add_argument("--to", type=Path, required=True)
+    sheets.add_argument("--crop", type=int, default=SHEET_HEIGHT, help="side of the 100 %% crops, px")
     args = p.parse_args(argv)
     {"score": score, "sheet": sheet}[args.part](args)
 

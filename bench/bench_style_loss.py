@@ -81,8 +81,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def job_params(size: int, loss: str, iterations: int = 100, **more: Any) -> Any:
+    """The bot's job at `size` with `loss`: "gram", "sliced", or "mixedK", sliced with the shallowest K
+    style layers by Gram (StyleParams.gram_layers)."""
     from engine.params import StyleParams
 
+    if loss.startswith("mixed"):
+        loss, more = "sliced", {**more, "gram_layers": int(loss.removeprefix("mixed"))}
     return StyleParams(
         iterations=iterations,
         max_size=size,

@@ -149,12 +149,13 @@ SHEET_HEIGHT = 240  # px: each whole painting is shrunk to this height
 
 
 def paintings(folder: Path) -> dict[tuple[int, str], dict[str, Path]]:
-    """{(size, "content-style"): {loss: path}} for the SIZE_CONTENT-STYLE_LOSS.png files in `folder`."""
+    """{(size, "content-style"): {loss: path}} for the SIZE_CONTENT-STYLE_LOSS.png files in `folder` (LOSS:
+    gram, sliced, or mixedK, bench/bench_style_loss.py's sliced with K Gram layers)."""
     found: dict[tuple[int, str], dict[str, Path]] = {}
     for path in sorted(folder.glob("*.png")):
         size, _, rest = path.stem.partition("_")
         pair, _, loss = rest.rpartition("_")
-        if size.isdigit() and loss in ("gram", "sliced"):
+        if size.isdigit() and (loss in ("gram", "sliced") or loss.startswith("mixed")):
             found.setdefault((int(size), pair), {})[loss] = path
     return found
 
@@ -199,21 +200,21 @@ def sheet(args: argparse.Namespace) -> None:
     rows = []
     for folder in args.folders:
         for (size, pair), runs in paintings(folder).items():
-            if set(runs) == {"gram", "sliced"}:
-                rows.append(
-                    (f"{pair}, {size} px", [Image.open(runs[k]).convert("RGB") for k in ("gram", "sliced")])
-                )
+            if {"gram", "sliced"} <= set(runs):
+                losses = sorted(runs, key=lambda k: (k != "gram", k != "sliced", k))  # gram, sliced, mixedK
+                images = [Image.open(runs[k]).convert("RGB") for k in losses]
+                rows.append((f"{pair}, {size} px: {', '.join(losses)}", images))
     c, h = args.crop, SHEET_HEIGHT
     label = 18
     wholes = [[round(i.width * h / i.height) for i in images] for _, images in rows]
-    width = max(sum(w) + 2 * c + 4 * 6 for w in wholes)
+    width = max(sum(w) + len(w) * (c + 12) for w in wholes)
     row = max(c, h) + label + 6
     canvas = Image.new("RGB", (width, len(rows) * row), "white")
     draw = ImageDraw.Draw(canvas)
     for n, ((title, images), sizes) in enumerate(zip(rows, wholes, strict=True)):
         top = n * row
         x = 0
-        draw.text((2, top + 2), title + ": Gram, sliced (whole); Gram, sliced (100 % crops)", fill="black")
+        draw.text((2, top + 2), title + " (whole, then 100 % crops)", fill="black")
         for image, w in zip(images, sizes, strict=True):
             canvas.paste(image.resize((w, h), Image.Resampling.LANCZOS), (x, top + label))
             x += w + 6

@@ -86,6 +86,13 @@ def stylize_parser() -> argparse.ArgumentParser:
         default=DEFAULTS.style_loss,
         help="match the style's Gram matrices, or its features' whole distribution (sliced Wasserstein)",
     )
+    p.add_argument(
+        "--gram-layers",
+        type=int,
+        default=DEFAULTS.gram_layers,
+        metavar="N",
+        help="with --style-loss sliced: match the shallowest N style layers by Gram instead (0-5)",
+    )
     p.add_argument("--style-layer-weight-exp", type=float, default=DEFAULTS.style_layer_weight_exp)
     p.add_argument("--style-blend-weights", type=_floats, help="relative weight of each style image")
     p.add_argument("--tv-weight", type=float, default=DEFAULTS.tv_weight)

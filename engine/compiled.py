@@ -101,14 +101,15 @@ def _signatures(network: VGG19, structure: Structure) -> tuple[Any, ...]:
 
     image = tf.TensorSpec((1, None, None, 3), tf.float32)
 
-    def style_target(layer: str) -> Any:  # a Gram, or the sliced loss's directions and sorted projections
+    def style_target(j: int, layer: str) -> Any:  # a Gram, or the sliced loss's directions and projections
         square = tf.TensorSpec((channels(layer),) * 2, tf.float32)
-        if structure.style_loss == "sliced":
+        if structure.sliced(j):
             return (square, tf.TensorSpec((None, channels(layer)), tf.float32))
         return square
 
     grams = tuple(
-        tuple(style_target(layer) for layer in structure.style_layers) for _ in range(structure.styles)
+        tuple(style_target(j, layer) for j, layer in enumerate(structure.style_layers))
+        for _ in range(structure.styles)
     )
     # Each coarser level's size is a tensor, not a constant, so its shape does not retrace either.
     level = (tf.TensorSpec((2,), tf.int32), grams)

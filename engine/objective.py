@@ -58,6 +58,11 @@ class Structure:
     levels: int = 0  # coarser levels whose style is matched too (coarse to fine, see engine.multiscale)
     temporal: bool = False  # a clip frame's temporal term (see `temporal_loss`)
     style_loss: str = "gram"  # StyleParams.style_loss: what the style targets are (see `Grams`)
+    gram_layers: int = 0  # StyleParams.gram_layers: with the sliced loss, the first style layers by Gram
+
+    def sliced(self, j: int) -> bool:
+        """Whether style layer j (0: the shallowest) is matched by the sliced loss, else by its Gram."""
+        return self.style_loss == "sliced" and j >= self.gram_layers
 
 
 # Per style image, one target per style layer: its (c, c) Gram, or with the sliced loss the pair of that
@@ -120,14 +125,16 @@ class Objective:
             len(levels),
             temporal is not None,
             params.style_loss,
+            params.gram_layers,
         )
+        structure = self.structure
         # The sliced loss's directions: drawn once per objective (so per scale), the same for every style
         # and level, and fixed while it is minimised, so L-BFGS's history stays valid.
         rng = np.random.default_rng(params.seed)
         directions = {
             layer: draw_directions(int(network.kernels["conv" + layer[4:]].shape[3]), rng)
-            for layer in style_weights
-            if params.style_loss == "sliced"
+            for j, layer in enumerate(style_weights)
+            if structure.sliced(j)
         }
 
         # Targets in the same number format as the image's features, so a perfect match scores zero.
@@ -136,18 +143,14 @@ class Objective:
             for style in images:
                 style_batch = tf.constant(network.preprocess(style))
                 sfeats = network.features(style_batch, style_weights, params.pooling, dtype)
-                if params.style_loss == "sliced":
-                    out.append(
-                        tuple(
-                            (
-                                tf.constant(directions[layer]),
-                                sorted_projections(sfeats[layer], directions[layer]),
-                            )
-                            for layer in style_weights
-                        )
+                out.append(
+                    tuple(
+                        (tf.constant(directions[layer]), sorted_projections(sfeats[layer], directions[layer]))
+                        if structure.sliced(j)
+                        else gram(sfeats[layer])
+                        for j, layer in enumerate(style_weights)
                     )
-                else:
-                    out.append(tuple(gram(sfeats[layer]) for layer in style_weights))
+                )
             return tuple(out)
 
         content_batch = tf.constant(network.preprocess(content))
@@ -190,13 +193,18 @@ def objective_parts(
     content = tf.constant(0.0)
     for i, (layer, target) in enumerate(zip(structure.content_layers, content_targets, strict=True)):
         content += content_coef[i] * tf.reduce_sum(tf.square(feats[layer] - target)) / _size(target)
-    term = sliced_style_loss if structure.style_loss == "sliced" else style_loss
-    style = term([feats[layer] for layer in structure.style_layers], style_targets, style_coef)
+
+    def term(features: Sequence[tf.Tensor], targets: Grams) -> tf.Tensor:
+        if structure.style_loss == "sliced":
+            return sliced_style_loss(features, targets, style_coef, structure.gram_layers)
+        return style_loss(features, targets, style_coef)
+
+    style = term([feats[layer] for layer in structure.style_layers], style_targets)
     for size, grams in level_targets:
         # (1, h, w, 3): antialiased, so every pixel of the image gets a share of the level's gradient.
         small = tf.image.resize(image, size, method=LEVEL_FILTER, antialias=True)
         found = network.features(small, structure.style_layers, structure.pooling, dtype)
-        level = term([found[layer] for layer in structure.style_layers], grams, style_coef)
+        level = term([found[layer] for layer in structure.style_layers], grams)
         style += level_coef * level
     return content, style, tv_coef * total_variation(image)
 
@@ -218,13 +226,21 @@ def style_loss(features: Sequence[tf.Tensor], targets: Grams, coefficients: tf.T
     return loss
 
 
-def sliced_style_loss(features: Sequence[tf.Tensor], targets: Grams, coefficients: tf.Tensor) -> tf.Tensor:
+def sliced_style_loss(
+    features: Sequence[tf.Tensor], targets: Grams, coefficients: tf.Tensor, gram_layers: int = 0
+) -> tf.Tensor:
     """Σ over styles s and layers j of coefficients[s, j] · SCALE · the sliced Wasserstein distance of
-    features[j] to the style's sorted projections (engine.sliced)."""
+    features[j] to the style's sorted projections (engine.sliced); the first `gram_layers` layers by
+    `style_loss`'s Gram term instead."""
     loss = tf.constant(0.0)
     for s, style_targets in enumerate(targets):
-        for j, (ours, (directions, target)) in enumerate(zip(features, style_targets, strict=True)):
-            loss += coefficients[s, j] * SCALE * sliced_distance(ours, directions, target)
+        for j, (ours, target) in enumerate(zip(features, style_targets, strict=True)):
+            if j < gram_layers:
+                assert isinstance(target, tf.Tensor)
+                loss += coefficients[s, j] * tf.reduce_sum(tf.square(gram(ours) - target)) / _size(target)
+            else:
+                directions, sorted_target = target
+                loss += coefficients[s, j] * SCALE * sliced_distance(ours, directions, sorted_target)
     return loss
 
 

@@ -37,6 +37,9 @@ class StyleParams:
     # (second moments), or "sliced", the sliced Wasserstein distance of the features' whole distribution
     # (Heitz et al. 2021; engine.sliced), weighted so that `style_weight` means about the same.
     style_loss: StyleLoss = "gram"
+    # With the sliced loss, the shallowest this many style layers are matched by Gram instead: their sorts
+    # see the fewest positions (engine.sliced.SORT_BUDGET), a Gram sees them all. 0: every layer sliced.
+    gram_layers: int = 0
     # Style layer l gets weight exp**l before normalisation; > 1 favours coarse features, < 1 fine ones.
     style_layer_weight_exp: float = 1.0
     # Relative weight of each style image; None = equal. Normalised to sum to 1.
@@ -185,6 +188,8 @@ def _problems(p: StyleParams) -> list[str]:
         problems.append("stop_tolerance must be within [0, 1)")
     if p.style_loss not in ("gram", "sliced"):
         problems.append("style_loss must be 'gram' or 'sliced'")
+    if not 0 <= p.gram_layers <= 5:
+        problems.append("gram_layers must be within 0..5 (the style layers)")
     if not 0.0 <= p.average_decay < 1.0:
         problems.append("average_decay must be within [0, 1)")
     if not 0 <= p.margin <= 256:

@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from engine.compiled import compiled
 from engine.descent import adam
-from engine.objective import Objective
-from engine.params import StyleParams
+from engine.objective import Objective, sliced_style_loss, style_loss
+from engine.params import STYLE_LAYERS, StyleParams
 from engine.sliced import draw_directions, resample, sliced_distance, sorted_projections
 from engine.stylize import initial_image, iterate
 from engine.vgg import VGG19, gram
@@ -151,3 +151,30 @@ def test_no_averaging_returns_the_lowest_loss_image(network: VGG19) -> None:
     assert steps[-1].losses.total <= min(s.losses.total for s in steps[:-1])
     averaged = list(iterate(network, content, [style], params.with_overrides(average_decay=0.9)))
     assert averaged[-1].losses.total > min(s.losses.total for s in averaged[:-1])
+
+
+def test_gram_layers_match_the_shallowest_layers_by_gram_and_the_rest_sliced(network: VGG19) -> None:
+    content, style = smooth_image(24, 24, 1), smooth_image(24, 24, 2)
+    image = tf.constant(network.preprocess(content))
+
+    def objective(**chosen: object) -> Objective:
+        params = StyleParams(content_weight=0.0, tv_weight=0.0, seed=0, **chosen)  # type: ignore[arg-type]
+        return Objective(network, content, [style], params)
+
+    grams, mixed = objective(style_loss="gram"), objective(style_loss="sliced", gram_layers=2)
+    every = objective(style_loss="sliced", gram_layers=len(STYLE_LAYERS))
+    assert float(every(image)[1]) == pytest.approx(float(grams(image)[1]), rel=1e-6)  # all by Gram: the same
+
+    [gram_targets], [mixed_targets] = grams.targets[1], mixed.targets[1]
+    for ours, theirs in zip(mixed_targets[:2], gram_targets[:2], strict=True):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+    assert all(isinstance(target, tuple) for target in mixed_targets[2:])  # directions, sorted projections
+    found = network.features(image, STYLE_LAYERS)
+    feats = [found[layer] for layer in STYLE_LAYERS]
+    coefficients = mixed.coefficients[1]
+    expected = style_loss(feats[:2], (mixed_targets[:2],), coefficients[:, :2]) + sliced_style_loss(
+        feats[2:], (mixed_targets[2:],), coefficients[:, 2:]
+    )
+    assert float(mixed(image)[1]) == pytest.approx(float(expected), rel=1e-5)
+    with pytest.raises(ValueError, match="gram_layers"):
+        StyleParams(gram_layers=6)

@@ -10,8 +10,10 @@ from bench.upclose import CROP, regularity, windows
 def test_windows_cover_the_picture_edge_to_edge() -> None:
     image = np.arange(600 * 300).reshape(300, 600)
     crops = windows(image)
-    assert len(crops) == 3 * 2 and all(c.shape == (CROP, CROP) for c in crops)
-    assert crops[0][0, 0] == image[0, 0] and crops[-1][-1, -1] == image[-1, -1]
+    assert len(crops) == 3 * 2
+    assert all(c.shape == (CROP, CROP) for c in crops)
+    assert crops[0][0, 0] == image[0, 0]
+    assert crops[-1][-1, -1] == image[-1, -1]
     assert windows(np.zeros((100, 700)))[0].shape == (100, CROP)  # a side under CROP is taken whole
 
 

@@ -222,8 +222,13 @@ def style_loss(features: Sequence[tf.Tensor], targets: Grams, coefficients: tf.T
     loss = tf.constant(0.0)
     for s, style_grams in enumerate(targets):
         for j, (ours, target) in enumerate(zip(grams, style_grams, strict=True)):
-            loss += coefficients[s, j] * tf.reduce_sum(tf.square(ours - target)) / _size(target)
+            loss += coefficients[s, j] * gram_distance(ours, target)
     return loss
+
+
+def gram_distance(ours: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """‖ours − target‖² / c² for two (c, c) Grams: one layer's Gram style term before its weight."""
+    return tf.reduce_sum(tf.square(ours - target)) / _size(target)
 
 
 def sliced_style_loss(
@@ -237,7 +242,7 @@ def sliced_style_loss(
         for j, (ours, target) in enumerate(zip(features, style_targets, strict=True)):
             if j < gram_layers:
                 assert isinstance(target, tf.Tensor)
-                loss += coefficients[s, j] * tf.reduce_sum(tf.square(gram(ours) - target)) / _size(target)
+                loss += coefficients[s, j] * gram_distance(gram(ours), target)
             else:
                 directions, sorted_target = target
                 loss += coefficients[s, j] * SCALE * sliced_distance(ours, directions, sorted_target)

@@ -63,6 +63,8 @@ class Config:
     # What a painting's style is matched by (docs/engine.md, "Style loss"): "gram", the Gram matrices of
     # anishathalye/neural-style, or "sliced", the features' whole distribution (sliced Wasserstein).
     style_loss: StyleLoss = "gram"
+    # With the sliced loss, how many of the shallowest style layers are still matched by Gram (0–5).
+    gram_layers: int = 0
     # 0: a painting is the lowest-loss image the optimiser saw; 0 < d < 1: the moving average of its
     # iterates with decay d (engine.descent).
     average_decay: float = 0.0
@@ -152,6 +154,7 @@ class Config:
             optimizer="adam" if optimizer == "adam" else "lbfgs",
             precision=cast(Precision, precision),
             style_loss=cast(StyleLoss, style_loss),
+            gram_layers=_int(env, "STYLE_GRAM_LAYERS", cls.gram_layers, low=0, high=5),
             average_decay=average_decay,
             default_iterations=_int(env, "DEFAULT_ITERATIONS", cls.default_iterations, low=1, high=5000),
             default_image_size=_int(env, "DEFAULT_IMAGE_SIZE", 0, low=0, high=4096) or None,
@@ -183,8 +186,9 @@ class Config:
 
     @property
     def engine_choices(self) -> EngineChoices:
-        """What every painting is computed with: ENGINE_PRECISION, STYLE_LOSS and AVERAGE_DECAY."""
-        return EngineChoices(self.precision, self.style_loss, self.average_decay)
+        """What every painting is computed with: ENGINE_PRECISION, STYLE_LOSS, STYLE_GRAM_LAYERS and
+        AVERAGE_DECAY."""
+        return EngineChoices(self.precision, self.style_loss, self.gram_layers, self.average_decay)
 
     @property
     def webhook_path(self) -> str:

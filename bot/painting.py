@@ -61,18 +61,23 @@ def new_request(
 @dataclass(frozen=True)
 class EngineChoices:
     """How every painting is computed, as the operator set it: the number format (ENGINE_PRECISION;
-    `auto` is decided by each worker's hardware), the style loss (STYLE_LOSS) and the iterate averaging
-    (AVERAGE_DECAY). Read when a job runs, so a restart with new settings paints queued jobs with them."""
+    `auto` is decided by each worker's hardware), the style loss (STYLE_LOSS, and STYLE_GRAM_LAYERS for
+    the sliced one) and the iterate averaging (AVERAGE_DECAY). Read when a job runs, so a restart with new
+    settings paints queued jobs with them."""
 
     precision: Precision = "auto"
     style_loss: StyleLoss = "gram"
+    gram_layers: int = 0
     average_decay: float = 0.0
 
 
 def style_params(request: JobRequest, choices: EngineChoices = EngineChoices()) -> StyleParams:
     """The engine's parameters for a request: its defaults, with what the request and the operator chose."""
     defaults = StyleParams(
-        precision=choices.precision, style_loss=choices.style_loss, average_decay=choices.average_decay
+        precision=choices.precision,
+        style_loss=choices.style_loss,
+        gram_layers=choices.gram_layers,
+        average_decay=choices.average_decay,
     )
     return defaults.with_overrides(
         iterations=request.iterations,

@@ -46,6 +46,7 @@ def test_every_variable_is_read() -> None:
             "BOT_INPUT_RETENTION_DAYS": "0",
             "BOT_MIN_FREE_DISK": "500M",
             "STYLE_LOSS": "Sliced",
+            "STYLE_GRAM_LAYERS": "3",
             "AVERAGE_DECAY": "0.9",
         }
     )
@@ -62,6 +63,7 @@ def test_every_variable_is_read() -> None:
         optimizer="adam",
         precision="float32",
         style_loss="sliced",
+        gram_layers=3,
         average_decay=0.9,
         default_iterations=150,
         default_image_size=512,
@@ -100,6 +102,7 @@ def test_the_default_size_waits_for_the_pace_unless_set_and_is_never_above_the_m
         ({"DEFAULT_OPTIMIZER": "sgd"}, "DEFAULT_OPTIMIZER must be lbfgs or adam"),
         ({"ENGINE_PRECISION": "fp16"}, "ENGINE_PRECISION must be auto, float32 or bfloat16"),
         ({"STYLE_LOSS": "wasserstein"}, "STYLE_LOSS must be gram or sliced, not 'wasserstein'"),
+        ({"STYLE_GRAM_LAYERS": "6"}, "STYLE_GRAM_LAYERS must be between 0 and 5, not 6"),
         ({"AVERAGE_DECAY": "1"}, "AVERAGE_DECAY must be below 1 .0 turns averaging off., not 1.0"),
         ({"AVERAGE_DECAY": "-0.5"}, "AVERAGE_DECAY must be at least 0.0, not -0.5"),
         ({"MAX_IMAGE_SIZE": "99999"}, "MAX_IMAGE_SIZE must be between 64 and 4096"),

@@ -191,7 +191,12 @@ async def test_the_operators_engine_choices_reach_the_engine_with_every_job(
     store: Store, telegram: Bot, backend: ScriptedBackend, fake: FakeTelegram, tmp_path: Path
 ) -> None:
     config = Config(
-        token=fake.token, progress_interval=0.0, precision="float32", style_loss="sliced", average_decay=0.9
+        token=fake.token,
+        progress_interval=0.0,
+        precision="float32",
+        style_loss="sliced",
+        gram_layers=3,
+        average_decay=0.9,
     )
     running = Dispatcher(telegram, store, backend, config)
     running.start()
@@ -202,9 +207,11 @@ async def test_the_operators_engine_choices_reach_the_engine_with_every_job(
     finally:
         await running.stop()
     [spec] = backend.submitted
-    assert (spec.params.precision, spec.params.style_loss, spec.params.average_decay) == (
+    params = spec.params
+    assert (params.precision, params.style_loss, params.gram_layers, params.average_decay) == (
         "float32",
         "sliced",
+        3,
         0.9,
     )
     assert spec.params.max_size == REQUEST.max_size

@@ -4,6 +4,7 @@
     python bench/bench_style_loss.py ... run --size 512 [--pairs C:S ...] [--losses gram sliced]
         [--decays 0.9 0.99] [--average-decay D]
     python bench/bench_style_loss.py ... redraw [--size 256] [--pairs C:S ...] [--every 32]
+    python bench/bench_style_loss.py ... timing [--size 512] [--rounds 4] [--losses gram sliced mixed2]
     python bench/bench_style_loss.py ... report [--crop 256]
 
 The bot's job throughout: L-BFGS (its 2 Adam steps first) 100 from the AdaIN image, margin 16, the style
@@ -23,8 +24,8 @@ at the painting's width (brush medium), float32, the real weights, coarse to fin
           `--every` evaluations with L-BFGS restarted (its history reset) from the best image, as the
           reference code does after every 64-step L-BFGS call. Both are scored on the same 8 independent
           sets of directions (the sliced objective's expectation, which neither fitted), and held out.
-  timing  seconds per evaluation (loss and gradient) of the Gram and the sliced objective at `--size`,
-          the two alternated `--rounds` times in this process so that both see the same load; medians.
+  timing  seconds per evaluation (loss and gradient) of each of `--losses` (gram sliced) at `--size`,
+          alternated `--rounds` times in this process so that all see the same load; medians.
   report  the table for bench/notes/style-loss.md and OUT/sheet.png: per pair, the runs side by side,
           whole and a 100 % crop of the centre.
 
@@ -75,6 +76,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     timing = parts.add_parser("timing")
     timing.add_argument("--size", type=int, default=512)
     timing.add_argument("--rounds", type=int, default=4)
+    timing.add_argument("--losses", nargs="+", default=["gram", "sliced"])
     report = parts.add_parser("report")
     report.add_argument("--crop", type=int, default=256)
     return p.parse_args(argv)
@@ -289,7 +291,7 @@ def timing(args: argparse.Namespace) -> None:
     content, style = load(args, PAIRS[0])
     content = enlarged(content, args.size)
     runs = {}
-    for loss in ("gram", "sliced"):
+    for loss in args.losses:
         params = job_params(args.size, loss)
         sized, styles = prepare(content, [style], params)
         canvas = pad(sized, MARGIN)

@@ -35,8 +35,6 @@ sys.path.insert(0, str(REPO))
 from bench.images import IMAGES, need  # noqa: E402
 
 RAY_CLI = Path(sys.executable).with_name("ray")
-# Token authentication (Ray's default for a new cluster) for the nodes and this driver alike, token in ~/.ray.
-os.environ.update(RAY_AUTH_MODE="token", RAY_USAGE_STATS_ENABLED="0")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -151,6 +149,9 @@ def uptime() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    # Token authentication (Ray's default for a new cluster) for the nodes and this driver alike, token in
+    # ~/.ray. Set here, not on import: other benchmarks and tests import this module's `uptime`.
+    os.environ.update(RAY_AUTH_MODE="token", RAY_USAGE_STATS_ENABLED="0")
     need(args.images, [args.content, args.style])
     from engine.weights import resolve_weights_path
 

@@ -2,7 +2,8 @@
 
 Besides which package may import which: no import cycle among the modules of bot/, engine/ and storage/
 (imports inside functions count, since they run too), no private name (`_x`) imported from another module,
-and no module over `MAX_LINES` lines.
+no module over `MAX_LINES` lines, and no module (benchmarks and tests included) that changes the
+environment when it is imported.
 """
 
 from __future__ import annotations
@@ -179,3 +180,67 @@ def test_bot_process_does_not_load_tensorflow() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.strip() == "False"
+
+
+ENVIRON_WRITES = {"update", "setdefault", "pop", "popitem", "clear", "__setitem__", "__delitem__"}
+
+
+def environment_writes_on_import(path: Path) -> list[int]:
+    """Lines of `path` that change os.environ when the module is imported: module-level statements (not in
+    a function) that assign, delete or update an item of os.environ, or call os.putenv/os.unsetenv."""
+
+    def is_environ(node: ast.AST) -> bool:
+        return ast.unparse(node) == "os.environ"
+
+    lines = []
+    pending: list[ast.AST] = [
+        s
+        for s in ast.parse(path.read_text()).body
+        if not isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef)
+    ]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            continue  # runs when called, not on import (a class body's methods included)
+        targets = node.targets if isinstance(node, ast.Assign | ast.Delete) else []
+        if isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets = [node.target]
+        if any(isinstance(t, ast.Subscript) and is_environ(t.value) for t in targets):
+            lines.append(node.lineno)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner, name = node.func.value, node.func.attr
+            if (is_environ(owner) and name in ENVIRON_WRITES) or ast.unparse(node.func) in (
+                "os.putenv",
+                "os.unsetenv",
+            ):
+                lines.append(node.lineno)
+        pending.extend(ast.iter_child_nodes(node))
+    return sorted(lines)
+
+
+def test_no_module_changes_the_environment_when_imported() -> None:
+    # Tests import benchmark modules (tests/test_upclose.py imports bench/upclose.py and, through it,
+    # others); one that set RAY_AUTH_MODE on import made every in-process Ray cluster of the suite refuse
+    # its driver. Changing the environment belongs in a main() or a worker's start-up.
+    sources = [p for folder in (*PACKAGES, "bench", "tests") for p in sorted((ROOT / folder).rglob("*.py"))]
+    assert len(sources) > 100
+    writes = {str(p.relative_to(ROOT)): lines for p in sources if (lines := environment_writes_on_import(p))}
+    assert writes == {}
+
+
+def test_environment_checker_sees_module_level_writes_only(tmp_path: Path) -> None:
+    source = tmp_path / "m.py"
+    source.write_text(
+        "import os\n"
+        "os.environ.update(A='1')\n"
+        "if True:\n"
+        "    os.environ['B'] = '2'\n"
+        "copy = {**os.environ, 'C': '3'}\n"
+        "def main():\n"
+        "    os.environ['D'] = '4'\n"
+        "class K:\n"
+        "    def m(self):\n"
+        "        os.putenv('E', '5')\n"
+        "os.putenv('F', '6')\n"
+    )
+    assert environment_writes_on_import(source) == [2, 4, 11]

@@ -12,22 +12,12 @@ NEURAL_STYLE_TEST_SLOWDOWN to force one.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from tests import timing
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    # The Ray clusters this process starts (tests/bot/test_ray_bot.py, tests/engine/workers/test_pools.py,
-    # test_ray_pool.py) run without token authentication, for the same reason the cluster test's driver
-    # runs in a process of its own: Ray keeps authentication state per process, and in a full run, with
-    # Ray's default (token authentication for a new local cluster), their GCS came up demanding a token the
-    # test process did not send ("InvalidAuthToken: Authentication token is missing"), though each module
-    # passed alone. Those clusters listen on loopback for minutes; token authentication itself is tested
-    # on a real two-node cluster in a process of its own (tests/engine/workers/test_ray_cluster.py).
-    os.environ["RAY_AUTH_MODE"] = "disabled"
     timing.slowdown()  # measured now, while nothing else of the session uses the CPU
 
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from bot.painting import EngineChoices
 from engine.budget import SIZES
-from engine.params import Precision, StyleLoss
+from engine.params import Precision, StyleLoss, StyleParams
 from storage import Limits
 
 
@@ -61,10 +61,11 @@ class Config:
     # The convolutions' number format; "auto": bfloat16 where a worker measured it clearly faster.
     precision: Precision = "auto"
     # What a painting's style is matched by (docs/engine.md, "Style loss"): "gram", the Gram matrices of
-    # anishathalye/neural-style, or "sliced", the features' whole distribution (sliced Wasserstein).
-    style_loss: StyleLoss = "gram"
+    # anishathalye/neural-style, or "sliced", the features' whole distribution (sliced Wasserstein), which
+    # paints strokes where Gram lays a mosaic on big paintings.
+    style_loss: StyleLoss = "sliced"
     # With the sliced loss, how many of the shallowest style layers are still matched by Gram (0–5).
-    gram_layers: int = 0
+    gram_layers: int = StyleParams.gram_layers
     # 0: a painting is the lowest-loss image the optimiser saw; 0 < d < 1: the moving average of its
     # iterates with decay d (engine.descent).
     average_decay: float = 0.0

@@ -66,8 +66,8 @@ class EngineChoices:
     settings paints queued jobs with them."""
 
     precision: Precision = "auto"
-    style_loss: StyleLoss = "gram"
-    gram_layers: int = 0
+    style_loss: StyleLoss = "sliced"
+    gram_layers: int = StyleParams.gram_layers
     average_decay: float = 0.0
 
 

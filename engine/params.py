@@ -39,7 +39,8 @@ class StyleParams:
     style_loss: StyleLoss = "gram"
     # With the sliced loss, the shallowest this many style layers are matched by Gram instead: their sorts
     # see the fewest positions (engine.sliced.SORT_BUDGET), a Gram sees them all. 0: every layer sliced.
-    gram_layers: int = 0
+    # 2 (relu1_1, relu2_1) was closest to the style on every pair measured (BENCHMARKS.md, "Style loss").
+    gram_layers: int = 2
     # Style layer l gets weight exp**l before normalisation; > 1 favours coarse features, < 1 fine ones.
     style_layer_weight_exp: float = 1.0
     # Relative weight of each style image; None = equal. Normalised to sum to 1.

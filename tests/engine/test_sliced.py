@@ -36,7 +36,7 @@ def whitened(values: np.ndarray) -> np.ndarray:
 
 def test_zero_for_the_style_itself_and_positive_for_another_image(network: VGG19) -> None:
     style, other = smooth_image(24, 24, 1), smooth_image(24, 24, 2)
-    params = StyleParams(style_loss="sliced", content_weight=0.0, tv_weight=0.0, seed=0)
+    params = StyleParams(style_loss="sliced", gram_layers=0, content_weight=0.0, tv_weight=0.0, seed=0)
     objective = Objective(network, style, [style], params)
     _, on_itself, _ = objective(tf.constant(network.preprocess(style)))
     _, on_other, _ = objective(tf.constant(network.preprocess(other)))
@@ -85,6 +85,7 @@ def test_optimisation_lowers_the_sliced_objective(network: VGG19, optimizer: str
     params = StyleParams(
         iterations=20,
         style_loss="sliced",
+        gram_layers=0,
         optimizer=optimizer,  # type: ignore[arg-type]
         seed=0,
         style_weight=1e4,  # the sliced term is ~1e-4 of its raw distance (engine.sliced.SCALE)
@@ -100,7 +101,14 @@ def test_optimisation_lowers_the_sliced_objective(network: VGG19, optimizer: str
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_both_precisions_give_a_finite_falling_sliced_objective(network: VGG19, precision: str) -> None:
     content, style = smooth_image(24, 24, 1), smooth_image(24, 24, 2)
-    params = StyleParams(iterations=8, style_loss="sliced", optimizer="lbfgs", precision=precision, seed=0)  # type: ignore[arg-type]
+    params = StyleParams(
+        iterations=8,
+        style_loss="sliced",
+        gram_layers=0,
+        optimizer="lbfgs",
+        precision=precision,  # type: ignore[arg-type]
+        seed=0,
+    )
     steps = list(iterate(network, content, [style], params))
     assert all(np.isfinite(s.losses.total) for s in steps)
     assert steps[-1].losses.total < steps[0].losses.total

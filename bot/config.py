@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from bot.painting import EngineChoices
 from engine.budget import SIZES
-from engine.params import Precision, StyleLoss, StyleParams
+from engine.params import Precision, StyleLoss
 from storage import Limits
 
 
@@ -58,17 +58,16 @@ class Config:
     # L-BFGS reaches Adam's quality in a fraction of the time (BENCHMARKS.md); "adam" is the optimiser of
     # anishathalye/neural-style.
     optimizer: Literal["lbfgs", "adam"] = "lbfgs"
-    # The convolutions' number format; "auto": bfloat16 where a worker measured it clearly faster.
-    precision: Precision = "auto"
-    # What a painting's style is matched by (docs/engine.md, "Style loss"): "gram", the Gram matrices of
-    # anishathalye/neural-style, or "sliced", the features' whole distribution (sliced Wasserstein), which
-    # paints strokes where Gram lays a mosaic on big paintings.
-    style_loss: StyleLoss = "sliced"
-    # With the sliced loss, how many of the shallowest style layers are still matched by Gram (0–5).
-    gram_layers: int = StyleParams.gram_layers
-    # 0: a painting is the lowest-loss image the optimiser saw; 0 < d < 1: the moving average of its
-    # iterates with decay d (engine.descent).
-    average_decay: float = 0.0
+    # How every painting is computed (bot/painting.py's EngineChoices holds the defaults, one place):
+    # the convolutions' number format ("auto": bfloat16 where a worker measured it clearly faster); what
+    # a painting's style is matched by (docs/engine.md, "Style loss": "gram", the Gram matrices of
+    # anishathalye/neural-style, or "sliced", the features' whole distribution, which paints strokes where
+    # Gram lays a mosaic on big paintings); with the sliced loss, how many of the shallowest style layers
+    # are still matched by Gram (0–5); 0, or the decay of the moving average of the iterates (0 < d < 1).
+    precision: Precision = EngineChoices.precision
+    style_loss: StyleLoss = EngineChoices.style_loss
+    gram_layers: int = EngineChoices.gram_layers
+    average_decay: float = EngineChoices.average_decay
     default_iterations: int = 100
     # A painting's size unless the chat chose one; None: the largest this host paints within
     # `target_seconds`, from the first worker's probe (bot/app.py), `DEFAULT_SIZE_UNMEASURED` until then.
